@@ -1,0 +1,149 @@
+"""From token sequences to padded tensors: batches, masks and length buckets.
+
+Shapes: B batch, S source length, T target length (both with padding).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .vocab import Vocab
+
+
+@dataclass
+class Batch:
+    """One padded batch for teacher forcing.
+
+    Shapes:
+        src: (B, S) source ids, each sentence followed by ``<eos>``, then ``<pad>``.
+        src_len: (B,) true source lengths (``<eos>`` included).
+        tgt_in: (B, T) decoder inputs: ``<bos>`` then the target, padded.
+        tgt_out: (B, T) what the decoder must predict: the target then ``<eos>``, padded.
+        tgt_len: (B,) true target lengths (``<eos>`` included).
+    """
+
+    src: torch.Tensor
+    src_len: torch.Tensor
+    tgt_in: torch.Tensor
+    tgt_out: torch.Tensor
+    tgt_len: torch.Tensor
+
+    @property
+    def src_mask(self) -> torch.Tensor:
+        """(B, S) bool, True where a source position holds a real token (may be attended to)."""
+        return length_mask(self.src_len, self.src.shape[1])
+
+    @property
+    def tgt_mask(self) -> torch.Tensor:
+        """(B, T) bool, True where a target position counts in the loss."""
+        return length_mask(self.tgt_len, self.tgt_out.shape[1])
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(*(getattr(self, name).to(device) for name in
+                       ("src", "src_len", "tgt_in", "tgt_out", "tgt_len")))
+
+    def __len__(self) -> int:
+        return self.src.shape[0]
+
+
+def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_len) bool mask, True at positions ``< length``."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Right-pad integer sequences into one (B, L) tensor."""
+    longest = max(len(s) for s in sequences)
+    out = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return out
+
+
+class PairDataset(Dataset):
+    """Token pairs encoded once with their vocabularies; items are id lists with ``<eos>``."""
+
+    def __init__(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
+                 tgt_vocab: Vocab):
+        self.src = [src_vocab.encode(s) + [src_vocab.eos_id] for s, _ in pairs]
+        self.tgt = [tgt_vocab.encode(t) + [tgt_vocab.eos_id] for _, t in pairs]
+        self.bos_id = tgt_vocab.bos_id
+        self.pad_id = tgt_vocab.pad_id
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[list[int], list[int]]:
+        return self.src[i], self.tgt[i]
+
+    def collate(self, items: list[tuple[list[int], list[int]]]) -> Batch:
+        src = [s for s, _ in items]
+        tgt = [t for _, t in items]
+        return Batch(
+            src=pad(src, self.pad_id),
+            src_len=torch.tensor([len(s) for s in src]),
+            tgt_in=pad([[self.bos_id, *t[:-1]] for t in tgt], self.pad_id),
+            tgt_out=pad(tgt, self.pad_id),
+            tgt_len=torch.tensor([len(t) for t in tgt]),
+        )
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of sentences of similar length, so little of each batch is padding.
+
+    Each epoch shuffles the data, sorts it by length within windows of
+    ``bucket_factor`` batches, cuts the windows into batches and shuffles the
+    batches. The order depends only on ``seed`` and the epoch number.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True,
+                 seed: int = 0, bucket: bool = True, bucket_factor: int = 50,
+                 drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.bucket, self.bucket_factor, self.drop_last = bucket, bucket_factor, drop_last
+        self.epoch = 0
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        order = list(range(len(self.lengths)))
+        if self.shuffle:
+            rng.shuffle(order)
+        # Without shuffling, sort everything; with it, sort within windows only.
+        window = self.batch_size * self.bucket_factor if self.shuffle else max(len(order), 1)
+        if not self.bucket:
+            window = self.batch_size
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = order[start:start + window]
+            if self.bucket:
+                chunk.sort(key=lambda i: self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches(self.epoch)
+        self.epoch += 1
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return len(self._batches(0))
+
+
+def make_loader(dataset: PairDataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                bucket: bool = True) -> DataLoader:
+    """A DataLoader of :class:`Batch` objects, length-bucketed unless ``bucket=False``."""
+    lengths = [max(len(s), len(t)) for s, t in (dataset[i] for i in range(len(dataset)))]
+    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed, bucket=bucket)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)

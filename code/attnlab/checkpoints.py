@@ -1,0 +1,165 @@
+"""Checkpoints and the model cache.
+
+A checkpoint holds a model's weights, the configuration that rebuilds it, the
+vocabularies it was trained with and free-form metadata (training history,
+time). It is written atomically and read with ``torch.load(weights_only=True)``.
+
+Models that can be rebuilt from a checkpoint are registered with
+:func:`register` and keep their constructor's keyword arguments in
+``self.config``. :func:`train_or_load` caches a trained model under a hash of
+everything that determines it, so a later chapter reuses what an earlier one
+trained, and retrains (same seed, same weights) when the cache is empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .files import atomic_path
+from .runtime import build_dir, seed_everything
+from .vocab import Vocab
+
+FORMAT = "attnlab-checkpoint-1"
+MODELS: dict[str, type[nn.Module]] = {}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is unreadable or does not fit the model; the message says how."""
+
+
+def register(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator: let checkpoints rebuild this model by name."""
+    MODELS[cls.__name__] = cls
+    return cls
+
+
+def _config_of(model: nn.Module) -> dict:
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{type(model).__name__} has no dict `config` of its constructor's "
+                              "arguments, so a checkpoint could not rebuild it")
+    return config
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
+                    vocabs: dict[str, Vocab] | None = None, meta: dict | None = None) -> Path:
+    """Write weights, config, vocabularies and metadata to ``path`` atomically."""
+    state = {
+        "format": FORMAT,
+        "model": type(model).__name__,
+        "config": _config_of(model),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocabs": {name: vocab.to_dict() for name, vocab in (vocabs or {}).items()},
+        "meta": json.loads(json.dumps(meta or {}, default=float)),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    vocabs: dict[str, Vocab]
+    meta: dict
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+                              f"{exc}); delete it and train again") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an attnlab checkpoint (format {FORMAT})")
+    return state
+
+
+def load_weights(model: nn.Module, state_dict: dict, *, origin: str = "checkpoint") -> None:
+    """Load ``state_dict`` into ``model``, explaining any missing, extra or mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    extra = sorted(set(state_dict) - set(own))
+    shapes = [f"{k}: model {tuple(own[k].shape)} vs {origin} {tuple(state_dict[k].shape)}"
+              for k in sorted(set(own) & set(state_dict)) if own[k].shape != state_dict[k].shape]
+    if missing or extra or shapes:
+        problems = []
+        if missing:
+            problems.append(f"missing from {origin}: {', '.join(missing[:5])}")
+        if extra:
+            problems.append(f"not in the model: {', '.join(extra[:5])}")
+        if shapes:
+            problems.append("shape mismatch: " + "; ".join(shapes[:5]))
+        raise CheckpointError(f"the {origin} does not match {type(model).__name__} "
+                              f"({' | '.join(problems)}); was it saved from another configuration?")
+    model.load_state_dict(state_dict)
+
+
+def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
+                    device: torch.device | str = "cpu") -> Checkpoint:
+    """Read a checkpoint. Without ``model``, rebuild it from the registered class and config;
+    with one, check that its class and config match before loading the weights."""
+    path = Path(path)
+    state = _read(path)
+    if model is None:
+        cls = MODELS.get(state["model"])
+        if cls is None:
+            raise CheckpointError(f"{path} holds a {state['model']}, which is not a registered "
+                                  "model class (import the module that defines it first)")
+        model = cls(**state["config"])
+    elif type(model).__name__ != state["model"] or _config_of(model) != state["config"]:
+        raise CheckpointError(f"{path} holds a {state['model']} with config {state['config']}, "
+                              f"not a {type(model).__name__} with config {_config_of(model)}")
+    load_weights(model, state["state_dict"], origin=f"checkpoint {path.name}")
+    vocabs = {name: Vocab.from_dict(v) for name, v in state["vocabs"].items()}
+    return Checkpoint(model.to(device), vocabs, state["meta"])
+
+
+def spec_hash(spec: dict) -> str:
+    """A short hash of a JSON-able description (model, data and training settings)."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def models_dir() -> Path:
+    return build_dir() / "models"
+
+
+def train_or_load(name: str, spec: dict, *, build: Callable[[], nn.Module],
+                  train: Callable[[nn.Module], dict], vocabs: dict[str, Vocab] | None = None,
+                  seed: int = 0, folder: str | os.PathLike | None = None,
+                  retrain: bool = False) -> tuple[nn.Module, dict]:
+    """Return the model ``spec`` describes: from the cache, or built and trained now.
+
+    ``spec`` must contain everything that determines the trained weights (model
+    config, data and training settings, profile); its hash names the cache
+    file. ``build()`` makes the untrained model, ``train(model)`` trains it in
+    place and returns metadata to keep (history, seconds). Both run after
+    seeding with ``seed``. The returned metadata has ``from_cache`` set.
+    """
+    key = spec_hash({"name": name, "spec": spec, "seed": seed, "attnlab": __version__})
+    path = Path(folder) if folder is not None else models_dir()
+    path = path / f"{name}-{key}.pt"
+    seed_everything(seed)
+    model = build()
+    if path.exists() and not retrain:
+        checkpoint = load_checkpoint(path, model=model)
+        if vocabs is not None and checkpoint.vocabs != vocabs:
+            raise CheckpointError(f"{path} was trained with other vocabularies than the data "
+                                  "given now; delete it or pass retrain=True")
+        return checkpoint.model, {**checkpoint.meta, "from_cache": True, "path": str(path)}
+    meta = dict(train(model))
+    save_checkpoint(path, model, vocabs=vocabs, meta={"spec": spec, **meta})
+    return model, {**meta, "from_cache": False, "path": str(path)}

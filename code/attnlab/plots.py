@@ -1,0 +1,116 @@
+"""Figures for the chapters: loss curves, length histograms, coverage, masks and heatmaps.
+
+Every function returns its matplotlib ``Figure``; nothing is shown as a side
+effect except by :class:`LiveLossPlot`, whose job is to show a figure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .training import History
+
+
+def _figure(width: float = 6.0, height: float = 3.5) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def loss_figure(history: History, *, title: str = "Training loss") -> Figure:
+    """Training (and validation) loss per step."""
+    fig, ax = _figure()
+    ax.plot(history.steps, history.train_loss, label="training")
+    if history.val_loss:
+        ax.plot(history.val_steps, history.val_loss, "o-", label="validation")
+    ax.set(xlabel="step", ylabel="cross-entropy per token", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+class LiveLossPlot:
+    """A trainer callback that redraws the loss curve in place while training runs.
+
+    In Jupyter the figure updates at most every ``interval`` seconds; when the
+    notebook is executed to build the book, the final curve is what the page shows.
+    """
+
+    def __init__(self, *, title: str = "Training loss", interval: float = 2.0):
+        self.title, self.interval = title, interval
+        self._handle = None
+        self._last = 0.0
+        self.figure: Figure | None = None
+
+    def __call__(self, history: History) -> None:
+        if self._handle is not None and time.perf_counter() - self._last < self.interval:
+            return
+        self._draw(history)
+
+    def close(self, history: History) -> None:
+        """Draw the final curve (the trainer calls this when training ends)."""
+        self._draw(history)
+
+    def _draw(self, history: History) -> None:
+        self._last = time.perf_counter()
+        self.figure = loss_figure(history, title=self.title)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # plain Python: keep the figure, show nothing
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(self.figure, display_id=True)
+        else:
+            self._handle.update(self.figure)
+
+
+def length_histogram(lengths: dict[str, Sequence[int]], *, title: str,
+                     xlabel: str = "tokens per sentence") -> Figure:
+    """Overlaid histograms of sentence lengths, one per named series."""
+    fig, ax = _figure()
+    longest = max(max(v) for v in lengths.values())
+    bins = np.arange(0.5, longest + 1.5)
+    for name, values in lengths.items():
+        ax.hist(values, bins=bins, alpha=0.55, label=name)
+    ax.set(xlabel=xlabel, ylabel="sentences", title=title)
+    ax.legend()
+    return fig
+
+
+def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int], coverages: dict[str, Sequence[float]],
+                    *, title: str) -> Figure:
+    """Vocabulary size and token coverage as the minimum frequency grows."""
+    fig, ax = _figure()
+    for name, values in coverages.items():
+        ax.plot(min_freqs, [100 * v for v in values], "o-", label=f"coverage: {name}")
+    ax.set(xlabel="minimum frequency", ylabel="held-out tokens covered (%)", title=title)
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(min_freqs, sizes, "s--", color="grey", label="vocabulary size")
+    twin.set_ylabel("vocabulary size (tokens)")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    return fig
+
+
+def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
+            xlabel: str = "", ylabel: str = "", colorbar: str = "", cmap: str = "viridis",
+            vmin: float | None = None, vmax: float | None = None) -> Figure:
+    """A labelled heatmap: one row per ``row_labels`` token, one column per ``col_labels`` token."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix of shape {matrix.shape} does not fit {len(row_labels)} row and "
+                         f"{len(col_labels)} column labels")
+    fig, ax = _figure(max(3.0, 0.45 * len(col_labels) + 2), max(2.0, 0.4 * len(row_labels) + 1.2))
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(image, ax=ax, label=colorbar)
+    return fig

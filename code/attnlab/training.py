@@ -1,0 +1,172 @@
+"""Training a sequence-to-sequence model with teacher forcing.
+
+A model for the trainer takes keyword arguments ``src`` (B, S), ``src_len``
+(B,) and ``tgt_in`` (B, T) and returns logits of shape (B, T, V), or a tuple
+whose first element is those logits (attention models also return weights).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .batching import Batch
+from .runtime import choose_device
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int = 0,
+                         label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the non-padding target tokens.
+
+    Shapes:
+        logits: (B, T, V) unnormalised scores over the target vocabulary.
+        targets: (B, T) ids; positions equal to ``pad_id`` contribute nothing.
+    """
+    if logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)}")
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id,
+                           label_smoothing=label_smoothing)
+
+
+def logits_of(output) -> torch.Tensor:
+    """The logits of a model's output (the first element when it returns a tuple)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+@dataclass
+class History:
+    """What a run of :meth:`Trainer.fit` measured."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    tokens: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Callback = Callable[[History], None]
+
+
+class Trainer:
+    """Adam, gradient clipping and masked cross-entropy, with a progress bar.
+
+    ``optimizer`` and ``scheduler`` can be passed in to replace the defaults
+    (Adam at ``lr``, no schedule). The scheduler is stepped after every step.
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float = 1e-3, clip: float | None = 1.0,
+                 label_smoothing: float = 0.0, pad_id: int = 0,
+                 device: torch.device | str | None = None,
+                 optimizer: torch.optim.Optimizer | None = None,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None):
+        self.device = torch.device(device) if device is not None else choose_device()
+        self.model = model.to(self.device)
+        self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+        self.scheduler = scheduler
+        self.clip, self.label_smoothing, self.pad_id = clip, label_smoothing, pad_id
+
+    def loss(self, batch: Batch, *, label_smoothing: float | None = None) -> torch.Tensor:
+        output = self.model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
+        smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
+        return masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=self.pad_id,
+                                    label_smoothing=smoothing)
+
+    def train_step(self, batch: Batch) -> float:
+        """One optimisation step on ``batch``; returns its loss."""
+        self.model.train()
+        batch = batch.to(self.device)
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()}; lower the "
+                                     "learning rate or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[Batch]) -> float:
+        """Mean per-token cross-entropy (no label smoothing) over ``batches``."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for batch in batches:
+            batch = batch.to(self.device)
+            n = int((batch.tgt_out != self.pad_id).sum())
+            total += self.loss(batch, label_smoothing=0.0).item() * n
+            count += n
+        if count == 0:
+            raise ValueError("evaluate() was given no target tokens")
+        return total / count
+
+    def fit(self, batches: Iterable[Batch], *, max_steps: int,
+            val_batches: Iterable[Batch] | None = None, eval_every: int | None = None,
+            log_every: int = 10, callbacks: Sequence[Callback] = (), progress: bool = True,
+            desc: str = "training") -> History:
+        """Train for ``max_steps`` steps, cycling through ``batches`` (e.g. a DataLoader).
+
+        Every ``log_every`` steps the mean training loss is recorded and each
+        callback (e.g. :class:`attnlab.plots.LiveLossPlot`) is called with the
+        history; every ``eval_every`` steps the loss on ``val_batches`` too.
+        """
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        eval_every = eval_every or max_steps
+        history, running, count = History(), 0.0, 0
+        start = time.perf_counter()
+        bar = tqdm(total=max_steps, desc=desc, disable=not progress)
+        step = 0
+        while step < max_steps:
+            epoch_had_batches = False
+            for batch in batches:
+                epoch_had_batches = True
+                running += self.train_step(batch)
+                history.tokens += int(batch.tgt_len.sum())
+                count += 1
+                step += 1
+                bar.update(1)
+                evaluate_now = step % eval_every == 0 or step == max_steps
+                if step % log_every == 0 or evaluate_now:
+                    history.steps.append(step)
+                    history.train_loss.append(running / count)
+                    bar.set_postfix(loss=f"{running / count:.3f}")
+                    running, count = 0.0, 0
+                    if val_batches is not None and evaluate_now:
+                        history.val_steps.append(step)
+                        history.val_loss.append(self.evaluate(val_batches))
+                    history.seconds = time.perf_counter() - start
+                    for callback in callbacks:
+                        callback(history)
+                if step >= max_steps:
+                    break
+            if not epoch_had_batches:
+                raise ValueError("the training data yielded no batches")
+        bar.close()
+        history.seconds = time.perf_counter() - start
+        for callback in callbacks:
+            if hasattr(callback, "close"):
+                callback.close(history)
+        return history
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss): the effective number of choices the model hesitates between."""
+    return math.exp(loss)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
