@@ -1,0 +1,46 @@
+"""Shared fixtures: the real corpus, and an isolated build/cache folder for every test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """The folder holding fra-eng.zip: ATTNLAB_DATA_DIR, else ../shared/data beside the checkout."""
+    env = os.environ.get("ATTNLAB_DATA_DIR")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def fra_eng_dir() -> Path:
+    folder = data_dir()
+    if not (folder / "fra-eng.zip").is_file():
+        pytest.fail(f"the tests need the real corpus: put fra-eng.zip in {folder} or set "
+                    "ATTNLAB_DATA_DIR to its folder")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_folders(tmp_path, monkeypatch):
+    """Results, models and downloads of a test go to its own temporary folders."""
+    monkeypatch.setenv("ATTNLAB_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ATTNLAB_DEVICE", raising=False)
+    monkeypatch.delenv("ATTNLAB_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def d2l():
+    """d2l's PyTorch module, the course's reference implementation (see reference/)."""
+    sys.path.insert(0, str(ROOT / "tests" / "reference"))
+    try:
+        from d2l import torch as d2l_torch
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "reference"))
+    return d2l_torch
