@@ -1,0 +1,138 @@
+"""Maintain the chapters' notebooks.
+
+    python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml
+    python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
+                                               # outputs of cells tagged nbval-check-output
+    python book/notebooks.py check             # report what `make test` would reject
+
+A chapter is committed without outputs, except for cells tagged
+``nbval-check-output``: small deterministic outputs that nbval compares on
+every test run. Its first cell installs attnlab in Colab only, from the
+repository URL in ``_config.yml`` (the one place it is defined), and is
+removed from the book by its ``remove-cell`` tag.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "chapters"
+CHECKED = "nbval-check-output"
+COLAB_TAGS = ["remove-cell"]
+
+
+def repository_url() -> str:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    return config["repository"]["url"].rstrip("/")
+
+
+def colab_cell_source(url: str | None = None) -> str:
+    url = url or repository_url()
+    return (
+        "# In Colab only: install the course's library from its repository.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install --quiet "attnlab @ git+{url}"'
+    )
+
+
+def chapter_paths() -> list[Path]:
+    return sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def write(notebook: nbformat.NotebookNode, path: Path) -> None:
+    nbformat.validate(notebook)
+    tmp = path.with_suffix(".ipynb.tmp")
+    nbformat.write(notebook, tmp)
+    os.replace(tmp, path)
+
+
+def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop outputs of untagged cells, execution counts and volatile metadata."""
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        if CHECKED not in cell.metadata.get("tags", []):
+            cell.outputs = []
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output["execution_count"] = None
+    notebook.metadata.pop("widgets", None)
+    return notebook
+
+
+def sync_colab(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    source = colab_cell_source()
+    first = notebook.cells[0] if notebook.cells else None
+    if first is not None and first.cell_type == "code" and "google.colab" in first.source:
+        first.source = source
+        first.metadata["tags"] = COLAB_TAGS
+    else:
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": COLAB_TAGS}))
+    return notebook
+
+
+def problems(path: Path) -> list[str]:
+    """What is wrong with a committed chapter, as readable sentences."""
+    notebook = read(path)
+    found = []
+    first = notebook.cells[0] if notebook.cells else None
+    if first is None or first.source != colab_cell_source():
+        found.append(f"{path.name}: the first cell is not the Colab install cell for "
+                     f"{repository_url()} (run: python book/notebooks.py sync-colab)")
+    elif first.metadata.get("tags") != COLAB_TAGS:
+        found.append(f"{path.name}: the Colab cell must be tagged {COLAB_TAGS}")
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and cell.outputs and CHECKED not in cell.metadata.get("tags", []):
+            found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")
+        if cell.cell_type == "code" and cell.execution_count is not None:
+            found.append(f"{path.name}: cell {i} keeps an execution count")
+    return found
+
+
+def refresh(path: Path) -> None:
+    """Execute a chapter in the smoke profile and keep only the checked outputs."""
+    from nbclient import NotebookClient
+
+    notebook = sync_colab(read(path))
+    os.environ["ATTNLAB_PROFILE"] = "smoke"
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    write(strip(notebook), path)
+
+
+def main(argv: list[str]) -> int:
+    command, *names = argv or ["check"]
+    paths = [Path(n).resolve() for n in names] or chapter_paths()
+    if command == "sync-colab":
+        for path in paths:
+            write(sync_colab(read(path)), path)
+    elif command == "refresh":
+        for path in paths:
+            print(f"executing {path.name} (smoke profile)")
+            refresh(path)
+    elif command == "check":
+        found = [p for path in paths for p in problems(path)]
+        print("\n".join(found) or f"{len(paths)} chapters OK")
+        return 1 if found else 0
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
