@@ -59,17 +59,15 @@ def write(notebook: nbformat.NotebookNode, path: Path) -> None:
 
 
 def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop outputs of untagged cells, execution counts and volatile metadata."""
+    """Drop the outputs and execution counts of untagged cells, and volatile metadata."""
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         if CHECKED not in cell.metadata.get("tags", []):
+            # nbval treats a cell without an execution count as never run: checked cells keep theirs.
             cell.outputs = []
-        for output in cell.outputs:
-            if "execution_count" in output:
-                output["execution_count"] = None
+            cell.execution_count = None
     notebook.metadata.pop("widgets", None)
     return notebook
 
@@ -98,8 +96,8 @@ def problems(path: Path) -> list[str]:
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.outputs and CHECKED not in cell.metadata.get("tags", []):
             found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")
-        if cell.cell_type == "code" and cell.execution_count is not None:
-            found.append(f"{path.name}: cell {i} keeps an execution count")
+        if cell.cell_type == "code" and not cell.outputs and cell.execution_count is not None:
+            found.append(f"{path.name}: cell {i} keeps an execution count but no output")
     return found
 
 
