@@ -46,7 +46,7 @@ def test_chapter_has_checked_outputs(path):
 def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     """Execute the chapter in the smoke profile; tagged cells must reproduce their outputs."""
     env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(tmp_path / "build"), "MPLBACKEND": "agg"}
+           "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",

@@ -22,37 +22,8 @@ STATIC = Path(__file__).resolve().parents[1] / "vendor" / "static"
 WIDGETS = "vendor/html-manager/embed.js"
 MATHJAX = "vendor/mathjax/tex-chtml.js"
 
-# ipywidgets 8 typesets widget labels by calling MathJax 2's
-# MathJax.Hub.Queue(["Typeset", MathJax.Hub, element]). MathJax 3 has no Hub:
-# this gives it one that forwards to MathJax 3's typesetPromise, queueing the
-# elements until MathJax has started.
-MATHJAX2_HUB_SHIM = """
-(function () {
-  var pending = [];
-  function flush() {
-    var mj = window.MathJax;
-    if (!mj || typeof mj.typesetPromise !== "function" || pending.length === 0) { return; }
-    mj.typesetPromise(pending.splice(0)).catch(function (err) { console.warn("MathJax:", err); });
-  }
-  function hub() {
-    return { Queue: function () {
-      for (var i = 0; i < arguments.length; i++) {
-        var job = arguments[i];
-        if (Array.isArray(job) && job[0] === "Typeset" && job[2]) { pending.push(job[2]); }
-      }
-      flush();
-    } };
-  }
-  window.MathJax = Object.assign(window.MathJax || {}, {
-    Hub: hub(),
-    startup: { ready: function () {
-      window.MathJax.startup.defaultReady();
-      window.MathJax.Hub = hub();
-      flush();
-    } }
-  });
-})();
-"""
+SHIM = "mathjax2-hub-shim.js"  # in book/_ext/static: see the comment in that file
+OWN_STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _configure(app: Sphinx, config: Config) -> None:
@@ -60,17 +31,42 @@ def _configure(app: Sphinx, config: Config) -> None:
         logger.info("offline_assets: %s is not populated (run `make vendor`); widgets and "
                     "MathJax will load from CDNs", STATIC)
         return
-    config.html_static_path = [*config.html_static_path, str(STATIC)]
+    config.html_static_path = [*config.html_static_path, str(STATIC), str(OWN_STATIC)]
     config.nb_ipywidgets_js = {WIDGETS: {}}
     config.mathjax_path = MATHJAX
 
 
 def _add_shim(app: Sphinx) -> None:
-    if app.builder.format == "html":
-        app.add_js_file(None, body=MATHJAX2_HUB_SHIM, priority=400)
+    # Deferred scripts run in document order: this one before MathJax (priority 500),
+    # and after every inline script, including the MathJax configuration.
+    if app.builder.format == "html" and app.config.mathjax_path == MATHJAX:
+        app.add_js_file(SHIM, loading_method="defer", priority=490)
+
+
+def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Remove two console errors every page would otherwise log in the browser.
+
+    sphinx-thebe registers its inline configuration twice under Jupyter Book
+    (the second ``const`` declaration is an error), and sphinx-book-theme leaves
+    the colour mode empty, which the theme's script reports on a first visit.
+    """
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+    scripts = context.get("script_files") or []
+    seen, unique = set(), []
+    for script in scripts:
+        attributes = getattr(script, "attributes", {})
+        # Inline scripts are told apart by their body (the copies differ in filename: None vs "").
+        key = ("inline", attributes["body"]) if attributes.get("body") else (
+            str(getattr(script, "filename", script)), tuple(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
 
 
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _configure)
     app.connect("builder-inited", _add_shim)
+    app.connect("html-page-context", _clean_page, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -41,8 +41,16 @@ def setup(seed: int = 0) -> Setup:
     """The first cell of every chapter: seed everything, pick the device and the profile.
 
     Displayed in a notebook, the result is a banner saying which profile ran,
-    so a page executed in the smoke profile says so visibly.
+    so a page executed in the smoke profile says so visibly. In IPython it also
+    turns on inline figures, so a cell that ends with a ``Figure`` shows it.
     """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = lambda: None  # noqa: E731
+    shell = get_ipython()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
     seed_everything(seed)
     return Setup(profile=get_profile(), device=choose_device(), seed=seed)
 

@@ -1,0 +1,42 @@
+"""Widgets that keep working on the static website, where no Python kernel runs.
+
+On the built site, Python callbacks do nothing; links made with
+``widgets.jslink`` run in the browser alone. So every view is computed in
+advance, put in a ``Stack``, and the control's *index* is linked to the
+Stack's ``selected_index``. In Jupyter or Colab the same widgets work live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import ipywidgets as widgets
+
+
+def precomputed_views(labels: Sequence[str], views: Sequence[widgets.Widget], *,
+                      description: str = "Show:") -> widgets.VBox:
+    """A dropdown that switches between precomputed ``views``, in the browser alone."""
+    if len(labels) != len(views) or not views:
+        raise ValueError(f"need one label per view, got {len(labels)} labels and {len(views)} views")
+    chooser = widgets.Dropdown(options=list(labels), index=0, description=description,
+                               layout=widgets.Layout(width="max-content"),
+                               style={"description_width": "initial"})
+    stack = widgets.Stack(list(views), selected_index=0)
+    # Link the dropdown's index (its value cannot be synced without a kernel) to the Stack.
+    widgets.jslink((chooser, "index"), (stack, "selected_index"))
+    return widgets.VBox([chooser, stack])
+
+
+def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
+    """HTML for a small table: one named row per entry, one cell per token or id."""
+    width = max(len(cells) for cells in rows.values())
+    head = f"<caption style='caption-side:top;text-align:left'>{escape(caption)}</caption>" if caption else ""
+    body = []
+    for name, cells in rows.items():
+        tds = "".join(f"<td style='padding:2px 6px;border:1px solid #ccc;text-align:center'>"
+                      f"{escape(str(c))}</td>" for c in cells)
+        tds += "<td></td>" * (width - len(cells))
+        body.append(f"<tr><th style='padding:2px 8px;text-align:right'>{escape(name)}</th>{tds}</tr>")
+    return (f"<table class='attnlab-tokens' style='border-collapse:collapse;font-family:monospace;"
+            f"margin:4px 0'>{head}{''.join(body)}</table>")

@@ -1,0 +1,156 @@
+"""The website: built from scratch with zero warnings, then read in headless Chromium, offline."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, fra_eng_dir):
+    """Build the whole book in the smoke profile into a fresh folder, as CI does."""
+    out = tmp_path_factory.mktemp("book")
+    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+           "ATTNLAB_BUILD_DIR": str(out / "attnlab")}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT), "--all",
+         "--path-output", str(out), "-n", "-W", "--keep-going"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    print(f"book (smoke) built in {time.perf_counter() - start:.1f} s")
+    return out / "_build" / "html", result
+
+
+def test_book_builds_without_warnings(built_book):
+    html, result = built_book
+    log = result.stdout + result.stderr
+    warnings = [line for line in log.splitlines() if re.search(r"\bWARNING:|\bERROR:", line)]
+    assert result.returncode == 0, log[-5000:]
+    assert warnings == []
+    assert (html / "index.html").is_file()
+    assert (html / "chapters" / "01_sentences_to_tensors.html").is_file()
+
+
+def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
+    html, _ = built_book
+    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
+    assert "attnlab-smoke" in chapter and "Smoke run." in chapter
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', chapter)
+    assert any("vendor/html-manager/embed.js" in s for s in scripts)
+    assert any("vendor/mathjax/tex-chtml.js" in s for s in scripts)
+    assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
+    # The Colab cell is removed from the page; the library source is shown from the file.
+    assert "google.colab" not in chapter
+    assert re.search(r'<span class="k">def</span>.{0,40}<span class="nf">normalize</span>', chapter)
+
+
+@pytest.fixture(scope="session")
+def site(built_book):
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    handler = functools.partial(QuietHandler, directory=str(html))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("the browser tests need Debian's chromium at /usr/bin/chromium "
+                    "(apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url):
+    """Open ``url``; return the page, every request it made and every console error."""
+    page = browser.new_page()
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda response: response.status >= 400 and errors.append(
+        f"HTTP {response.status} for {response.url}"))
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    return page, requests, errors
+
+
+def assert_offline_and_clean(site, page, requests, errors):
+    foreign = [url for url in requests if not url.startswith((site, "data:", "blob:"))]
+    assert foreign == []
+    assert errors == []
+    broken = page.evaluate("""() => Array.from(document.images)
+        .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)""")
+    assert broken == []
+
+
+def test_preface_in_the_browser(site, browser):
+    page, requests, errors = open_page(browser, f"{site}/index.html")
+    assert "Attention, step by step" in page.title()
+    assert page.locator("h1").first.inner_text().startswith("Attention, step by step")
+    assert page.get_by_text("CC-BY", exact=False).count() + page.get_by_text(
+        "Creative Commons Attribution", exact=False).count() > 0
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def test_chapter_1_in_the_browser(site, browser, tmp_path):
+    page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
+    assert "From sentences to tensors" in page.title()
+    images = page.locator("article img")
+    assert images.count() >= 3  # length histogram, coverage, mask
+    colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
+    assert colab.count() >= 1
+    assert colab.first.get_attribute("href").endswith("chapters/01_sentences_to_tensors.ipynb")
+    # Equations are typeset by the MathJax the site serves itself.
+    page.wait_for_selector("mjx-container", timeout=15_000)
+    # The precomputed pipeline explorer responds with no kernel.
+    select = page.locator(".widget-dropdown select").first
+    select.wait_for(timeout=15_000)
+    # A Stack renders only its selected child, in the box beside the dropdown.
+    visible = lambda: page.locator(".widget-dropdown + .widget-box").first.inner_text()  # noqa: E731
+    before = visible()
+    choice = select.locator("option").nth(3).inner_text()
+    select.select_option(index=3)
+    page.wait_for_timeout(300)
+    after = visible()
+    assert after != before
+    assert choice.split("  →  ")[0].split()[0] in after
+    page.screenshot(path=str(tmp_path / "chapter1.png"), full_page=False)
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def test_vendored_assets_are_not_committed():
+    tracked = subprocess.run(["git", "ls-files", "book/vendor"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert sorted(tracked) == ["book/vendor/install.py", "book/vendor/package-lock.json",
+                               "book/vendor/package.json"]
