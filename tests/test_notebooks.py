@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +32,16 @@ def test_colab_cell_uses_the_configured_repository():
     source = notebooks.colab_cell_source()
     assert notebooks.repository_url() in source and "google.colab" in source
     assert notebooks.colab_cell_source("https://example.org/x") != source
+
+
+def test_readme_links_the_configured_repository():
+    """The README's Colab link and clone command follow _config.yml's repository URL."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    slug = notebooks.repository_url().removeprefix("https://github.com/")
+    links = re.findall(r"colab\.research\.google\.com/github/([^/\s>]+/[^/\s>]+)/", readme)
+    assert links and set(links) == {slug}
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    assert f"git clone {notebooks.repository_url()}" in intro
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
