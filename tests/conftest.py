@@ -11,15 +11,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def data_dir() -> Path:
-    """The folder holding fra-eng.zip: ATTNLAB_DATA_DIR, else ../shared/data beside the checkout."""
-    env = os.environ.get("ATTNLAB_DATA_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
+# The folder holding fra-eng.zip: ATTNLAB_DATA_DIR as the tests start, else ../shared/data.
+DATA_DIR = Path(os.environ.get("ATTNLAB_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
 def fra_eng_dir() -> Path:
-    folder = data_dir()
+    folder = DATA_DIR
     if not (folder / "fra-eng.zip").is_file():
         pytest.fail(f"the tests need the real corpus: put fra-eng.zip in {folder} or set "
                     "ATTNLAB_DATA_DIR to its folder")
@@ -28,7 +26,9 @@ def fra_eng_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_folders(tmp_path, monkeypatch):
-    """Results, models and downloads of a test go to its own temporary folders."""
+    """Results, models and downloads of a test go to its own temporary folders, and the
+    corpus is found only where a test says (so the download path is really exercised)."""
+    monkeypatch.delenv("ATTNLAB_DATA_DIR", raising=False)
     monkeypatch.setenv("ATTNLAB_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("ATTNLAB_DEVICE", raising=False)

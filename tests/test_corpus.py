@@ -200,3 +200,28 @@ def test_line_aligned_files(tmp_path):
 
 def test_readme_hash_is_the_one_checked(fra_eng_dir):
     assert hashlib.sha1(_real_fra(fra_eng_dir)).hexdigest() == corpus.FRA_ENG_SHA1
+
+
+def test_interrupted_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    """A connection that breaks mid-transfer: a clear error, and no partial file in the cache."""
+
+    class BrokenResponse:
+        headers = {"Content-Length": "1000000"}
+        sent = False
+
+        def read(self, size):
+            if self.sent:
+                raise ConnectionResetError("connection reset by peer")
+            self.sent = True
+            return b"PK\x03\x04" + b"\0" * (size - 4)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: BrokenResponse())
+    with pytest.raises(CorpusError, match="could not download .*connection reset"):
+        corpus.load_fra_eng()
+    assert _cache_files(tmp_path) == []

@@ -151,3 +151,21 @@ def test_reversal_task():
                                                 max_len=45, seed=2).test
     with pytest.raises(ValueError):
         synthetic.reversal_task(min_len=0)
+
+
+def test_any_parallel_corpus_goes_through_the_same_pipeline(tmp_path):
+    """A reader's own corpus, as a TSV or as two aligned files, becomes batches like fra-eng."""
+    english = [f"the {animal} sees the {thing} ." for animal in ("cat", "dog", "bird", "fox")
+               for thing in ("tree", "house", "river", "car", "moon")]
+    german = [f"die {i} sieht das {j} ." for i in range(4) for j in range(5)]
+    (tmp_path / "pairs.tsv").write_text("".join(f"{e}\t{g}\n" for e, g in zip(english, german)),
+                                        encoding="utf-8")
+    (tmp_path / "en.txt").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tmp_path / "de.txt").write_text("\n".join(german) + "\n", encoding="utf-8")
+    from_tsv = corpus.read_tsv(tmp_path / "pairs.tsv")
+    assert from_tsv == corpus.read_parallel_files(tmp_path / "en.txt", tmp_path / "de.txt")
+    data = translation_data(from_tsv, name="en-de", max_len=8, min_freq=1, n_val=2, n_test=3)
+    assert len(data.test) == 3 and len(data.val) == 2 and len(data.train) == 15
+    batch = next(iter(data.loader("train", 4)))
+    assert batch.src.shape[0] == 4 and batch.src_mask.dtype == torch.bool
+    assert data.src_vocab.decode(batch.src[0].tolist())[0] == "the"

@@ -44,6 +44,7 @@ class LiveLossPlot:
         self._handle = None
         self._last = 0.0
         self.figure: Figure | None = None
+        self.draws = 0  # how many times the curve was drawn
 
     def __call__(self, history: History) -> None:
         if self._handle is not None and time.perf_counter() - self._last < self.interval:
@@ -57,6 +58,7 @@ class LiveLossPlot:
     def _draw(self, history: History) -> None:
         self._last = time.perf_counter()
         self.figure = loss_figure(history, title=self.title)
+        self.draws += 1
         try:
             from IPython import get_ipython
             from IPython.display import display
