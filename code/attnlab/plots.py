@@ -86,7 +86,7 @@ def length_histogram(lengths: dict[str, Sequence[int]], *, title: str,
 
 
 def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int], coverages: dict[str, Sequence[float]],
-                    *, title: str) -> Figure:
+                    *, title: str, size_label: str = "vocabulary size") -> Figure:
     """Vocabulary size and token coverage as the minimum frequency grows."""
     fig, ax = _figure()
     for name, values in coverages.items():
@@ -94,7 +94,7 @@ def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int], coverages: d
     ax.set(xlabel="minimum frequency", ylabel="held-out tokens covered (%)", title=title)
     ax.grid(alpha=0.3)
     twin = ax.twinx()
-    twin.plot(min_freqs, sizes, "s--", color="grey", label="vocabulary size")
+    twin.plot(min_freqs, sizes, "s--", color="grey", label=size_label)
     twin.set_ylabel("vocabulary size (tokens)")
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], loc="center right")
@@ -115,4 +115,35 @@ def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], tit
     ax.set_yticks(range(len(row_labels)), row_labels)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(image, ax=ax, label=colorbar)
+    return fig
+
+
+def token_grid(tokens: Sequence[Sequence[str]], mask, *, title: str,
+               true_label: str = "real token", false_label: str = "padding") -> Figure:
+    """A padded batch drawn as a grid: each cell shows its token and is shaded by ``mask``.
+
+    ``tokens`` holds one row of token strings per sentence (padding included),
+    ``mask`` the (B, L) booleans to shade (True = light).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = mask.shape
+    if [len(r) for r in tokens] != [cols] * rows:
+        raise ValueError(f"tokens must form a {rows} x {cols} grid like the mask")
+    fig, ax = _figure(max(4.0, 0.62 * cols + 2.4), max(2.0, 0.36 * rows + 1.2))
+    ax.imshow(~mask, cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
+    for r in range(rows):
+        for c in range(cols):
+            ax.text(c, r, tokens[r][c], ha="center", va="center", fontsize=8,
+                    color="black" if mask[r, c] else "white")
+    ax.set_xticks(range(cols), [str(c) for c in range(cols)])
+    ax.set_yticks(range(rows), [f"sentence {r}" for r in range(rows)])
+    ax.set(xlabel="position", title=title)
+    ax.set_xticks(np.arange(-0.5, cols), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    handles = [ax.fill_between([], [], color=colour, label=label)
+               for colour, label in (("white", f"True: {true_label}"), ("#555555", f"False: {false_label}"))]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True,
+              edgecolor="grey")
     return fig
