@@ -1,0 +1,159 @@
+"""Generating translations, one token at a time, for every model of the course.
+
+A model that can generate has two methods:
+
+* ``encode(src, src_len) -> memory``: read the source once;
+* ``decode_step(prev, memory, state) -> (logits, state, attention)``: from the
+  previous tokens (B,) and the decoder state (``None`` at the first step),
+  return the next-token logits (B, V), the new state, and the attention
+  weights over the source (B, S) or ``None`` for a model without attention.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .batching import pad
+from .corpus import detokenize, tokenize
+from .vocab import Vocab
+
+
+@dataclass
+class Decoded:
+    """The result of :func:`greedy_decode` for a batch.
+
+    Shapes:
+        tokens: (B, T) generated ids, ``<eos>`` included, ``<pad>`` after it.
+        lengths: (B,) number of generated tokens, ``<eos>`` included.
+        probs: (B, T) probability of each chosen token (0 after the end).
+        top_ids, top_probs: (B, T, k) the k most likely tokens at each step.
+        attention: (B, T, S) weights over the source, for models with attention.
+    """
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    probs: torch.Tensor
+    top_ids: torch.Tensor | None = None
+    top_probs: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int, eos_id: int,
+                  max_len: int, pad_id: int = 0, top_k: int = 0) -> Decoded:
+    """Pick the most likely token at every step, for a whole batch at once.
+
+    Each sentence stops at its own ``<eos>``; the loop ends when all have
+    stopped or after ``max_len`` tokens.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    model.eval()
+    batch = src.shape[0]
+    memory = model.encode(src, src_len)
+    prev = torch.full((batch,), bos_id, dtype=torch.long, device=src.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    lengths = torch.full((batch,), max_len, dtype=torch.long, device=src.device)
+    state, steps, probs, tops, attention = None, [], [], [], []
+    for t in range(max_len):
+        logits, state, weights = model.decode_step(prev, memory, state)
+        distribution = torch.softmax(logits.float(), dim=-1)               # (B, V)
+        p, token = distribution.max(dim=-1)
+        token = token.masked_fill(finished, pad_id)
+        steps.append(token)
+        probs.append(p.masked_fill(finished, 0.0))
+        if top_k:
+            tops.append(distribution.topk(top_k, dim=-1))
+        if weights is not None:
+            attention.append(weights)
+        just_ended = (token == eos_id) & ~finished
+        lengths[just_ended] = t + 1
+        finished |= just_ended
+        prev = token
+        if bool(finished.all()):
+            break
+    return Decoded(
+        tokens=torch.stack(steps, dim=1), lengths=lengths, probs=torch.stack(probs, dim=1),
+        top_ids=torch.stack([t.indices for t in tops], dim=1) if tops else None,
+        top_probs=torch.stack([t.values for t in tops], dim=1) if tops else None,
+        attention=torch.stack(attention, dim=1) if attention else None,
+    )
+
+
+def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab, *,
+                     max_len: int = 30, batch_size: int = 256,
+                     device: torch.device | str | None = None) -> list[list[str]]:
+    """Greedy translations of many tokenised sentences, batched by length, in input order."""
+    device = device or next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[list[str]] = [[] for _ in sources]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        ids = [src_vocab.encode(sources[i]) + [src_vocab.eos_id] for i in chunk]
+        src = pad(ids, src_vocab.pad_id).to(device)
+        src_len = torch.tensor([len(s) for s in ids], device=device)
+        out = greedy_decode(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
+                            max_len=max_len, pad_id=tgt_vocab.pad_id)
+        for i, row in zip(chunk, out.tokens.tolist()):
+            results[i] = tgt_vocab.decode(row)
+    return results
+
+
+@dataclass
+class Translation:
+    """One sentence translated by :func:`translate`, with what the model saw and chose."""
+
+    source: list[str]             # source tokens as the model saw them (after truncation)
+    tokens: list[str]             # output tokens, without <eos>
+    text: str                     # the output, detokenised
+    probs: list[float]            # probability of each output token (and of <eos>)
+    candidates: list[list[tuple[str, float]]]  # top-k (token, probability) at each step
+    unknown: list[str]            # source words the vocabulary lacks (read as <unk>)
+    truncated: bool               # whether the source was cut to max_src_len tokens
+    attention: torch.Tensor | None = None      # (T, S) for models with attention
+
+
+def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *, max_len: int = 30,
+              max_src_len: int = 50, top_k: int = 5) -> Translation:
+    """Translate one raw sentence.
+
+    Behaviour on awkward input, by design:
+
+    * an empty or blank sentence raises ``ValueError``;
+    * words the vocabulary lacks are read as ``<unk>`` and listed in ``unknown``;
+    * a sentence longer than ``max_src_len`` tokens is cut to its first
+      ``max_src_len`` tokens, with a ``UserWarning`` (and ``truncated=True``).
+    """
+    if not isinstance(sentence, str):
+        raise TypeError(f"translate() takes a string, got {type(sentence).__name__}")
+    tokens = tokenize(sentence)
+    if not tokens:
+        raise ValueError("cannot translate an empty sentence")
+    truncated = len(tokens) > max_src_len
+    if truncated:
+        warnings.warn(f"the sentence has {len(tokens)} tokens; only its first {max_src_len} are "
+                      "translated (max_src_len)", UserWarning, stacklevel=2)
+        tokens = tokens[:max_src_len]
+    device = next(model.parameters()).device
+    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
+    out = greedy_decode(model, torch.tensor([ids], device=device),
+                        torch.tensor([len(ids)], device=device), bos_id=tgt_vocab.bos_id,
+                        eos_id=tgt_vocab.eos_id, max_len=max_len, pad_id=tgt_vocab.pad_id,
+                        top_k=min(top_k, len(tgt_vocab)))
+    n = int(out.lengths[0])
+    produced = tgt_vocab.decode(out.tokens[0, :n].tolist())
+    candidates = []
+    if out.top_ids is not None:
+        for step in range(n):
+            candidates.append([(tgt_vocab.itos[i], float(p)) for i, p in
+                               zip(out.top_ids[0, step].tolist(), out.top_probs[0, step].tolist())])
+    return Translation(
+        source=tokens, tokens=produced, text=detokenize(produced),
+        probs=out.probs[0, :n].tolist(), candidates=candidates,
+        unknown=[t for t in tokens if t not in src_vocab],
+        truncated=truncated,
+        attention=out.attention[0, :n].cpu() if out.attention is not None else None,
+    )
