@@ -122,6 +122,24 @@ def test_preface_in_the_browser(site, browser):
     page.close()
 
 
+CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("stem", CHAPTER_PAGES)
+def test_every_chapter_in_the_browser(site, browser, stem):
+    """Each chapter: its title, every figure loaded, its Colab link, typeset equations,
+    nothing fetched from another host, no console error."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/{stem}.html")
+    assert page.locator("article h1").first.inner_text().strip()
+    assert page.locator("article img").count() >= 1
+    colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
+    assert colab.first.get_attribute("href").endswith(f"chapters/{stem}.ipynb")
+    if page.locator("article .math").count():
+        page.wait_for_selector("mjx-container", timeout=15_000)
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
 def test_chapter_1_in_the_browser(site, browser, tmp_path):
     page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
     assert "From sentences to tensors" in page.title()

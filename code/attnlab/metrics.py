@@ -37,3 +37,34 @@ def exact_match(predictions: Sequence[Sequence[str]], targets: Sequence[Sequence
     if not targets:
         raise ValueError("exact match of an empty set is undefined")
     return sum(list(p) == list(t) for p, t in zip(predictions, targets)) / len(targets)
+
+
+def length_buckets(lengths: Sequence[int], edges: Sequence[int],
+                   start: int = 1) -> list[tuple[str, list[int]]]:
+    """Group item indices by length: ``edges=[3, 5, 10]`` gives buckets 1-3, 4-5, 6-10
+    (the first starting at ``start``). Returns ``(label, indices)`` pairs in order,
+    leaving out empty buckets; lengths beyond the last edge are left out too.
+    """
+    buckets, low = [], start
+    for high in edges:
+        members = [i for i, n in enumerate(lengths) if low <= n <= high]
+        if members:
+            buckets.append((f"{low}" if low == high else f"{low}-{high}", members))
+        low = high + 1
+    return buckets
+
+
+def bleu_by_length(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
+                   lengths: Sequence[int], edges: Sequence[int], start: int = 1) -> list[dict]:
+    """Corpus BLEU within each source-length bucket (see :func:`length_buckets`)."""
+    return [{"bucket": label, "sentences": len(idx),
+             "bleu": bleu([hypotheses[i] for i in idx], [references[i] for i in idx])}
+            for label, idx in length_buckets(lengths, edges, start)]
+
+
+def exact_match_by_length(predictions: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
+                          lengths: Sequence[int], edges: Sequence[int], start: int = 1) -> list[dict]:
+    """Exact-match accuracy within each length bucket (see :func:`length_buckets`)."""
+    return [{"bucket": label, "examples": len(idx),
+             "exact_match": exact_match([predictions[i] for i in idx], [targets[i] for i in idx])}
+            for label, idx in length_buckets(lengths, edges, start)]

@@ -147,3 +147,41 @@ def token_grid(tokens: Sequence[Sequence[str]], mask, *, title: str,
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True,
               edgecolor="grey")
     return fig
+
+
+def bucket_figure(series: dict[str, Sequence[dict]], *, key: str, title: str, ylabel: str,
+                  xlabel: str = "source length (tokens)") -> Figure:
+    """Grouped bars: one group per length bucket, one bar per named series.
+
+    Each series is a list of ``{"bucket": label, key: value}`` rows, as
+    :func:`attnlab.metrics.bleu_by_length` returns.
+    """
+    fig, ax = _figure()
+    labels = list(dict.fromkeys(row["bucket"] for rows in series.values() for row in rows))
+    width = 0.8 / len(series)
+    for k, (name, rows) in enumerate(series.items()):
+        values = {row["bucket"]: row[key] for row in rows}
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(labels))]
+        bars = ax.bar(xs, [values.get(label, np.nan) for label in labels], width, label=name)
+        ax.bar_label(bars, fmt="%.2g", fontsize=7, padding=1)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if len(series) > 1:
+        ax.legend()
+    return fig
+
+
+def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
+                  xlabel: str, ylabel: str, logx: bool = False, logy: bool = False) -> Figure:
+    """Named (x, y) curves on one axis, optionally on log scales."""
+    fig, ax = _figure()
+    for name, (xs, ys) in curves.items():
+        ax.plot(xs, ys, "o-", markersize=3, label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig

@@ -40,3 +40,45 @@ def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
         body.append(f"<tr><th style='padding:2px 8px;text-align:right'>{escape(name)}</th>{tds}</tr>")
     return (f"<table class='attnlab-tokens' style='border-collapse:collapse;font-family:monospace;"
             f"margin:4px 0'>{head}{''.join(body)}</table>")
+
+
+def candidates_html(translation) -> str:
+    """The prediction head made visible: at each output step, the k most likely words
+    and their probabilities, the chosen one first (from :func:`attnlab.decoding.translate`)."""
+    rows = []
+    for step, candidates in enumerate(translation.candidates, start=1):
+        cells = []
+        for rank, (token, p) in enumerate(candidates):
+            weight = "bold" if rank == 0 else "normal"
+            cells.append(
+                f"<td style='padding:2px 8px;font-family:monospace;font-weight:{weight}'>"
+                f"{escape(token)}<div style='background:#2b7bd9;height:5px;width:{max(1, round(80 * p))}px'>"
+                f"</div><span style='font-size:80%;color:#555'>{p:.2f}</span></td>")
+        rows.append(f"<tr><th style='padding:2px 8px;text-align:right'>step {step}</th>{''.join(cells)}</tr>")
+    notes = []
+    if translation.unknown:
+        notes.append("read as &lt;unk&gt;: " + ", ".join(escape(w) for w in translation.unknown))
+    if translation.truncated:
+        notes.append("the sentence was cut to the model's maximum source length")
+    note = f"<p style='color:#a33'>{'; '.join(notes)}</p>" if notes else ""
+    return (f"<p><b>Source:</b> {escape(' '.join(translation.source))}<br>"
+            f"<b>Translation:</b> {escape(translation.text)}</p>{note}"
+            f"<table style='border-collapse:collapse'>{''.join(rows)}</table>")
+
+
+def translate_box(translate_fn, initial: str) -> widgets.VBox:
+    """A text box whose sentence is translated by ``translate_fn(sentence) -> Translation``
+    when Enter is pressed, showing :func:`candidates_html`. It needs a live kernel; on the
+    static website it shows the translation of ``initial``."""
+    text = widgets.Text(value=initial, description="English:", continuous_update=False,
+                        layout=widgets.Layout(width="32em"))
+    view = widgets.HTML(candidates_html(translate_fn(initial)))
+
+    def update(change):
+        try:
+            view.value = candidates_html(translate_fn(change["new"]))
+        except ValueError as error:  # e.g. an empty sentence
+            view.value = f"<p style='color:#a33'>{escape(str(error))}</p>"
+
+    text.observe(update, names="value")
+    return widgets.VBox([text, view])

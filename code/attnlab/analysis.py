@@ -1,0 +1,107 @@
+"""Measurements behind the course's claims: gradients by source position and step time by length."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from .batching import Batch
+from .training import logits_of, masked_cross_entropy
+
+
+def source_gradient_norms(model: nn.Module, batch: Batch, *, embedding: nn.Embedding | None = None,
+                          pad_id: int = 0) -> torch.Tensor:
+    """How strongly the loss reaches back to each source token.
+
+    Returns (B, S): the norm of the gradient of the batch's loss with respect to
+    each source position's embedding (0 at padding). ``embedding`` defaults to
+    ``model.encoder.embedding``.
+    """
+    embedding = embedding if embedding is not None else model.encoder.embedding
+    captured = {}
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        captured["embedded"] = output
+
+    handle = embedding.register_forward_hook(keep)
+    was_training = model.training
+    model.eval()  # no dropout: the gradient of the model itself
+    try:
+        model.zero_grad(set_to_none=True)
+        output = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
+        loss = masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=pad_id)
+        loss.backward()
+    finally:
+        handle.remove()
+        model.train(was_training)
+    norms = captured["embedded"].grad.norm(dim=-1)                     # (B, S)
+    model.zero_grad(set_to_none=True)
+    return norms * batch.src_mask
+
+
+def by_distance_from_end(norms: torch.Tensor, src_len: torch.Tensor) -> torch.Tensor:
+    """(B, S) per-position values -> (S,) mean by distance from the sentence's last token
+    (index 0 = the last token, which is ``<eos>``), over the sentences long enough."""
+    batch, width = norms.shape
+    total, count = torch.zeros(width), torch.zeros(width)
+    for row in range(batch):
+        n = int(src_len[row])
+        total[:n] += norms[row, :n].flip(0).detach().cpu()
+        count[:n] += 1
+    return total / count.clamp(min=1)
+
+
+def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int, lengths: list[int],
+                       batch_size: int = 32, repeats: int = 5, warmup: int = 1,
+                       device: torch.device | str = "cpu", seed: int = 0,
+                       flush_denormal: bool = True) -> list[dict]:
+    """Median time of one training step (forward, backward, Adam) on random sequences of
+    each length (source and target of the same length), for a model taking
+    ``src``, ``src_len`` and ``tgt_in``.
+
+    On a CPU, gradients that vanish through a long recurrence become denormal
+    floats, on which arithmetic is many times slower; with ``flush_denormal``
+    (the default) they are flushed to zero during the measurement, so that it
+    times the computation rather than that artefact. The setting is restored
+    to PyTorch's default (off) afterwards.
+    """
+    if flush_denormal:
+        torch.set_flush_denormal(True)
+    try:
+        return _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup,
+                           device, seed)
+    finally:
+        if flush_denormal:
+            torch.set_flush_denormal(False)
+
+
+def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup, device, seed):
+    model = model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    results = []
+    for length in lengths:
+        src = torch.randint(4, src_vocab, (batch_size, length), generator=generator).to(device)
+        tgt = torch.randint(4, tgt_vocab, (batch_size, length + 1), generator=generator).to(device)
+        src_len = torch.full((batch_size,), length, device=device)
+        times = []
+        for i in range(warmup + repeats):
+            if str(device).startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            logits = logits_of(model(src=src, src_len=src_len, tgt_in=tgt[:, :-1]))
+            loss = masked_cross_entropy(logits, tgt[:, 1:])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if str(device).startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        results.append({"length": length, "seconds": statistics.median(times),
+                        "spread": max(times) - min(times)})
+    return results

@@ -1,0 +1,130 @@
+"""The course's shared experiments: the same data, budgets and evaluation in every chapter.
+
+Chapters compare models trained on the same data with the same budget, and a
+later chapter reuses a model an earlier one trained (through the cache of
+:func:`attnlab.checkpoints.train_or_load`), so the settings live here, once,
+per profile.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from .checkpoints import train_or_load
+from .corpus import detokenize, load_fra_eng
+from .data import Seq2SeqData, translation_data
+from .decoding import translate_tokens
+from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
+from .runtime import Profile, choose_device
+from .synthetic import reversal_task
+from .training import Callback, Trainer, count_parameters
+
+FRA_ENG_LENGTH_EDGES = [3, 5, 7, 10]       # source-length buckets for BLEU (tokens, <eos> excluded)
+REVERSAL_LENGTH_EDGES = [5, 10, 15, 20, 30, 40]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a model trains: a number of steps (deterministic, unlike a time limit)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    log_every: int
+    eval_every: int
+
+
+def fra_eng_settings(profile: Profile) -> dict:
+    return profile.pick(
+        smoke=dict(max_len=10, min_freq=2, n_train=2_000, n_val=100, n_test=200, seed=0),
+        full=dict(max_len=10, min_freq=2, n_train=20_000, n_val=500, n_test=1_000, seed=0))
+
+
+@functools.lru_cache(maxsize=4)
+def _fra_eng(settings: tuple) -> Seq2SeqData:
+    return translation_data(load_fra_eng(), name="fra-eng", **dict(settings))
+
+
+def fra_eng_data(profile: Profile) -> Seq2SeqData:
+    """The English-French data every chapter trains on (20k training pairs of <= 10 tokens)."""
+    return _fra_eng(tuple(sorted(fra_eng_settings(profile).items())))
+
+
+def reversal_settings(profile: Profile) -> dict:
+    return profile.pick(
+        smoke=dict(n_train=2_000, n_val=100, n_test=300, min_len=5, max_len=40, seed=0),
+        full=dict(n_train=20_000, n_val=500, n_test=2_000, min_len=5, max_len=40, seed=0))
+
+
+def reversal_data(profile: Profile) -> Seq2SeqData:
+    """Reversal of letter strings of length 5 to 40."""
+    return reversal_task(**reversal_settings(profile))
+
+
+def budget(task: str, profile: Profile) -> Budget:
+    """The training budget of each task, the same for every model the course compares."""
+    budgets = {
+        "fra-eng": profile.pick(smoke=Budget(60, 64, 2e-3, 10, 30),
+                                full=Budget(3_200, 128, 2e-3, 50, 400)),
+        "reversal": profile.pick(smoke=Budget(40, 64, 3e-3, 10, 20),
+                                 full=Budget(1_000, 128, 3e-3, 50, 250)),
+    }
+    if task not in budgets:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(budgets)}")
+    return budgets[task]
+
+
+def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, plan: Budget, *,
+                profile: Profile, seed: int = 0, device=None, callbacks: Sequence[Callback] = (),
+                retrain: bool = False) -> tuple[nn.Module, dict]:
+    """Train ``build()`` on ``data`` with ``plan``, or load it from the cache if this exact
+    experiment (model config, data, budget, seed, profile) was trained before."""
+    device = device or choose_device()
+    probe = build()
+    spec = {"model": type(probe).__name__, "config": getattr(probe, "config", None),
+            "data": {"name": data.name, **data.info}, "budget": asdict(plan),
+            "profile": profile.name}
+    del probe
+
+    def train(model: nn.Module) -> dict:
+        trainer = Trainer(model, lr=plan.lr, device=device)
+        history = trainer.fit(data.loader("train", plan.batch_size, seed=seed), max_steps=plan.steps,
+                              val_batches=data.loader("val", 256), eval_every=plan.eval_every,
+                              log_every=plan.log_every, callbacks=callbacks, desc=name)
+        return {"history": history.to_dict(), "seconds": history.seconds, "device": str(device),
+                "parameters": count_parameters(model)}
+
+    model, meta = train_or_load(name, spec, build=build, train=train, seed=seed, retrain=retrain,
+                                vocabs={"src": data.src_vocab, "tgt": data.tgt_vocab})
+    return model.to(device), meta
+
+
+def evaluate_translation(model: nn.Module, data: Seq2SeqData, split: str = "test",
+                         max_len: int = 20) -> dict:
+    """Greedy translations of every distinct source sentence of ``split``, scored by sacreBLEU
+    against all of its references, overall and by source length."""
+    sources, references = data.references(split)
+    hypotheses = [detokenize(t) for t in translate_tokens(model, sources, data.src_vocab,
+                                                          data.tgt_vocab, max_len=max_len)]
+    lengths = [len(s) for s in sources]
+    return {"bleu": bleu(hypotheses, references),
+            "bleu_by_length": bleu_by_length(hypotheses, references, lengths, FRA_ENG_LENGTH_EDGES),
+            "sources": [" ".join(s) for s in sources], "hypotheses": hypotheses,
+            "references": references}
+
+
+def evaluate_reversal(model: nn.Module, data: Seq2SeqData, split: str = "test") -> dict:
+    """Exact match on the reversal task, overall and by input length."""
+    pairs = data.split(split)
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    longest = max(len(t) for t in targets)
+    predictions = translate_tokens(model, sources, data.src_vocab, data.tgt_vocab,
+                                   max_len=longest + 5)
+    lengths = [len(s) for s in sources]
+    return {"exact_match": exact_match(predictions, targets),
+            "by_length": exact_match_by_length(predictions, targets, lengths, REVERSAL_LENGTH_EDGES,
+                                               start=min(lengths))}
