@@ -1,0 +1,78 @@
+"""Attention: scores -> masked softmax -> weights -> a weighted sum of the values.
+
+Bahdanau, Cho and Bengio (2015) score each encoder state (a *key*) against the
+decoder's previous state (the *query*) with a small feed-forward network,
+
+    e_j = v^T tanh(W_q q + W_k k_j),
+
+turn the scores into weights ``alpha = softmax(e)`` over the source positions,
+and form the context ``c = sum_j alpha_j v_j`` from the *values* (the encoder
+states again). Masks follow one polarity everywhere: True = may attend.
+
+Shapes: B batch, T queries (target steps), S keys (source positions),
+D_q / D_k query / key sizes, A the attention's hidden size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, *,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """Softmax over the last axis that gives exactly zero weight where ``mask`` is False.
+
+    Shapes:
+        scores: (..., S); mask: broadcastable to scores, True = may attend.
+    A temperature above 1 flattens the weights, below 1 sharpens them.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    scores = scores / temperature
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    # finfo.min keeps a fully masked row finite; the product zeroes it exactly.
+    return torch.softmax(scores, dim=-1) * mask
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau's additive attention, ``e = v^T tanh(W_q q + W_k k)``.
+
+    The key projections ``W_k k`` depend only on the source: compute them once
+    with :meth:`project_keys` and pass them to every decoding step.
+    """
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int):
+        super().__init__()
+        self.W_q = nn.Linear(query_size, hidden_size, bias=False)
+        self.W_k = nn.Linear(key_size, hidden_size, bias=False)
+        self.v = nn.Linear(hidden_size, 1, bias=False)
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """(B, S, D_k) -> (B, S, A): the part of the scores that does not change during decoding."""
+        return self.W_k(keys)
+
+    def scores(self, query: torch.Tensor, projected_keys: torch.Tensor) -> torch.Tensor:
+        """Alignment scores e: (B, T, D_q) queries against (B, S, A) projected keys -> (B, T, S)."""
+        features = torch.tanh(self.W_q(query)[:, :, None, :] + projected_keys[:, None, :, :])
+        return self.v(features).squeeze(-1)                     # (B, T, S, A) -> (B, T, S)
+
+    def forward(self, *, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None = None, projected_keys: torch.Tensor | None = None,
+                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend from each query to the keys, and return the contexts and the weights.
+
+        Shapes:
+            query: (B, T, D_q); key: (B, S, D_k); value: (B, S, D_v);
+            mask: (B, S) or (B, T, S), True = may attend.
+            returns context: (B, T, D_v) and weights alpha: (B, T, S).
+        """
+        if projected_keys is None:
+            projected_keys = self.project_keys(key)
+        e = self.scores(query, projected_keys)                 # (B, T, S)
+        if mask is not None and mask.dim() == 2:
+            mask = mask[:, None, :]                            # (B, 1, S): the same for every query
+        alpha = masked_softmax(e, mask, temperature=temperature)
+        return alpha @ value, alpha                            # (B, T, S) @ (B, S, D_v)
