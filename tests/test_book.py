@@ -172,3 +172,38 @@ def test_vendored_assets_are_not_committed():
                              text=True).stdout.split()
     assert sorted(tracked) == ["book/vendor/install.py", "book/vendor/package-lock.json",
                                "book/vendor/package.json"]
+
+
+def test_chapter_3_explorer_works_without_a_kernel(site, browser):
+    """The attention explorer's precomputed views follow the step slider, the temperature
+    slider and the sentence menu on the static page, served offline."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    view = page.locator(".attnlab-step")
+    view.first.wait_for(timeout=15_000)
+    assert view.count() == 1  # a Stack renders only the selected view
+    step_slider, temperature_slider = page.locator(".widget-hslider .noUi-handle").all()[:2]
+
+    def state():
+        return view.first.get_attribute("data-step"), view.first.inner_text()
+
+    step0, text0 = state()
+    assert step0 == "0" and "temperature 1" in text0
+    step_slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    step1, text1 = state()
+    assert step1 == "1" and text1 != text0 and "Step 2 of" in text1
+    temperature_slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    _, text2 = state()
+    assert "temperature 2" in text2 and text2 != text1
+    select = page.locator(".widget-dropdown select").first
+    first_sentence = select.locator("option").nth(0).inner_text()
+    select.select_option(index=1)
+    page.wait_for_timeout(300)
+    step_b, text_b = state()
+    assert step_b == "0" and text_b != text2
+    assert select.locator("option").nth(1).inner_text() != first_sentence
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()

@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from .bahdanau import AttentionEncoderDecoder
 from .checkpoints import train_or_load
 from .corpus import detokenize, load_fra_eng
 from .data import Seq2SeqData, translation_data
 from .decoding import translate_tokens
 from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
+from .rnn import EncoderDecoder
 from .runtime import Profile, choose_device
 from .synthetic import reversal_task
 from .training import Callback, Trainer, count_parameters
@@ -76,6 +78,24 @@ def budget(task: str, profile: Profile) -> Budget:
     if task not in budgets:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(budgets)}")
     return budgets[task]
+
+
+def gru_model(data: Seq2SeqData) -> EncoderDecoder:
+    """Chapter 2's encoder-decoder, sized for the task (about 2.6 M parameters on fra-eng)."""
+    words = data.name != "reversal"
+    return EncoderDecoder(len(data.src_vocab), len(data.tgt_vocab), embed_size=128 if words else 32,
+                          hidden_size=256, proj_size=128 if words else 64,
+                          dropout=0.1 if words else 0.0)
+
+
+def bahdanau_model(data: Seq2SeqData) -> AttentionEncoderDecoder:
+    """Chapter 3's attention model, the same width as :func:`gru_model` (bidirectional
+    encoder of 2 x 128, decoder of 256)."""
+    words = data.name != "reversal"
+    return AttentionEncoderDecoder(len(data.src_vocab), len(data.tgt_vocab),
+                                   embed_size=128 if words else 32, hidden_size=256,
+                                   attention_size=128 if words else 64,
+                                   proj_size=128 if words else 64, dropout=0.1 if words else 0.0)
 
 
 def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, plan: Budget, *,
