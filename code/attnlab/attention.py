@@ -15,7 +15,10 @@ D_q / D_k query / key sizes, A the attention's hidden size.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -76,3 +79,97 @@ class AdditiveAttention(nn.Module):
             mask = mask[:, None, :]                            # (B, 1, S): the same for every query
         alpha = masked_softmax(e, mask, temperature=temperature)
         return alpha @ value, alpha                            # (B, T, S) @ (B, S, D_v)
+
+
+# --- scoring functions behind one interface ---------------------------------------------
+# Each maps queries (B, T, D_q) and keys (B, S, D_k) to scores (B, T, S).
+
+
+class DotScore(nn.Module):
+    """Luong et al.'s "dot" score, ``e = q . k`` (needs D_q == D_k)."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query @ key.transpose(-2, -1)                  # (B, T, D) @ (B, D, S)
+
+
+class ScaledDotScore(nn.Module):
+    """Vaswani et al.'s score, ``e = q . k / sqrt(d_k)``: the dot product, kept at unit scale."""
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query @ key.transpose(-2, -1) / math.sqrt(key.shape[-1])
+
+
+class GeneralScore(nn.Module):
+    """Luong et al.'s "general" (bilinear) score, ``e = q^T W k``."""
+
+    def __init__(self, query_size: int, key_size: int):
+        super().__init__()
+        self.W = nn.Linear(key_size, query_size, bias=False)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query @ self.W(key).transpose(-2, -1)          # (B, T, D_q) @ (B, D_q, S)
+
+
+class AdditiveScore(nn.Module):
+    """Bahdanau's score, ``e = v^T tanh(W_q q + W_k k)`` (see :class:`AdditiveAttention`)."""
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int):
+        super().__init__()
+        self.attention = AdditiveAttention(query_size, key_size, hidden_size)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return self.attention.scores(query, self.attention.project_keys(key))
+
+
+class ScoredAttention(nn.Module):
+    """Attention with any score: scores -> masked softmax -> weighted sum of the values."""
+
+    def __init__(self, score: nn.Module):
+        super().__init__()
+        self.score = score
+
+    def forward(self, *, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D_q), (B, S, D_k), (B, S, D_v), mask (B, S) or (B, T, S) ->
+        context (B, T, D_v), weights (B, T, S)."""
+        if mask is not None and mask.dim() == 2:
+            mask = mask[:, None, :]
+        alpha = masked_softmax(self.score(query, key), mask)
+        return alpha @ value, alpha
+
+
+# --- scaled dot-product attention: the teaching path and the fast path ---------------------
+
+
+def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q K^T / sqrt(d_k)) V, written out.
+
+    Shapes:
+        query: (..., T, d_k); key: (..., S, d_k); value: (..., S, d_v);
+        mask: broadcastable to (..., T, S), True = may attend.
+        returns output (..., T, d_v) and weights (..., T, S).
+    """
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])   # (..., T, S)
+    weights = masked_softmax(scores, mask)
+    return weights @ value, weights
+
+
+def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    mask: torch.Tensor | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """The same computation through ``torch.nn.functional.scaled_dot_product_attention``
+    (one fused kernel, no weights returned). Same mask polarity: True = may attend."""
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
+
+
+# --- masks: True = may attend, everywhere -----------------------------------------------
+
+
+def padding_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,) key lengths -> (B, 1, S) mask, True at real positions; broadcasts over queries."""
+    return (torch.arange(size, device=lengths.device)[None, :] < lengths[:, None])[:, None, :]
+
+
+def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(T, T) mask, True where query t may attend to key s <= t (no look-ahead)."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
