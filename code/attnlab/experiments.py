@@ -12,6 +12,8 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .bahdanau import AttentionEncoderDecoder
@@ -23,7 +25,7 @@ from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
 from .rnn import EncoderDecoder
 from .runtime import Profile, choose_device
 from .synthetic import reversal_task
-from .training import Callback, Trainer, count_parameters
+from .training import Callback, Trainer, count_parameters, warmup_linear_schedule
 
 FRA_ENG_LENGTH_EDGES = [3, 5, 7, 10]       # source-length buckets for BLEU (tokens, <eos> excluded)
 REVERSAL_LENGTH_EDGES = [5, 10, 15, 20, 30, 40]
@@ -38,6 +40,7 @@ class Budget:
     lr: float
     log_every: int
     eval_every: int
+    warmup: int = 0      # steps of linear warm-up, then linear decay (0: constant rate)
 
 
 def fra_eng_settings(profile: Profile) -> dict:
@@ -74,6 +77,10 @@ def budget(task: str, profile: Profile) -> Budget:
                                 full=Budget(3_200, 128, 2e-3, 50, 400)),
         "reversal": profile.pick(smoke=Budget(40, 64, 3e-3, 10, 20),
                                  full=Budget(1_000, 128, 3e-3, 50, 250)),
+        "positions": profile.pick(smoke=Budget(60, 64, 2e-3, 10, 60, warmup=10),
+                                  full=Budget(1_500, 128, 2e-3, 50, 500, warmup=100)),
+        "language-model": profile.pick(smoke=Budget(40, 64, 2e-3, 10, 40, warmup=10),
+                                       full=Budget(600, 128, 2e-3, 50, 600, warmup=50)),
     }
     if task not in budgets:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(budgets)}")
@@ -111,7 +118,10 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, pl
     del probe
 
     def train(model: nn.Module) -> dict:
-        trainer = Trainer(model, lr=plan.lr, device=device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr)
+        schedule = (warmup_linear_schedule(optimizer, warmup=plan.warmup, total=plan.steps)
+                    if plan.warmup else None)
+        trainer = Trainer(model, optimizer=optimizer, scheduler=schedule, device=device)
         history = trainer.fit(data.loader("train", plan.batch_size, seed=seed), max_steps=plan.steps,
                               val_batches=data.loader("val", 256), eval_every=plan.eval_every,
                               log_every=plan.log_every, callbacks=callbacks, desc=name)
@@ -148,3 +158,45 @@ def evaluate_reversal(model: nn.Module, data: Seq2SeqData, split: str = "test") 
     return {"exact_match": exact_match(predictions, targets),
             "by_length": exact_match_by_length(predictions, targets, lengths, REVERSAL_LENGTH_EDGES,
                                                start=min(lengths))}
+
+
+def positions_data(profile: Profile) -> Seq2SeqData:
+    """Reversal of strings of 5 to 20 letters, for position-labelling (tagging) models."""
+    return reversal_task(**profile.pick(
+        smoke=dict(n_train=2_000, n_val=100, n_test=200, min_len=5, max_len=20, seed=0),
+        full=dict(n_train=20_000, n_val=200, n_test=1_000, min_len=5, max_len=20, seed=0)))
+
+
+@torch.no_grad()
+def tagging_accuracy(model: nn.Module, data: Seq2SeqData, split: str = "test") -> dict:
+    """For a model that labels every source position (output length = input length):
+    the fraction of sequences entirely right, and of positions right."""
+    model.eval()
+    device = next(model.parameters()).device
+    exact = sequences = right = positions = 0
+    for batch in data.loader(split, 512):
+        batch = batch.to(device)
+        predicted = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in).argmax(-1)
+        correct, mask = predicted == batch.tgt_out, batch.tgt_mask
+        exact += int((correct | ~mask).all(-1).sum())
+        sequences += len(batch)
+        right += int((correct & mask).sum())
+        positions += int(mask.sum())
+    return {"exact_match": exact / sequences, "token_accuracy": right / positions}
+
+
+@torch.no_grad()
+def language_model_loss(model: nn.Module, data: Seq2SeqData, split: str = "val", *,
+                        causal: bool = True) -> float:
+    """Per-token cross-entropy of a next-token model (``reads="tgt_in"``) on ``split``,
+    with or without the causal mask, whatever the model was trained with."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in data.loader(split, 512):
+        batch = batch.to(device)
+        logits, _ = model.encode(batch.tgt_in, causal=causal)
+        mask = batch.tgt_mask
+        total += F.cross_entropy(logits[mask], batch.tgt_out[mask], reduction="sum").item()
+        count += int(mask.sum())
+    return total / count

@@ -185,3 +185,44 @@ def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig
+
+
+def bars_grid(series: dict[str, Sequence[float]], *, labels: Sequence[str], title: str,
+              ylabel: str = "attention weight") -> Figure:
+    """One small bar chart per named series, side by side, over the same labelled items."""
+    fig = Figure(figsize=(2.6 * len(series), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(series), sharey=True)
+    for ax, (name, values) in zip(np.atleast_1d(axes), series.items()):
+        ax.bar(range(len(labels)), values)
+        ax.set_xticks(range(len(labels)), labels, rotation=45)
+        ax.set_title(name, fontsize=10)
+    np.atleast_1d(axes)[0].set_ylabel(ylabel)
+    fig.suptitle(title)
+    return fig
+
+
+def heads_figure(weights, *, row_labels: Sequence[str], col_labels: Sequence[str],
+                 title: str) -> Figure:
+    """(H, T, S) attention weights as H labelled heatmaps side by side, one colour bar."""
+    weights = np.asarray(weights, dtype=float)
+    heads = weights.shape[0]
+    fig = Figure(figsize=(2.4 * heads + 1.2, 0.28 * len(row_labels) + 1.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, heads, sharey=True))
+    for h, ax in enumerate(axes):
+        image = ax.imshow(weights[h], cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+        ax.set_title(f"head {h + 1}", fontsize=10)
+    fig.colorbar(image, ax=list(axes), label="attention weight", shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def matrix_figure(matrix, *, title: str, xlabel: str, ylabel: str, colorbar: str = "",
+                  cmap: str = "RdBu") -> Figure:
+    """A numeric matrix as an image with a colour bar (e.g. positional encodings)."""
+    fig, ax = _figure()
+    image = ax.imshow(np.asarray(matrix, dtype=float), cmap=cmap, aspect="auto")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(image, ax=ax, label=colorbar)
+    return fig

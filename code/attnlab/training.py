@@ -170,3 +170,13 @@ def perplexity(loss: float) -> float:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def warmup_linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
+                           total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly for ``warmup`` steps, then falling linearly to zero at
+    ``total``: the schedule that keeps small post-norm attention models stable."""
+    if not 0 < warmup < total:
+        raise ValueError(f"need 0 < warmup < total, got warmup={warmup}, total={total}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup))))

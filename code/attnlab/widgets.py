@@ -82,3 +82,23 @@ def translate_box(translate_fn, initial: str) -> widgets.VBox:
 
     text.observe(update, names="value")
     return widgets.VBox([text, view])
+
+
+def figure_widget(figure) -> widgets.Image:
+    """A matplotlib figure as an image widget (its PNG is stored with the notebook)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return widgets.Image(value=buffer.getvalue(), format="png")
+
+
+def slider_views(views: Sequence[widgets.Widget], *, description: str) -> widgets.VBox:
+    """A slider that switches between precomputed ``views``, in the browser alone."""
+    if not views:
+        raise ValueError("need at least one view")
+    slider = widgets.IntSlider(value=0, min=0, max=len(views) - 1, description=description,
+                               style={"description_width": "initial"})
+    stack = widgets.Stack(list(views), selected_index=0)
+    widgets.jslink((slider, "value"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])
