@@ -135,7 +135,7 @@ def test_every_chapter_in_the_browser(site, browser, stem):
     colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
     assert colab.first.get_attribute("href").endswith(f"chapters/{stem}.ipynb")
     if page.locator("article .math").count():
-        page.wait_for_selector("mjx-container", timeout=15_000)
+        page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
@@ -149,7 +149,7 @@ def test_chapter_1_in_the_browser(site, browser, tmp_path):
     assert colab.count() >= 1
     assert colab.first.get_attribute("href").endswith("chapters/01_sentences_to_tensors.ipynb")
     # Equations are typeset by the MathJax the site serves itself.
-    page.wait_for_selector("mjx-container", timeout=15_000)
+    page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
     # The precomputed pipeline explorer responds with no kernel.
     select = page.locator(".widget-dropdown select").first
     select.wait_for(timeout=15_000)
@@ -205,5 +205,21 @@ def test_chapter_3_explorer_works_without_a_kernel(site, browser):
     step_b, text_b = state()
     assert step_b == "0" and text_b != text2
     assert select.locator("option").nth(1).inner_text() != first_sentence
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
+    """The positional-encoding slider switches between precomputed figures on the static page."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/04_self_attention.html")
+    handle = page.locator(".widget-hslider .noUi-handle").first
+    handle.wait_for(timeout=15_000)
+    figure = page.locator(".widget-hslider + .widget-box img").first
+    before = figure.get_attribute("src")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    after = page.locator(".widget-hslider + .widget-box img").first.get_attribute("src")
+    assert before and after and after != before
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
