@@ -8,6 +8,7 @@ Stack's ``selected_index``. In Jupyter or Colab the same widgets work live.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from html import escape
 
@@ -86,8 +87,6 @@ def translate_box(translate_fn, initial: str) -> widgets.VBox:
 
 def figure_widget(figure) -> widgets.Image:
     """A matplotlib figure as an image widget (its PNG is stored with the notebook)."""
-    import io
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return widgets.Image(value=buffer.getvalue(), format="png")
