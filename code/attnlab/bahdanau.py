@@ -99,6 +99,13 @@ class AttentionEncoderDecoder(nn.Module):
                 "projected_keys": self.decoder.attention.project_keys(keys),  # once per sentence
                 "initial_state": torch.tanh(self.bridge(summary))}
 
+    @staticmethod
+    def reorder(memory_or_state, index: torch.Tensor):
+        """Select batch rows (for beam search): every tensor here is batch-first."""
+        if isinstance(memory_or_state, dict):
+            return {key: value[index] for key, value in memory_or_state.items()}
+        return memory_or_state[index]
+
     def decode_step(self, prev: torch.Tensor, memory: dict,
                     state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B,) previous tokens -> (B, V) logits, the new state (B, H), the weights (B, S)."""

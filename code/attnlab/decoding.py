@@ -84,9 +84,10 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: in
 
 
 def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab, *,
-                     max_len: int = 30, batch_size: int = 256,
-                     device: torch.device | str | None = None) -> list[list[str]]:
-    """Greedy translations of many tokenised sentences, batched by length, in input order."""
+                     max_len: int = 30, batch_size: int = 256, beam_size: int = 1,
+                     alpha: float = 0.6, device: torch.device | str | None = None) -> list[list[str]]:
+    """Translations of many tokenised sentences, batched by length, in input order:
+    greedy, or with :func:`beam_search` when ``beam_size`` > 1."""
     device = device or next(model.parameters()).device
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[str]] = [[] for _ in sources]
@@ -95,9 +96,14 @@ def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_voca
         ids = [src_vocab.encode(sources[i]) + [src_vocab.eos_id] for i in chunk]
         src = pad(ids, src_vocab.pad_id).to(device)
         src_len = torch.tensor([len(s) for s in ids], device=device)
-        out = greedy_decode(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
-                            max_len=max_len, pad_id=tgt_vocab.pad_id)
-        for i, row in zip(chunk, out.tokens.tolist()):
+        if beam_size > 1:
+            rows = beam_search(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
+                               max_len=max_len, beam_size=beam_size, alpha=alpha,
+                               pad_id=tgt_vocab.pad_id)
+        else:
+            rows = greedy_decode(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
+                                 max_len=max_len, pad_id=tgt_vocab.pad_id).tokens.tolist()
+        for i, row in zip(chunk, rows):
             results[i] = tgt_vocab.decode(row)
     return results
 
@@ -157,3 +163,79 @@ def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *, max_l
         truncated=truncated,
         attention=out.attention[0, :n].cpu() if out.attention is not None else None,
     )
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """Wu et al. (2016)'s length normalisation, ((5 + length) / 6) ** alpha (1 when alpha = 0)."""
+    return ((5 + length) / 6) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int, eos_id: int,
+                max_len: int, beam_size: int = 5, alpha: float = 0.6,
+                pad_id: int = 0) -> list[list[int]]:
+    """The most likely translations under a beam of ``beam_size`` hypotheses per sentence.
+
+    Hypotheses are ranked by log-probability divided by :func:`length_penalty`
+    (``alpha=0``: raw log-probability, which favours short outputs). A sentence
+    is done when ``beam_size`` hypotheses have ended with ``<eos>``, so a beam
+    of 1 gives exactly the greedy translation. Needs the model's
+    ``reorder(memory_or_state, index)`` besides ``encode`` and ``decode_step``.
+    Returns, per sentence, the ids of the best hypothesis (``<eos>`` included).
+    """
+    if beam_size < 1 or max_len < 1:
+        raise ValueError(f"beam_size and max_len must be at least 1, got {beam_size}, {max_len}")
+    model.eval()
+    batch, device = src.shape[0], src.device
+    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)   # (B * K,)
+    memory = model.reorder(model.encode(src, src_len), rows)
+    scores = torch.full((batch, beam_size), float("-inf"), device=device)
+    scores[:, 0] = 0.0                         # only one live hypothesis at the start
+    prefixes: list[list[int]] = [[] for _ in range(batch * beam_size)]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    prev = torch.full((batch * beam_size,), bos_id, dtype=torch.long, device=device)
+    state = None
+    for t in range(max_len):
+        logits, state, _ = model.decode_step(prev, memory, state)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)                # (B * K, V)
+        vocab = log_probs.shape[-1]
+        candidates = (scores.reshape(-1, 1) + log_probs).view(batch, beam_size * vocab)
+        top_scores, top_index = candidates.topk(min(2 * beam_size, candidates.shape[1]), dim=-1)
+        next_rows, next_tokens, next_scores = [], [], []
+        for b, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+            kept = []
+            if len(finished[b]) < beam_size:
+                for score, index in zip(row_scores, row_index):
+                    if score == float("-inf"):
+                        break
+                    beam, token = divmod(index, vocab)
+                    if token == eos_id:
+                        prefix = prefixes[b * beam_size + beam] + [token]
+                        finished[b].append((score / length_penalty(len(prefix), alpha), prefix))
+                        if len(finished[b]) == beam_size:
+                            break
+                    else:
+                        kept.append((b * beam_size + beam, token, score))
+                        if len(kept) == beam_size:
+                            break
+            if len(finished[b]) >= beam_size:
+                kept = []                      # done: its rows idle until the others finish
+            kept += [(b * beam_size, pad_id, float("-inf"))] * (beam_size - len(kept))
+            for row, token, score in kept:
+                next_rows.append(row)
+                next_tokens.append(token)
+                next_scores.append(score)
+        index = torch.tensor(next_rows, device=device)
+        prefixes = [prefixes[r] + [tok] for r, tok in zip(next_rows, next_tokens)]
+        scores = torch.tensor(next_scores, device=device).view(batch, beam_size)
+        prev = torch.tensor(next_tokens, device=device)
+        state = model.reorder(state, index)
+        if all(len(f) >= beam_size for f in finished):
+            break
+    best = []
+    for b in range(batch):
+        pool = list(finished[b]) or [
+            (s / length_penalty(len(prefixes[b * beam_size + k]), alpha), prefixes[b * beam_size + k])
+            for k, s in enumerate(scores[b].tolist()) if s > float("-inf")]
+        best.append(max(pool, key=lambda item: item[0])[1])
+    return best

@@ -134,12 +134,13 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, pl
 
 
 def evaluate_translation(model: nn.Module, data: Seq2SeqData, split: str = "test",
-                         max_len: int = 20) -> dict:
-    """Greedy translations of every distinct source sentence of ``split``, scored by sacreBLEU
-    against all of its references, overall and by source length."""
+                         max_len: int = 20, beam_size: int = 1) -> dict:
+    """Translations (greedy, or beam search) of every distinct source sentence of ``split``,
+    scored by sacreBLEU against all of its references, overall and by source length."""
     sources, references = data.references(split)
     hypotheses = [detokenize(t) for t in translate_tokens(model, sources, data.src_vocab,
-                                                          data.tgt_vocab, max_len=max_len)]
+                                                          data.tgt_vocab, max_len=max_len,
+                                                          beam_size=beam_size)]
     lengths = [len(s) for s in sources]
     return {"bleu": bleu(hypotheses, references),
             "bleu_by_length": bleu_by_length(hypotheses, references, lengths, FRA_ENG_LENGTH_EDGES),

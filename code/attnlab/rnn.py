@@ -134,6 +134,14 @@ class EncoderDecoder(nn.Module):
         _, state = self.encoder(src, src_len)
         return {"context": state[-1], "state": state}
 
+    @staticmethod
+    def reorder(memory_or_state, index: torch.Tensor):
+        """Select batch rows (for beam search): the memory dict or the (L, B, H) state."""
+        if isinstance(memory_or_state, dict):
+            return {"context": memory_or_state["context"][index],
+                    "state": memory_or_state["state"][:, index]}
+        return memory_or_state[:, index]
+
     def decode_step(self, prev: torch.Tensor, memory: dict,
                     state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, None]:
         """One generation step: (B,) previous tokens -> (B, V) logits, the new state, and
