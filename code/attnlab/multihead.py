@@ -68,10 +68,17 @@ class MultiHeadAttention(nn.Module):
         Returns the output (B, T, D) and, if ``need_weights``, the per-head
         weights (B, H, T, S); otherwise ``None``.
         """
-        batch, queries, _ = query.shape
-        mask = _broadcastable(mask, batch, queries, key.shape[1])
         q, k, v = self.split_heads(self.W_q(query)), self.split_heads(self.W_k(key)), \
             self.split_heads(self.W_v(value))                          # (B, H, L, d_k)
+        return self.attend(q, k, v, mask=mask, need_weights=need_weights)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
+               mask: torch.Tensor | None = None,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The attention itself, on projections already split into heads, (B, H, L, d_k):
+        the entry point for cached keys and values during incremental decoding."""
+        batch, _, queries, _ = q.shape
+        mask = _broadcastable(mask, batch, queries, k.shape[2])
         dropout = self.dropout if self.training else 0.0
         if self.fused and not need_weights:
             heads, weights = fused_attention(q, k, v, mask, dropout=dropout), None
