@@ -44,3 +44,17 @@ def d2l():
     finally:
         sys.path.remove(str(ROOT / "tests" / "reference"))
     return d2l_torch
+
+
+def overfit_one_batch(build, *, lr: float, steps: int, max_len: int = 8) -> list[float]:
+    """Train ``build(src_vocab_size, tgt_vocab_size)`` on one batch of 32 reversal strings
+    and return the losses: a model that can learn anything should drive them to ~0."""
+    from attnlab import runtime, synthetic
+    from attnlab.training import Trainer
+
+    task = synthetic.reversal_task(n_train=32, n_val=4, n_test=4, min_len=3, max_len=max_len, seed=0)
+    runtime.seed_everything(0)
+    model = build(len(task.src_vocab), len(task.tgt_vocab))
+    batch = next(iter(task.loader("train", 32)))
+    trainer = Trainer(model, lr=lr, device="cpu")
+    return [trainer.train_step(batch) for _ in range(steps)]

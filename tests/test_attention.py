@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import bahdanau, decoding, runtime, synthetic
+from conftest import overfit_one_batch
+
+from attnlab import bahdanau, decoding, runtime
 from attnlab.attention import AdditiveAttention, masked_softmax
-from attnlab.training import Trainer
 
 
 def test_masked_softmax_sums_to_one_and_zeroes_padding():
@@ -123,10 +124,7 @@ def test_greedy_decoding_returns_attention():
 
 
 def test_overfits_one_batch():
-    task = synthetic.reversal_task(n_train=32, n_val=4, n_test=4, min_len=3, max_len=8, seed=0)
-    model = _model(len(task.src_vocab), len(task.tgt_vocab), embed_size=32, hidden_size=64,
-                   attention_size=32, proj_size=32)
-    batch = next(iter(task.loader("train", 32)))
-    trainer = Trainer(model, lr=1e-2, device="cpu")
-    losses = [trainer.train_step(batch) for _ in range(200)]
+    losses = overfit_one_batch(lambda src, tgt: _model(src, tgt, embed_size=32, hidden_size=64,
+                                                       attention_size=32, proj_size=32),
+                               lr=1e-2, steps=200)
     assert losses[-1] < 0.05 < losses[0]

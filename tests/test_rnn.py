@@ -7,9 +7,10 @@ import warnings
 import pytest
 import torch
 
-from attnlab import decoding, rnn, runtime, synthetic
+from conftest import overfit_one_batch
+
+from attnlab import decoding, rnn, runtime
 from attnlab.checkpoints import load_checkpoint, save_checkpoint
-from attnlab.training import Trainer
 from attnlab.vocab import Vocab
 
 
@@ -76,12 +77,9 @@ def test_encoder_matches_d2l(d2l):
 
 
 def test_overfits_one_batch():
-    task = synthetic.reversal_task(n_train=32, n_val=4, n_test=4, min_len=3, max_len=6, seed=0)
-    model = _model(len(task.src_vocab), len(task.tgt_vocab), embed_size=32, hidden_size=64,
-                   num_layers=1, proj_size=32)
-    batch = next(iter(task.loader("train", 32)))
-    trainer = Trainer(model, lr=1e-2, device="cpu")
-    losses = [trainer.train_step(batch) for _ in range(300)]
+    losses = overfit_one_batch(lambda src, tgt: _model(src, tgt, embed_size=32, hidden_size=64,
+                                                       num_layers=1, proj_size=32),
+                               lr=1e-2, steps=300, max_len=6)
     assert losses[-1] < 0.05 < losses[0]
 
 

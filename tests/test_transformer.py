@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import decoding, runtime, synthetic
+from conftest import overfit_one_batch
+
+from attnlab import decoding, runtime
 from attnlab.attention import padding_mask
-from attnlab.training import Trainer
 from attnlab.transformer import EncoderLayer, Transformer
 
 
@@ -74,13 +75,10 @@ def test_beam_of_one_is_greedy_and_tied_embeddings():
 
 
 def test_overfits_one_batch():
-    task = synthetic.reversal_task(n_train=32, n_val=4, n_test=4, min_len=3, max_len=8, seed=0)
-    runtime.seed_everything(0)
-    model = Transformer(len(task.src_vocab), len(task.tgt_vocab), d_model=32, num_heads=4,
-                        num_layers=1, d_ff=64, dropout=0.0, max_len=16)
-    batch = next(iter(task.loader("train", 32)))
-    trainer = Trainer(model, lr=3e-3, device="cpu")
-    losses = [trainer.train_step(batch) for _ in range(250)]
+    losses = overfit_one_batch(lambda src, tgt: Transformer(src, tgt, d_model=32, num_heads=4,
+                                                            num_layers=1, d_ff=64, dropout=0.0,
+                                                            max_len=16),
+                               lr=3e-3, steps=250)
     assert losses[-1] < 0.05 < losses[0]
 
 
