@@ -103,3 +103,21 @@ def test_language_model_loss_matches_the_trainer():
     assert honest == pytest.approx(Trainer(model, device="cpu").evaluate(data.loader("val", 16)),
                                    rel=1e-5)
     assert experiments.language_model_loss(model, data, causal=False) != pytest.approx(honest)
+
+
+def test_inverse_sqrt_schedule_peaks_at_the_end_of_warmup():
+    from attnlab.training import inverse_sqrt_schedule
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = inverse_sqrt_schedule(optimizer, warmup=4, d_model=16)
+    rates = []
+    for _ in range(16):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    peak = 16 ** -0.5 * 4 ** -0.5                     # at step 4: d^-0.5 * warmup^-0.5
+    assert rates[3] == pytest.approx(peak) and max(rates) == pytest.approx(peak)
+    assert rates[:4] == pytest.approx([peak * s / 4 for s in (1, 2, 3, 4)])
+    assert rates[15] == pytest.approx(16 ** -0.5 * 16 ** -0.5)
+    with pytest.raises(ValueError):
+        inverse_sqrt_schedule(optimizer, warmup=0, d_model=16)

@@ -180,3 +180,14 @@ def warmup_linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
         raise ValueError(f"need 0 < warmup < total, got warmup={warmup}, total={total}")
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup))))
+
+
+def inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
+                          d_model: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Vaswani et al.'s schedule: the rate grows linearly for ``warmup`` steps, then decays
+    as 1/sqrt(step): ``d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)``, a factor on
+    the optimiser's base rate (set it to 1.0 to follow the paper exactly)."""
+    if warmup < 1 or d_model < 1:
+        raise ValueError(f"warmup and d_model must be positive, got {warmup}, {d_model}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: d_model ** -0.5 * min((step + 1) ** -0.5, (step + 1) * warmup ** -1.5))
