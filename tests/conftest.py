@@ -58,3 +58,20 @@ def overfit_one_batch(build, *, lr: float, steps: int, max_len: int = 8) -> list
     batch = next(iter(task.loader("train", 32)))
     trainer = Trainer(model, lr=lr, device="cpu")
     return [trainer.train_step(batch) for _ in range(steps)]
+
+
+def decode_stepwise(model, src, src_len, tgt_in):
+    """Run a model's ``decode_step`` over ``tgt_in`` one token at a time, as generation does.
+
+    Returns the logits (B, T, V), the per-step attention weights stacked to
+    (B, T, S) (or ``None`` for a model without attention) and the final state.
+    """
+    import torch
+
+    memory, state, logits, weights = model.encode(src, src_len), None, [], []
+    for t in range(tgt_in.shape[1]):
+        step, state, alpha = model.decode_step(tgt_in[:, t], memory, state)
+        logits.append(step)
+        weights.append(alpha)
+    stacked = torch.stack(weights, 1) if weights[0] is not None else None
+    return torch.stack(logits, 1), stacked, state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import overfit_one_batch
+from conftest import decode_stepwise, overfit_one_batch
 
 from attnlab import bahdanau, decoding, runtime
 from attnlab.attention import AdditiveAttention, masked_softmax
@@ -106,13 +106,9 @@ def test_step_by_step_equals_teacher_forcing():
     src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
     tgt_in = torch.randint(4, 15, (2, 5))
     full_logits, full_alpha = model(src=src, src_len=src_len, tgt_in=tgt_in)
-    memory, state, logits, alphas = model.encode(src, src_len), None, [], []
-    for t in range(5):
-        step, state, alpha = model.decode_step(tgt_in[:, t], memory, state)
-        logits.append(step)
-        alphas.append(alpha)
-    assert torch.allclose(torch.stack(logits, 1), full_logits, atol=1e-5)
-    assert torch.allclose(torch.stack(alphas, 1), full_alpha, atol=1e-6)
+    logits, alphas, _ = decode_stepwise(model, src, src_len, tgt_in)
+    assert torch.allclose(logits, full_logits, atol=1e-5)
+    assert torch.allclose(alphas, full_alpha, atol=1e-6)
 
 
 def test_greedy_decoding_returns_attention():

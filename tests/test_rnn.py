@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import overfit_one_batch
+from conftest import decode_stepwise, overfit_one_batch
 
 from attnlab import decoding, rnn, runtime
 from attnlab.checkpoints import load_checkpoint, save_checkpoint
@@ -51,11 +51,8 @@ def test_decoder_step_by_step_equals_teacher_forcing():
     src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
     tgt_in = torch.randint(4, 15, (2, 5))
     full = model(src=src, src_len=src_len, tgt_in=tgt_in)
-    memory, state, steps = model.encode(src, src_len), None, []
-    for t in range(5):
-        logits, state, _ = model.decode_step(tgt_in[:, t], memory, state)
-        steps.append(logits)
-    assert torch.allclose(torch.stack(steps, dim=1), full, atol=1e-5)
+    stepwise, weights, _ = decode_stepwise(model, src, src_len, tgt_in)
+    assert torch.allclose(stepwise, full, atol=1e-5) and weights is None
 
 
 def test_encoder_matches_d2l(d2l):

@@ -7,7 +7,7 @@ import torch
 
 from attnlab import experiments, runtime, synthetic
 from attnlab.selfattention import SelfAttentionTagger
-from attnlab.training import Trainer, warmup_linear_schedule
+from attnlab.training import Trainer, inverse_sqrt_schedule, warmup_linear_schedule
 
 
 def _tagger(**kwargs):
@@ -56,14 +56,20 @@ def test_bad_arguments():
                                warmup=10, total=10)
 
 
-def test_warmup_linear_schedule():
+def _rates(make_schedule, steps: int) -> list[float]:
+    """The learning rate a schedule gives at each of ``steps`` steps (base rate 1)."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = warmup_linear_schedule(optimizer, warmup=4, total=12)
+    schedule = make_schedule(optimizer)
     rates = []
-    for _ in range(12):
+    for _ in range(steps):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         schedule.step()
+    return rates
+
+
+def test_warmup_linear_schedule():
+    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12), 12)
     assert rates[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
     assert rates[5:] == pytest.approx([7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
 
@@ -106,18 +112,11 @@ def test_language_model_loss_matches_the_trainer():
 
 
 def test_inverse_sqrt_schedule_peaks_at_the_end_of_warmup():
-    from attnlab.training import inverse_sqrt_schedule
-
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = inverse_sqrt_schedule(optimizer, warmup=4, d_model=16)
-    rates = []
-    for _ in range(16):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
+    rates = _rates(lambda opt: inverse_sqrt_schedule(opt, warmup=4, d_model=16), 16)
     peak = 16 ** -0.5 * 4 ** -0.5                     # at step 4: d^-0.5 * warmup^-0.5
     assert rates[3] == pytest.approx(peak) and max(rates) == pytest.approx(peak)
     assert rates[:4] == pytest.approx([peak * s / 4 for s in (1, 2, 3, 4)])
     assert rates[15] == pytest.approx(16 ** -0.5 * 16 ** -0.5)
     with pytest.raises(ValueError):
-        inverse_sqrt_schedule(optimizer, warmup=0, d_model=16)
+        inverse_sqrt_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                              warmup=0, d_model=16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import overfit_one_batch
+from conftest import decode_stepwise, overfit_one_batch
 
 from attnlab import decoding, runtime
 from attnlab.attention import padding_mask
@@ -25,12 +25,9 @@ def test_incremental_decoding_equals_the_full_forward_pass(norm_first):
     src, src_len = torch.randint(4, 20, (3, 6)), torch.tensor([6, 4, 2])
     tgt_in = torch.randint(4, 15, (3, 5))
     full = model(src=src, src_len=src_len, tgt_in=tgt_in)
-    memory, state, steps = model.encode(src, src_len), None, []
-    for t in range(5):
-        logits, state, cross = model.decode_step(tgt_in[:, t], memory, state)
-        steps.append(logits)
-        assert cross.shape == (3, 6) and cross[2, 2:].eq(0).all()
-    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+    logits, cross, state = decode_stepwise(model, src, src_len, tgt_in)
+    assert cross.shape == (3, 5, 6) and cross[2, :, 2:].eq(0).all()
+    assert torch.allclose(logits, full, atol=1e-5)
     assert state["caches"][0]["k"].shape == (3, 2, 5, 8)   # (B, H, t, d_k): the cache grew
 
 
