@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
-
 from attnlab import analysis, experiments, metrics, rnn, runtime, synthetic
 
 
@@ -74,6 +75,37 @@ def test_budgets_and_settings():
     assert experiments.fra_eng_settings(full)["n_train"] == 20_000
     with pytest.raises(ValueError, match="unknown task"):
         experiments.budget("chess", full)
+    # The Transformer gets chapters 2-3's steps and batch, with its own optimiser settings.
+    for profile in (smoke, full):
+        shared, own = (experiments.budget(t, profile) for t in ("fra-eng", "fra-eng-transformer"))
+        assert (own.steps, own.batch_size) == (shared.steps, shared.batch_size)
+        assert own.label_smoothing == 0.1 and own.betas == (0.9, 0.98) and own.warmup > 0
+
+
+def test_budget_cache_keys_only_grow_with_settings_that_are_used():
+    plain = experiments.Budget(steps=10, batch_size=8, lr=1e-3, log_every=5, eval_every=10)
+    assert plain.spec() == {"steps": 10, "batch_size": 8, "lr": 1e-3, "log_every": 5,
+                            "eval_every": 10, "warmup": 0}
+    smoothed = dataclasses.replace(plain, label_smoothing=0.1)
+    assert smoothed.spec() == {**plain.spec(), "label_smoothing": 0.1}
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(), [1.0, 1.0, 1.0, 1.0]),
+    (dict(decay=True), [1.0, 0.75, 0.5, 0.25]),
+    (dict(warmup=2), [0.5, 1.0, 1.0, 0.5]),
+])
+def test_make_schedule(settings, expected):
+    plan = experiments.Budget(steps=4, batch_size=8, lr=1.0, log_every=1, eval_every=4, **settings)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = experiments.make_schedule(optimizer, plan)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    assert rates == pytest.approx(expected)
 
 
 def test_train_model_caches_the_experiment():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from .rnn import EncoderDecoder
 from .runtime import Profile, choose_device
 from .synthetic import reversal_task
 from .training import Callback, Trainer, count_parameters, warmup_linear_schedule
+from .transformer import Transformer
 
 FRA_ENG_LENGTH_EDGES = [3, 5, 7, 10]       # source-length buckets for BLEU (tokens, <eos> excluded)
 REVERSAL_LENGTH_EDGES = [5, 10, 15, 20, 30, 40]
@@ -41,6 +42,17 @@ class Budget:
     log_every: int
     eval_every: int
     warmup: int = 0      # steps of linear warm-up, then linear decay (0: constant rate)
+    label_smoothing: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)    # Adam's
+    decay: bool = False  # with warmup=0: decay linearly from the start instead of a constant rate
+
+    def spec(self) -> dict:
+        """The budget as it enters a model's cache key. Fields added after the first models
+        were cached appear only when they differ from their default, so those models keep
+        their keys."""
+        later = {"label_smoothing", "betas", "decay"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in later or getattr(self, f.name) != f.default}
 
 
 def fra_eng_settings(profile: Profile) -> dict:
@@ -82,6 +94,12 @@ def budget(task: str, profile: Profile) -> Budget:
         "language-model": profile.pick(smoke=Budget(40, 64, 2e-3, 10, 40, warmup=10),
                                        full=Budget(600, 128, 2e-3, 50, 600, warmup=50)),
     }
+    # The Transformer trains on fra-eng with the same steps and batch size as chapters 2 and 3,
+    # and the optimiser settings of Vaswani et al. (2017): warm-up, label smoothing 0.1,
+    # Adam's beta2 = 0.98 (a peak rate of 1e-3 suits its small width).
+    budgets["fra-eng-transformer"] = replace(
+        budgets["fra-eng"], lr=1e-3, warmup=profile.pick(smoke=10, full=200),
+        label_smoothing=0.1, betas=(0.9, 0.98))
     if task not in budgets:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(budgets)}")
     return budgets[task]
@@ -105,6 +123,24 @@ def bahdanau_model(data: Seq2SeqData) -> AttentionEncoderDecoder:
                                    proj_size=128 if words else 64, dropout=0.1 if words else 0.0)
 
 
+def transformer_model(data: Seq2SeqData, *, norm_first: bool = False,
+                      num_layers: int = 2) -> Transformer:
+    """Chapter 5's Transformer: width 128, 4 heads, feed-forward 512, 2 + 2 layers (about
+    2.7 M parameters on fra-eng, as many as chapters 2 and 3's models)."""
+    return Transformer(len(data.src_vocab), len(data.tgt_vocab), d_model=128, num_heads=4,
+                       num_layers=num_layers, d_ff=512, dropout=0.1, norm_first=norm_first)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, plan: Budget):
+    """The learning-rate schedule ``plan`` asks for (``None``: a constant rate)."""
+    if plan.warmup:
+        return warmup_linear_schedule(optimizer, warmup=plan.warmup, total=plan.steps)
+    if plan.decay:
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: max(0.0, (plan.steps - step) / plan.steps))
+    return None
+
+
 def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, plan: Budget, *,
                 profile: Profile, seed: int = 0, device=None, callbacks: Sequence[Callback] = (),
                 retrain: bool = False) -> tuple[nn.Module, dict]:
@@ -113,15 +149,14 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, pl
     device = device or choose_device()
     probe = build()
     spec = {"model": type(probe).__name__, "config": getattr(probe, "config", None),
-            "data": {"name": data.name, **data.info}, "budget": asdict(plan),
+            "data": {"name": data.name, **data.info}, "budget": plan.spec(),
             "profile": profile.name}
     del probe
 
     def train(model: nn.Module) -> dict:
-        optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr)
-        schedule = (warmup_linear_schedule(optimizer, warmup=plan.warmup, total=plan.steps)
-                    if plan.warmup else None)
-        trainer = Trainer(model, optimizer=optimizer, scheduler=schedule, device=device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas)
+        trainer = Trainer(model, optimizer=optimizer, scheduler=make_schedule(optimizer, plan),
+                          label_smoothing=plan.label_smoothing, device=device)
         history = trainer.fit(data.loader("train", plan.batch_size, seed=seed), max_steps=plan.steps,
                               val_batches=data.loader("val", 256), eval_every=plan.eval_every,
                               log_every=plan.log_every, callbacks=callbacks, desc=name)

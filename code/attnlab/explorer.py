@@ -47,6 +47,26 @@ def _cell(weight: float) -> str:
     return f"background:{colour};color:{text}"
 
 
+def matrix_html(weights: torch.Tensor, *, row_labels: Sequence[str], col_labels: Sequence[str],
+                current_row: int | None = None) -> str:
+    """A labelled attention map as an HTML table: one row per query, one column per key,
+    darker = more weight; ``current_row`` is outlined."""
+    head = "".join(f"<th style='padding:2px 4px;font-weight:normal;writing-mode:vertical-rl;"
+                   f"transform:rotate(180deg)'>{escape(tok)}</th>" for tok in col_labels)
+    body = []
+    for t, (label, weights_t) in enumerate(zip(row_labels, weights.tolist())):
+        current = t == current_row
+        cells = "".join(f"<td style='{_cell(w)};width:22px;height:18px' title='{w:.2f}'></td>"
+                        for w in weights_t)
+        style = "outline:3px solid #d9822b" if current else ""
+        marker = "▶ " if current else ""
+        body.append(f"<tr style='{style}'><th style='text-align:right;padding:0 6px;"
+                    f"font-weight:{'bold' if current else 'normal'}'>{marker}{escape(label)}</th>"
+                    f"{cells}</tr>")
+    return (f"<table style='border-collapse:separate;border-spacing:1px;margin-top:8px;"
+            f"font-family:monospace;font-size:90%'><tr><th></th>{head}</tr>{''.join(body)}</table>")
+
+
 def step_view(alignment: Alignment, step: int, temperature: float = 1.0) -> str:
     """HTML for one decoding step: the word produced, the source shaded by its weights,
     and the full heatmap with the current row marked."""
@@ -57,24 +77,12 @@ def step_view(alignment: Alignment, step: int, temperature: float = 1.0) -> str:
         f"<span style='{_cell(w)};padding:3px 6px;margin:1px;border-radius:3px;display:inline-block;"
         f"text-align:center'>{escape(tok)}<br><small>{w:.2f}</small></span>"
         for tok, w in zip(alignment.source, row))
-    head = "".join(f"<th style='padding:2px 4px;font-weight:normal;writing-mode:vertical-rl;"
-                   f"transform:rotate(180deg)'>{escape(tok)}</th>" for tok in alignment.source)
-    body = []
-    for t, (word, weights_t) in enumerate(zip(alignment.target, weights.tolist())):
-        current = t == step
-        cells = "".join(f"<td style='{_cell(w)};width:22px;height:18px' title='{w:.2f}'></td>"
-                        for w in weights_t)
-        style = "outline:3px solid #d9822b" if current else ""
-        marker = "▶ " if current else ""
-        body.append(f"<tr style='{style}'><th style='text-align:right;padding:0 6px;"
-                    f"font-weight:{'bold' if current else 'normal'}'>{marker}{escape(word)}</th>"
-                    f"{cells}</tr>")
+    table = matrix_html(weights, row_labels=alignment.target, col_labels=alignment.source,
+                        current_row=step)
     return (f"<div class='attnlab-step' data-step='{step}'>"
             f"<p>Step {step + 1} of {len(alignment.target)}: the decoder writes "
             f"<b style='font-size:120%'>{produced}</b>, looking at:</p>"
-            f"<div style='font-family:monospace'>{source}</div>"
-            f"<table style='border-collapse:separate;border-spacing:1px;margin-top:8px;"
-            f"font-family:monospace;font-size:90%'><tr><th></th>{head}</tr>{''.join(body)}</table>"
+            f"<div style='font-family:monospace'>{source}</div>{table}"
             f"<p style='font-size:85%;color:#555'>Rows: output words; columns: source words; "
             f"darker = more weight (temperature {temperature:g}).</p></div>")
 
@@ -136,3 +144,138 @@ def align(model, sentence: str, src_vocab, tgt_vocab, *, max_len: int = 30) -> A
     return Alignment(source=result.source + ["<eos>"],
                      target=result.tokens + (["<eos>"] if ended else []),
                      weights=result.attention)
+
+
+# --- The Transformer: every layer, every head, three kinds of attention ---------------------
+
+KINDS = ("encoder self-attention", "decoder self-attention", "cross-attention")
+
+
+@dataclass
+class LayerAttention:
+    """A sentence translated by a Transformer, and the weights of every layer and head.
+
+    ``weights[kind][layer]`` is (H, queries, keys): encoder self-attention is
+    (H, S, S) over the source; decoder self-attention (H, T, T) over the
+    decoder's inputs (``<bos>`` and the words already written); cross-attention
+    (H, T, S) from each output step to the source.
+    """
+
+    source: list[str]             # source tokens, <eos> included
+    target: list[str]             # output tokens, <eos> included if produced
+    weights: dict[str, list[torch.Tensor]]
+
+    @property
+    def inputs(self) -> list[str]:
+        """What the decoder reads at each step: <bos>, then the words already written."""
+        return ["<bos>"] + self.target[:-1]
+
+    def labels(self, kind: str) -> tuple[list[str], list[str]]:
+        """Row (query) and column (key) labels of a map of ``kind``."""
+        if kind == KINDS[0]:
+            return self.source, self.source
+        if kind == KINDS[1]:
+            return self.target, self.inputs
+        if kind == KINDS[2]:
+            return self.target, self.source
+        raise ValueError(f"unknown kind of attention {kind!r}; choose one of {KINDS}")
+
+
+@torch.no_grad()
+def layer_attention(model, sentence: str, src_vocab, tgt_vocab, *,
+                    max_len: int = 30) -> LayerAttention:
+    """Translate ``sentence`` greedily with a Transformer, then run the decoder once more on
+    its own output (teacher-forced) to read every layer's weights."""
+    result = translate(model, sentence, src_vocab, tgt_vocab, max_len=max_len, top_k=0)
+    ended = len(result.probs) > len(result.tokens)
+    target = result.tokens + (["<eos>"] if ended else [])
+    device = next(model.parameters()).device
+    src_ids = src_vocab.encode(result.source) + [src_vocab.eos_id]
+    tgt_in = [tgt_vocab.bos_id] + tgt_vocab.encode(target[:-1])
+    model.eval()
+    _, weights = model(src=torch.tensor([src_ids], device=device),
+                       src_len=torch.tensor([len(src_ids)], device=device),
+                       tgt_in=torch.tensor([tgt_in], device=device), need_weights=True)
+    return LayerAttention(
+        source=result.source + ["<eos>"], target=target,
+        weights={KINDS[0]: [w[0].cpu() for w in weights["encoder"]],
+                 KINDS[1]: [w["self"][0].cpu() for w in weights["decoder"]],
+                 KINDS[2]: [w["cross"][0].cpu() for w in weights["decoder"]]})
+
+
+def map_view(attention: LayerAttention, kind: str, layer: int, head: int | None) -> str:
+    """HTML for one map: ``head`` None is the mean over heads."""
+    stacked = attention.weights[kind][layer]                                    # (H, rows, cols)
+    weights = stacked.mean(0) if head is None else stacked[head]
+    rows, cols = attention.labels(kind)
+    which = "mean of the heads" if head is None else f"head {head + 1}"
+    axes = {KINDS[0]: "Rows: source words (queries); columns: source words (keys).",
+            KINDS[1]: "Rows: the word written at each step; columns: what the decoder has read "
+                      "(<bos>, then the words already written).",
+            KINDS[2]: "Rows: the word written at each step; columns: source words."}[kind]
+    return (f"<div class='attnlab-map' data-kind='{escape(kind)}' data-layer='{layer + 1}' "
+            f"data-head='{'mean' if head is None else head + 1}'>"
+            f"<p><b>{escape(kind.capitalize())}</b>, layer {layer + 1}, {which}</p>"
+            f"{matrix_html(weights, row_labels=rows, col_labels=cols)}"
+            f"<p style='font-size:85%;color:#555'>{escape(axes)} Darker = more weight.</p></div>")
+
+
+def _toggles(options: Sequence[str], description: str) -> widgets.ToggleButtons:
+    return widgets.ToggleButtons(options=list(options), index=0, description=description,
+                                 style={"description_width": "initial", "button_width": "auto"})
+
+
+def layer_panel(attention: LayerAttention, kind: widgets.ToggleButtons,
+                layer: widgets.ToggleButtons, head: widgets.ToggleButtons) -> widgets.Stack:
+    """Precomputed maps of one sentence, nested kind > layer > head, each Stack linked in the
+    browser to its control."""
+    by_kind = []
+    for name in KINDS:
+        by_layer = []
+        for i in range(len(attention.weights[name])):
+            heads = attention.weights[name][i].shape[0]
+            views = widgets.Stack([widgets.HTML(map_view(attention, name, i, h))
+                                   for h in [None, *range(heads)]], selected_index=0)
+            widgets.jslink((head, "index"), (views, "selected_index"))
+            by_layer.append(views)
+        layers = widgets.Stack(by_layer, selected_index=0)
+        widgets.jslink((layer, "index"), (layers, "selected_index"))
+        by_kind.append(layers)
+    kinds = widgets.Stack(by_kind, selected_index=0)
+    widgets.jslink((kind, "index"), (kinds, "selected_index"))
+    return kinds
+
+
+def layer_explorer(attentions: Sequence[LayerAttention],
+                   attend_fn: Callable[[str], LayerAttention] | None = None) -> widgets.VBox:
+    """Choose a sentence, a kind of attention, a layer and a head (or their mean) and see the
+    labelled map; all views are precomputed, so it works on the static website. With
+    ``attend_fn`` (a live kernel), a text box explores a new sentence."""
+    if not attentions:
+        raise ValueError("the explorer needs at least one precomputed sentence")
+    first = attentions[0].weights[KINDS[0]]
+    layers, heads = len(first), first[0].shape[0]
+    kind = _toggles(KINDS, "Attention:")
+    layer = _toggles([f"layer {i + 1}" for i in range(layers)], "Layer:")
+    head = _toggles(["mean", *(f"head {h + 1}" for h in range(heads))], "Head:")
+    chooser = widgets.Dropdown(options=[" ".join(a.source[:-1]) for a in attentions], index=0,
+                               description="Sentence:", layout=widgets.Layout(width="max-content"))
+    panels = widgets.Stack([layer_panel(a, kind, layer, head) for a in attentions],
+                           selected_index=0)
+    widgets.jslink((chooser, "index"), (panels, "selected_index"))
+    children = [chooser, kind, layer, head, panels]
+    if attend_fn is not None:
+        text = widgets.Text(placeholder="type an English sentence and press Enter (live kernel)",
+                            continuous_update=False, layout=widgets.Layout(width="36em"))
+        live = widgets.VBox([])
+
+        def update(change):
+            try:
+                live.children = [layer_panel(attend_fn(change["new"]), kind, layer, head)]
+            except ValueError as error:
+                live.children = [widgets.HTML(f"<p style='color:#a33'>{escape(str(error))}</p>")]
+
+        text.observe(update, names="value")
+        children += [widgets.HTML("<hr><b>Your own sentence</b> (needs a live kernel; the "
+                                  "buttons above choose its map too):"), text, live]
+    return widgets.VBox(children)
