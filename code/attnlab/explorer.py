@@ -107,31 +107,43 @@ def alignment_panel(alignment: Alignment,
     return widgets.VBox([widgets.HBox([step, temperature]), stack])
 
 
+def _sentence_menu(labels: Sequence[str], panels: Sequence[widgets.Widget]):
+    """A dropdown of sentences and a Stack of their precomputed panels, linked in the browser."""
+    chooser = widgets.Dropdown(options=list(labels), index=0, description="Sentence:",
+                               layout=widgets.Layout(width="max-content"))
+    stack = widgets.Stack(list(panels), selected_index=0)
+    widgets.jslink((chooser, "index"), (stack, "selected_index"))
+    return chooser, stack
+
+
+def _live_box(make_panel: Callable[[str], widgets.Widget], title: str) -> list[widgets.Widget]:
+    """A text box whose sentence becomes a new panel when Enter is pressed (live kernel only);
+    bad input (an empty sentence) shows its error instead."""
+    text = widgets.Text(placeholder="type an English sentence and press Enter (live kernel)",
+                        continuous_update=False, layout=widgets.Layout(width="36em"))
+    live = widgets.VBox([])
+
+    def update(change):
+        try:
+            live.children = [make_panel(change["new"])]
+        except ValueError as error:
+            live.children = [widgets.HTML(f"<p style='color:#a33'>{escape(str(error))}</p>")]
+
+    text.observe(update, names="value")
+    return [widgets.HTML(f"<hr>{title}"), text, live]
+
+
 def attention_explorer(alignments: Sequence[Alignment],
                        align_fn: Callable[[str], Alignment] | None = None) -> widgets.VBox:
     """A sentence menu over precomputed panels; with ``align_fn`` (a live kernel), a text
     box that translates and explores a new sentence."""
     if not alignments:
         raise ValueError("the explorer needs at least one precomputed sentence")
-    labels = [" ".join(a.source[:-1]) for a in alignments]
-    chooser = widgets.Dropdown(options=labels, index=0, description="Sentence:",
-                               layout=widgets.Layout(width="max-content"))
-    panels = widgets.Stack([alignment_panel(a) for a in alignments], selected_index=0)
-    widgets.jslink((chooser, "index"), (panels, "selected_index"))
-    children = [chooser, panels]
+    children = list(_sentence_menu([" ".join(a.source[:-1]) for a in alignments],
+                                   [alignment_panel(a) for a in alignments]))
     if align_fn is not None:
-        text = widgets.Text(placeholder="type an English sentence and press Enter (live kernel)",
-                            continuous_update=False, layout=widgets.Layout(width="36em"))
-        live = widgets.VBox([])
-
-        def update(change):
-            try:
-                live.children = [alignment_panel(align_fn(change["new"]))]
-            except ValueError as error:
-                live.children = [widgets.HTML(f"<p style='color:#a33'>{escape(str(error))}</p>")]
-
-        text.observe(update, names="value")
-        children += [widgets.HTML("<hr><b>Your own sentence</b> (needs a live kernel):"), text, live]
+        children += _live_box(lambda sentence: alignment_panel(align_fn(sentence)),
+                              "<b>Your own sentence</b> (needs a live kernel):")
     return widgets.VBox(children)
 
 
@@ -258,24 +270,11 @@ def layer_explorer(attentions: Sequence[LayerAttention],
     kind = _toggles(KINDS, "Attention:")
     layer = _toggles([f"layer {i + 1}" for i in range(layers)], "Layer:")
     head = _toggles(["mean", *(f"head {h + 1}" for h in range(heads))], "Head:")
-    chooser = widgets.Dropdown(options=[" ".join(a.source[:-1]) for a in attentions], index=0,
-                               description="Sentence:", layout=widgets.Layout(width="max-content"))
-    panels = widgets.Stack([layer_panel(a, kind, layer, head) for a in attentions],
-                           selected_index=0)
-    widgets.jslink((chooser, "index"), (panels, "selected_index"))
+    chooser, panels = _sentence_menu([" ".join(a.source[:-1]) for a in attentions],
+                                     [layer_panel(a, kind, layer, head) for a in attentions])
     children = [chooser, kind, layer, head, panels]
     if attend_fn is not None:
-        text = widgets.Text(placeholder="type an English sentence and press Enter (live kernel)",
-                            continuous_update=False, layout=widgets.Layout(width="36em"))
-        live = widgets.VBox([])
-
-        def update(change):
-            try:
-                live.children = [layer_panel(attend_fn(change["new"]), kind, layer, head)]
-            except ValueError as error:
-                live.children = [widgets.HTML(f"<p style='color:#a33'>{escape(str(error))}</p>")]
-
-        text.observe(update, names="value")
-        children += [widgets.HTML("<hr><b>Your own sentence</b> (needs a live kernel; the "
-                                  "buttons above choose its map too):"), text, live]
+        children += _live_box(lambda sentence: layer_panel(attend_fn(sentence), kind, layer, head),
+                              "<b>Your own sentence</b> (needs a live kernel; the buttons above "
+                              "choose its map too):")
     return widgets.VBox(children)
