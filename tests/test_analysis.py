@@ -80,6 +80,7 @@ def test_budgets_and_settings():
         shared, own = (experiments.budget(t, profile) for t in ("fra-eng", "fra-eng-transformer"))
         assert (own.steps, own.batch_size) == (shared.steps, shared.batch_size)
         assert own.label_smoothing == 0.1 and own.betas == (0.9, 0.98) and own.warmup > 0
+        assert own.lr == shared.lr
 
 
 def test_budget_cache_keys_only_grow_with_settings_that_are_used():

@@ -5,14 +5,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import pytest
 import torch
+
 from attnlab import decoding, runtime
-from attnlab.explorer import (
-    KINDS,
-    layer_attention,
-    layer_explorer,
-    map_view,
-    matrix_html,
-)
+from attnlab.explorer import KINDS, layer_attention, layer_explorer, map_view, matrix_html
 from attnlab.transformer import Transformer
 from attnlab.vocab import Vocab
 
