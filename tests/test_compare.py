@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import compare, experiments, rnn, runtime, synthetic
+from attnlab import compare, experiments, results, rnn, runtime, synthetic
 from attnlab.bahdanau import AttentionEncoderDecoder
 from attnlab.batching import Batch
 from attnlab.transformer import Transformer
+from attnlab.vocab import Vocab
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +56,68 @@ def test_training_memory_counts_what_backward_keeps(data):
         # (self-attention's maps are quadratic in the length).
         assert 3 * short["activations"] < long["activations"] < 16 * short["activations"], name
         assert all(p.grad is None for p in model.parameters())      # nothing left behind
+
+
+def test_recorded_reads_only_this_profile(monkeypatch):
+    smoke, full = runtime.Profile("smoke"), runtime.Profile("full")
+    assert compare.recorded("05_transformer", "test_bleu", profile=smoke) == (None, None)
+    monkeypatch.setenv("ATTNLAB_PROFILE", "smoke")
+    results.record_results("05_transformer", {"test_bleu": 12.5})
+    value, provenance = compare.recorded("05_transformer", "test_bleu", profile=smoke)
+    assert value == 12.5 and provenance.startswith("recorded by 05_transformer on 20")
+    assert compare.recorded("05_transformer", "test_bleu", profile=full) == (None, None)
+    assert compare.recorded("05_transformer", "missing", profile=smoke) == (None, None)
+
+
+def test_loglog_slope():
+    assert compare.loglog_slope([8, 16, 32], [3.0, 6.0, 12.0]) == pytest.approx(1.0)
+    assert compare.loglog_slope([8, 16, 32], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+    assert compare.loglog_slope([8, 16, 32], [5.0, 5.0, 5.0]) == pytest.approx(0.0)
+
+
+def test_timing_models_share_width_and_vocabulary():
+    models = compare.timing_models(vocab=50, width=32)
+    assert list(models) == ["GRU encoder-decoder", "Bahdanau attention", "Transformer"]
+    assert models["GRU encoder-decoder"].config["hidden_size"] == 32
+    assert models["Transformer"].config["d_model"] == 32
+    for model in models.values():
+        logits = model(src=torch.randint(4, 50, (2, 7)), src_len=torch.tensor([7, 5]),
+                       tgt_in=torch.randint(4, 50, (2, 6)))
+        assert (logits[0] if isinstance(logits, tuple) else logits).shape == (2, 6, 50)
+
+
+def test_shared_alignment_and_agreement():
+    src_vocab = Vocab([["the", "cat", "sat", "dog", "ran", "."]])
+    tgt_vocab = Vocab([["le", "chat", "chien", "a", "couru", "."]])
+    runtime.seed_everything(0)
+    bahdanau = AttentionEncoderDecoder(len(src_vocab), len(tgt_vocab), embed_size=8, hidden_size=16,
+                                       attention_size=8, proj_size=8).eval()
+    transformer = Transformer(len(src_vocab), len(tgt_vocab), d_model=16, num_heads=2, num_layers=2,
+                              d_ff=32, dropout=0.0, max_len=40).eval()
+    with torch.no_grad():
+        transformer.out.bias[: tgt_vocab.eos_id] = -1e4      # never write <pad> or <bos>
+    shared = compare.shared_alignment(bahdanau, transformer, "the cat sat .", src_vocab, tgt_vocab)
+    T, S = len(shared["target"]), len(shared["source"])
+    assert shared["source"] == ["the", "cat", "sat", ".", "<eos>"]
+    assert shared["bahdanau"].shape == (T, S) and len(shared["transformer"]) == 2
+    assert shared["transformer"][0].shape == (2, T, S)
+    assert torch.allclose(shared["bahdanau"].sum(-1), torch.ones(T), atol=1e-5)
+    # A model agrees with itself everywhere: a stand-in for Bahdanau's model whose weights are
+    # the Transformer's own last-layer mean agrees with that layer on every word.
+    agreement = compare.alignment_agreement(bahdanau, transformer, ["the cat sat .", "the dog ran ."],
+                                            src_vocab, tgt_vocab)
+    assert agreement["words"] > 0 and len(agreement["layer_mean"]) == 2
+    assert all(0 <= x <= 1 for x in agreement["layer_mean"] + agreement["best_head"])
+
+    class Echo(torch.nn.Module):       # "attends" exactly like the Transformer's last layer
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, *, src, src_len, tgt_in):
+            _, weights = transformer(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
+            return None, weights["decoder"][-1]["cross"].mean(1)
+
+    echo = compare.alignment_agreement(Echo(), transformer, ["the cat sat .", "the dog ran ."],
+                                       src_vocab, tgt_vocab)
+    assert echo["layer_mean"][-1] == 1.0

@@ -10,15 +10,22 @@ parameters, their gradients and Adam's two moments.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
+from .bahdanau import AttentionEncoderDecoder
 from .batching import Batch
 from .data import Seq2SeqData
 from .experiments import evaluate_translation
+from .explorer import KINDS, layer_attention
+from .results import load_results
+from .rnn import EncoderDecoder
+from .runtime import Profile
 from .training import logits_of, masked_cross_entropy
+from .transformer import Transformer
+from .vocab import Vocab
 
 
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData, *,
@@ -71,3 +78,84 @@ def training_memory(model: nn.Module, batch: Batch) -> dict[str, int]:
     if device.type == "cuda":
         result["cuda_peak"] = torch.cuda.max_memory_allocated(device)
     return result
+
+
+def recorded(chapter: str, key: str, *, profile: Profile) -> tuple[object, str] | tuple[None, None]:
+    """``(value, provenance)`` of the result ``key`` that ``chapter`` recorded in this
+    ``profile``, or ``(None, None)`` when it has not (never run, or run in another profile)."""
+    try:
+        record = load_results(chapter)
+    except FileNotFoundError:
+        return None, None
+    if record.get("profile") != profile.name or key not in record.get("results", {}):
+        return None, None
+    return record["results"][key], f"recorded by {chapter} on {record['recorded_at'][:10]}"
+
+
+def timing_models(vocab: int = 1000, width: int = 256) -> dict[str, nn.Module]:
+    """The three architectures at the same width (hidden state / model width) and vocabulary,
+    untrained, for timing: a training step's cost does not depend on the weights."""
+    return {
+        "GRU encoder-decoder": EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
+                                              proj_size=width // 2, dropout=0.0),
+        "Bahdanau attention": AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2,
+                                                      hidden_size=width, attention_size=width // 2,
+                                                      proj_size=width // 2, dropout=0.0),
+        "Transformer": Transformer(vocab, vocab, d_model=width, num_heads=4, num_layers=2,
+                                   d_ff=4 * width, dropout=0.0, max_len=1024),
+    }
+
+
+def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of log(y) against log(x): 1 means y grows in proportion to x."""
+    x, y = torch.tensor(xs, dtype=torch.float64).log(), torch.tensor(ys, dtype=torch.float64).log()
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+@torch.no_grad()
+def shared_alignment(bahdanau: nn.Module, transformer: nn.Module, sentence: str, src_vocab: Vocab,
+                     tgt_vocab: Vocab) -> dict:
+    """Both models' attention over the source for the same output: the Transformer's greedy
+    translation of ``sentence``, fed to Bahdanau's model by teacher forcing.
+
+    Returns the source and target tokens, ``bahdanau`` (T, S) and ``transformer``: the
+    cross-attention of every layer, each (H, T, S)."""
+    attention = layer_attention(transformer, sentence, src_vocab, tgt_vocab)
+    device = next(bahdanau.parameters()).device
+    src = src_vocab.encode(attention.source[:-1]) + [src_vocab.eos_id]
+    tgt_in = [tgt_vocab.bos_id] + tgt_vocab.encode(attention.target[:-1])
+    bahdanau.eval()
+    _, alpha = bahdanau(src=torch.tensor([src], device=device),
+                        src_len=torch.tensor([len(src)], device=device),
+                        tgt_in=torch.tensor([tgt_in], device=device))
+    return {"source": attention.source, "target": attention.target, "bahdanau": alpha[0].cpu(),
+            "transformer": attention.weights[KINDS[2]]}
+
+
+def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module, sentences: Sequence[str],
+                        src_vocab: Vocab, tgt_vocab: Vocab) -> dict:
+    """How often the source word Bahdanau's model attends to most is also the one the
+    Transformer's cross-attention attends to most, over every output word (``<eos>``
+    excluded) of ``sentences``: for each layer's mean of heads, and for its best head."""
+    rows = 0
+    mean_hits: list[int] = []
+    head_hits: list[list[int]] = []
+    for sentence in sentences:
+        shared = shared_alignment(bahdanau, transformer, sentence, src_vocab, tgt_vocab)
+        words = len(shared["target"]) - (shared["target"][-1] == "<eos>")
+        if words == 0:
+            continue
+        peak = shared["bahdanau"][:words].argmax(-1)
+        for i, layer in enumerate(shared["transformer"]):
+            if len(mean_hits) <= i:
+                mean_hits.append(0)
+                head_hits.append([0] * layer.shape[0])
+            mean_hits[i] += int((layer[:, :words].mean(0).argmax(-1) == peak).sum())
+            for h in range(layer.shape[0]):
+                head_hits[i][h] += int((layer[h, :words].argmax(-1) == peak).sum())
+        rows += words
+    if rows == 0:
+        raise ValueError("no output words to compare")
+    return {"words": rows, "layer_mean": [hits / rows for hits in mean_hits],
+            "best_head": [max(hits) / rows for hits in head_hits]}

@@ -105,6 +105,9 @@ def budget(task: str, profile: Profile) -> Budget:
         budgets["fra-eng-transformer"], lr=4e-3, **profile.pick(
             smoke=dict(steps=20, log_every=5, eval_every=10, warmup=5),
             full=dict(steps=300, log_every=25, eval_every=75, warmup=75)))
+    # Chapter 6: the Transformer on reversal, with the RNNs' steps and batch size.
+    budgets["reversal-transformer"] = replace(
+        budgets["reversal"], lr=2e-3, warmup=profile.pick(smoke=5, full=100), betas=(0.9, 0.98))
     if task not in budgets:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(budgets)}")
     return budgets[task]
