@@ -223,3 +223,39 @@ def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
     assert before and after and after != before
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
+
+
+def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
+    """The Transformer explorer's kind, layer and head buttons and its sentence menu switch
+    precomputed maps on the static page, served offline."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    view = page.locator(".attnlab-map")
+    view.first.wait_for(timeout=15_000)
+    assert view.count() == 1  # nested Stacks render only the selected map
+
+    def state():
+        element = view.first
+        return (element.get_attribute("data-kind"), element.get_attribute("data-layer"),
+                element.get_attribute("data-head"), element.inner_text())
+
+    kind, layer, head, text = state()
+    assert (kind, layer, head) == ("encoder self-attention", "1", "mean")
+    assert "Encoder self-attention, layer 1, mean of the heads" in text
+    groups = page.locator(".widget-toggle-buttons")
+    assert groups.count() >= 3                     # kind, layer, head
+    groups.nth(0).locator("button").nth(2).click()
+    page.wait_for_timeout(300)
+    assert state()[:3] == ("cross-attention", "1", "mean")
+    groups.nth(1).locator("button").nth(1).click()
+    groups.nth(2).locator("button").nth(3).click()
+    page.wait_for_timeout(300)
+    kind, layer, head, text = state()
+    assert (kind, layer, head) == ("cross-attention", "2", "3")
+    assert "Cross-attention, layer 2, head 3" in text
+    select = page.locator(".widget-dropdown select").first
+    select.select_option(index=1)
+    page.wait_for_timeout(300)
+    kind, layer, head, other = state()
+    assert (kind, layer, head) == ("cross-attention", "2", "3") and other != text
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()

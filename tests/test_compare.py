@@ -121,3 +121,25 @@ def test_shared_alignment_and_agreement():
     echo = compare.alignment_agreement(Echo(), transformer, ["the cat sat .", "the dog ran ."],
                                        src_vocab, tgt_vocab)
     assert echo["layer_mean"][-1] == 1.0
+
+
+def test_graph_depth_counts_the_longest_chain():
+    x = torch.ones(3, requires_grad=True)
+    y = x
+    for _ in range(5):
+        y = y * 2
+    assert compare.graph_depth(y.sum()) == 5 + 1 + 1        # 5 products, the sum, the leaf
+    wide = sum(x * k for k in range(10))                     # many operations, side by side
+    assert compare.graph_depth(wide) <= 12
+    with pytest.raises(ValueError, match="no autograd history"):
+        compare.graph_depth(torch.ones(2))
+
+
+def test_recurrence_is_a_chain_and_self_attention_is_not():
+    models = compare.timing_models(vocab=30, width=8)
+    depth = {name: [compare.sequential_depth(m, n, vocab=30) for n in (4, 8, 16)]
+             for name, m in models.items()}
+    for name in ("GRU encoder-decoder", "Bahdanau attention"):
+        a, b, c = depth[name]
+        assert c - b == 2 * (b - a) > 0, name                    # grows linearly with length
+    assert len(set(depth["Transformer"])) == 1                   # does not grow

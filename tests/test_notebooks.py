@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -69,3 +70,41 @@ def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     assert " passed" in result.stdout and " failed" not in result.stdout
     # The chapter recorded its results where it was told to.
     assert (tmp_path / "build" / "results" / f"{path.stem}.json").is_file()
+
+
+MODEL_NAMES = ["GRU encoder-decoder", "Bahdanau attention", "Transformer"]
+
+
+def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
+    """Chapter 6's table shows what chapter 5 recorded (here: numbers no model would give),
+    and says where they came from."""
+    build = tmp_path / "build"
+    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+           "ATTNLAB_BUILD_DIR": str(build)}
+    comparison = {name: {"parameters": 1_234_567 * (i + 1), "train_seconds": 4321.0 + i,
+                         "device": "sentinel-device", "test_bleu": 91.3 + i,
+                         "test_bleu_beam5": 93.7 + i, "sentences_per_second": 7777.0 + i,
+                         "sentences_per_second_beam5": 6666.0,
+                         "bleu_by_length": [{"bucket": "1-3", "bleu": 55.5, "sentences": 1},
+                                            {"bucket": "8-10", "bleu": 66.6 + i, "sentences": 1}]}
+                  for i, name in enumerate(MODEL_NAMES)}
+    subprocess.run([sys.executable, "-c", "import json, sys; from attnlab.results import "
+                    "record_results; record_results('05_transformer', {'comparison': "
+                    "json.loads(sys.argv[1])})", json.dumps(comparison)],
+                   env=env, check=True, timeout=120)
+    executed = tmp_path / "06.ipynb"
+    script = ("import sys, nbformat; from nbclient import NotebookClient; "
+              "nb = nbformat.read(sys.argv[1], as_version=4); "
+              "NotebookClient(nb, timeout=600, kernel_name='python3', "
+              "resources={'metadata': {'path': sys.argv[3]}}).execute(); "
+              "nbformat.write(nb, sys.argv[2])")
+    chapter = ROOT / "chapters" / "06_comparison.ipynb"
+    subprocess.run([sys.executable, "-c", script, str(chapter), str(executed), str(chapter.parent)],
+                   env=env, check=True, timeout=900, capture_output=True)
+    outputs = json.dumps(notebooks.read(executed).cells, default=str)
+    assert "recorded by 05_transformer on" in outputs
+    for i in range(3):
+        assert f"{1.234567 * (i + 1):.2f} M" in outputs and f"{4321 + i} s" in outputs
+        assert f"{91.3 + i:.1f}" in outputs and f"{93.7 + i:.1f}" in outputs
+        assert f"{66.6 + i:.1f}" in outputs and f"{7777 + i}" in outputs
+    assert "sentinel-device" in outputs

@@ -159,3 +159,34 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module, sentences: 
         raise ValueError("no output words to compare")
     return {"words": rows, "layer_mean": [hits / rows for hits in mean_hits],
             "best_head": [max(hits) / rows for hits in head_hits]}
+
+
+def graph_depth(output: torch.Tensor) -> int:
+    """The longest chain of operations autograd recorded to compute ``output``: operations
+    that had to run one after another, however many processors there were."""
+    if output.grad_fn is None:
+        raise ValueError("the tensor has no autograd history (computed without gradients?)")
+    depth: dict[object, int] = {}
+    stack = [(output.grad_fn, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in depth:
+            continue
+        children = [child for child, _ in node.next_functions if child is not None]
+        if expanded:
+            depth[node] = 1 + max((depth[c] for c in children), default=0)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if c not in depth)
+    return depth[output.grad_fn]
+
+
+def sequential_depth(model: nn.Module, length: int, *, vocab: int, batch_size: int = 2) -> int:
+    """:func:`graph_depth` of a training loss on random sequences of ``length`` tokens (source
+    and target), on the CPU, where PyTorch records every step of a recurrence."""
+    generator = torch.Generator().manual_seed(0)
+    src = torch.randint(4, vocab, (batch_size, length), generator=generator)
+    tgt = torch.randint(4, vocab, (batch_size, length + 1), generator=generator)
+    model = model.cpu().train()
+    logits = logits_of(model(src=src, src_len=torch.full((batch_size,), length), tgt_in=tgt[:, :-1]))
+    return graph_depth(masked_cross_entropy(logits, tgt[:, 1:]))
