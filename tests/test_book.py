@@ -259,3 +259,18 @@ def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
     assert (kind, layer, head) == ("cross-attention", "2", "3") and other != text
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
+
+
+def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
+    """The appendix is built from benchmarks/results: every committed file appears in it."""
+    committed = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    assert committed, "no benchmark results are committed"
+    page, requests, errors = open_page(browser, f"{site}/book/speed.html")
+    assert "How fast is this course?" in page.title()
+    tables = page.locator("table.attnlab-bench")
+    assert tables.count() >= 1 + len(committed)        # where/when, then one table per file
+    text = page.locator("article").inner_text()
+    assert "01_sentences_to_tensors" in text and "d2l.AdditiveAttention" in text
+    assert "no results committed yet" not in text
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()

@@ -156,3 +156,15 @@ def test_checkpoint_rebuilds_the_model(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", model)
     loaded = load_checkpoint(path).model
     assert isinstance(loaded, rnn.EncoderDecoder) and loaded.config == model.config
+
+
+def test_encoder_without_padding_skips_packing_with_the_same_result():
+    torch.manual_seed(0)
+    encoder = rnn.GRUEncoder(30, 8, 16, num_layers=2).eval()
+    full = torch.randint(4, 30, (2, 6))
+    out, state = encoder(full, torch.tensor([6, 6]))            # no padding: the direct path
+    longer = torch.randint(4, 30, (1, 9))
+    padded = torch.cat([torch.cat([full, torch.zeros(2, 3, dtype=torch.long)], 1), longer])
+    packed_out, packed_state = encoder(padded, torch.tensor([6, 6, 9]))   # the packed path
+    assert torch.allclose(out, packed_out[:2, :6], atol=1e-6)
+    assert torch.allclose(state, packed_state[:, :2], atol=1e-6)

@@ -51,6 +51,8 @@ class GRUEncoder(nn.Module):
             state: (L * directions, B, H), each sentence's final hidden state.
         """
         embedded = self.dropout(self.embedding(src))                     # (B, S, E)
+        if bool((src_len == src.shape[1]).all()):
+            return self.rnn(embedded)      # no padding in this batch: packing would only cost time
         packed = pack_padded_sequence(embedded, src_len.cpu(), batch_first=True,
                                       enforce_sorted=False)
         outputs, state = self.rnn(packed)

@@ -166,13 +166,16 @@ class Transformer(nn.Module):
                 "weights": weights}
 
     def _decode(self, tgt: torch.Tensor, encoded: dict, *, offset: int = 0,
-                caches: list | None = None, need_weights: bool = False):
+                caches: list | None = None, need_weights: bool | str = False):
+        """The decoder stack on ``tgt`` (B, T) -> logits (B, T, V) and each layer's weights;
+        ``need_weights="last"`` computes the last layer's only (the others use the fused path)."""
         y = self.positions(self.tgt_embedding(tgt) * self.scale, offset=offset)
         self_mask = None if caches is not None else causal_mask(tgt.shape[1], tgt.device)
-        weights = []
+        weights, last = [], len(self.decoder) - 1
         for i, layer in enumerate(self.decoder):
+            wanted = need_weights is True or (need_weights == "last" and i == last)
             y, w = layer(y, encoded["kv"][i], encoded["mask"], self_mask=self_mask,
-                         cache=caches[i] if caches is not None else None, need_weights=need_weights)
+                         cache=caches[i] if caches is not None else None, need_weights=wanted)
             weights.append(w)
         return self.out(self.decoder_norm(y)), weights
 
@@ -193,7 +196,7 @@ class Transformer(nn.Module):
         last layer's cross-attention weights averaged over heads, (B, S)."""
         state = state if state is not None else {"step": 0, "caches": [{} for _ in self.decoder]}
         logits, weights = self._decode(prev[:, None], memory, offset=state["step"],
-                                       caches=state["caches"], need_weights=True)
+                                       caches=state["caches"], need_weights="last")
         cross = weights[-1]["cross"][:, :, 0].mean(1)                         # (B, S)
         return logits[:, 0], {"step": state["step"] + 1, "caches": state["caches"]}, cross
 

@@ -1,0 +1,76 @@
+"""How long each chapter takes to execute, top to bottom, in each profile.
+
+Executes the chapters in book order in a private build folder: a first pass
+from an empty model cache ("cold": each chapter trains its models, later
+chapters reuse earlier ones, as when the book is built from scratch), then a
+second pass with every model cached ("warm"). The full profile from cold takes
+about half an hour on two CPU cores.
+
+    python benchmarks/bench_chapters.py [--quick] [--profiles smoke full]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+import common
+
+CHAPTERS = sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path: Path, env: dict[str, str]) -> float:
+    """Seconds to execute the notebook at ``path`` in a fresh kernel with ``env`` set."""
+    notebook = nbformat.read(path, as_version=4)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)                       # the kernel inherits this process's environment
+    try:
+        start = time.perf_counter()
+        NotebookClient(notebook, timeout=3600, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        return time.perf_counter() - start
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="chapter 1 only, smoke profile, one pass")
+    parser.add_argument("--profiles", nargs="+", default=["smoke", "full"], choices=["smoke", "full"])
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    device = common.device_of(args)
+    chapters = CHAPTERS[:1] if args.quick else CHAPTERS
+    profiles = ["smoke"] if args.quick else args.profiles
+    passes = ["cold"] if args.quick else ["cold", "warm"]
+    measurements = []
+    for profile in profiles:
+        with tempfile.TemporaryDirectory(prefix=f"attnlab-bench-{profile}-") as build:
+            env = {"ATTNLAB_PROFILE": profile, "ATTNLAB_BUILD_DIR": build}
+            for cache in passes:
+                for path in chapters:
+                    seconds = execute(path, env)
+                    measurements.append({"chapter": path.stem, "profile": profile, "cache": cache,
+                                         "seconds": seconds})
+                    print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s", flush=True)
+    path = common.write("chapters", args, device, measurements)
+    if path:
+        print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Each benchmark runs in --quick mode: what it times is checked (the implementations it races
+agree), and it writes the results file it promises. No time is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPTS = ["d2l", "torch", "decoding", "peak", "chapters"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
+    output = tmp_path / f"{name}.json"
+    env = {**os.environ, "ATTNLAB_DATA_DIR": str(fra_eng_dir)}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"bench_{name}.py"), "--quick",
+                             "--output", str(output)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = json.loads(output.read_text(encoding="utf-8"))
+    assert record["benchmark"] == name and record["quick"] is True
+    assert {"torch", "device", "threads", "cpu_count"} <= set(record["machine"])
+    assert record["measurements"]
+    for m in record["measurements"]:
+        timing = m.get("ours") or m.get("step")
+        if timing is not None:
+            assert timing["median"] > 0 and timing["spread"] >= 0 and timing["runs"] >= 1
+        if "speedup" in m:
+            assert m["speedup"] == pytest.approx(m["theirs"]["median"] / m["ours"]["median"])
+    if name == "chapters":
+        assert [m["chapter"] for m in record["measurements"]] == ["01_sentences_to_tensors"]
+
+
+def test_benchmarks_refuse_to_time_different_computations():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import torch
+
+    common.close(torch.ones(3), torch.ones(3), "same")
+    with pytest.raises(AssertionError, match="disagree"):
+        common.close(torch.ones(3), torch.zeros(3), "different")
