@@ -25,8 +25,9 @@ import common
 CHAPTERS = sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute(path: Path, env: dict[str, str]) -> float:
-    """Seconds to execute the notebook at ``path`` in a fresh kernel with ``env`` set."""
+def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
+    """Seconds to execute the notebook at ``path`` in a fresh kernel with ``env`` set; the
+    executed notebook is written to ``keep`` if given."""
     notebook = nbformat.read(path, as_version=4)
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)                       # the kernel inherits this process's environment
@@ -34,7 +35,11 @@ def execute(path: Path, env: dict[str, str]) -> float:
         start = time.perf_counter()
         NotebookClient(notebook, timeout=3600, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebook, keep)
+        return seconds
     finally:
         for key, value in saved.items():
             if value is None:
@@ -50,6 +55,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="chapter 1 only, smoke profile, one pass")
     parser.add_argument("--profiles", nargs="+", default=["smoke", "full"], choices=["smoke", "full"])
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--build-dir", type=Path, default=None,
+                        help="keep each profile's models and results in BUILD_DIR/PROFILE "
+                             "(default: a temporary folder, deleted afterwards)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
@@ -60,16 +68,22 @@ def main() -> None:
     measurements = []
     for profile in profiles:
         with tempfile.TemporaryDirectory(prefix=f"attnlab-bench-{profile}-") as build:
+            if args.build_dir is not None:
+                build = str(args.build_dir / profile)
+                if Path(build).exists() and any(Path(build).iterdir()):
+                    raise SystemExit(f"{build} is not empty: the first pass must start cold")
             env = {"ATTNLAB_PROFILE": profile, "ATTNLAB_BUILD_DIR": build}
             for cache in passes:
                 for path in chapters:
-                    seconds = execute(path, env)
+                    keep = (args.build_dir / profile / "executed" / f"{path.stem}-{cache}.ipynb"
+                            if args.build_dir is not None else None)
+                    seconds = execute(path, env, keep)
                     measurements.append({"chapter": path.stem, "profile": profile, "cache": cache,
                                          "seconds": seconds})
                     print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s", flush=True)
-    path = common.write("chapters", args, device, measurements)
-    if path:
-        print(f"written to {path}")
+                    written = common.write("chapters", args, device, measurements)  # after each
+    if written:
+        print(f"written to {written}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .bahdanau import AttentionEncoderDecoder
 from .batching import Batch
@@ -26,6 +27,9 @@ from .runtime import Profile
 from .training import logits_of, masked_cross_entropy
 from .transformer import Transformer
 from .vocab import Vocab
+
+
+MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")   # chapters 2, 3, 5
 
 
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData, *,
@@ -95,14 +99,15 @@ def recorded(chapter: str, key: str, *, profile: Profile) -> tuple[object, str] 
 def timing_models(vocab: int = 1000, width: int = 256) -> dict[str, nn.Module]:
     """The three architectures at the same width (hidden state / model width) and vocabulary,
     untrained, for timing: a training step's cost does not depend on the weights."""
+    gru, bahdanau, transformer = MODEL_NAMES
     return {
-        "GRU encoder-decoder": EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
-                                              proj_size=width // 2, dropout=0.0),
-        "Bahdanau attention": AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2,
-                                                      hidden_size=width, attention_size=width // 2,
-                                                      proj_size=width // 2, dropout=0.0),
-        "Transformer": Transformer(vocab, vocab, d_model=width, num_heads=4, num_layers=2,
-                                   d_ff=4 * width, dropout=0.0, max_len=1024),
+        gru: EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
+                            proj_size=width // 2, dropout=0.0),
+        bahdanau: AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
+                                          attention_size=width // 2, proj_size=width // 2,
+                                          dropout=0.0),
+        transformer: Transformer(vocab, vocab, d_model=width, num_heads=4, num_layers=2,
+                                 d_ff=4 * width, dropout=0.0, max_len=1024),
     }
 
 
@@ -190,3 +195,20 @@ def sequential_depth(model: nn.Module, length: int, *, vocab: int, batch_size: i
     model = model.cpu().train()
     logits = logits_of(model(src=src, src_len=torch.full((batch_size,), length), tgt_in=tgt[:, :-1]))
     return graph_depth(masked_cross_entropy(logits, tgt[:, 1:]))
+
+
+def training_flops(model: nn.Module, length: int, *, vocab: int, batch_size: int) -> int:
+    """Floating-point operations of one training step (forward and backward, matrix products
+    of the dense layers and of attention) on sequences of ``length`` tokens, counted by
+    ``torch.utils.flop_counter.FlopCounterMode``."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    src = torch.randint(4, vocab, (batch_size, length), generator=generator).to(device)
+    tgt = torch.randint(4, vocab, (batch_size, length + 1), generator=generator).to(device)
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        logits = logits_of(model(src=src, src_len=torch.full((batch_size,), length, device=device),
+                                 tgt_in=tgt[:, :-1]))
+        masked_cross_entropy(logits, tgt[:, 1:]).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
