@@ -15,7 +15,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import common
-from attnlab.training import masked_cross_entropy
+from attnlab.batching import random_batch
+from attnlab.training import batch_loss
 from attnlab.transformer import Transformer
 
 
@@ -44,12 +45,10 @@ def main() -> None:
         model = Transformer(V, V, d_model=size["d_model"], num_heads=4, num_layers=2,
                             d_ff=size["d_ff"], dropout=0.0).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        src = torch.randint(4, V, (B, T), device=device)
-        src_len = torch.full((B,), T, device=device)
-        tgt = torch.randint(4, V, (B, T + 1), device=device)
+        batch = random_batch(V, V, T, B, device=device)
 
         def step():
-            loss = masked_cross_entropy(model(src=src, src_len=src_len, tgt_in=tgt[:, :-1]), tgt[:, 1:])
+            loss = batch_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -18,7 +18,8 @@ from torch import nn
 import common
 from attnlab.attention import causal_mask, padding_mask
 from attnlab.multihead import MultiHeadAttention
-from attnlab.training import masked_cross_entropy
+from attnlab.batching import random_batch
+from attnlab.training import batch_loss
 from attnlab.transformer import Transformer
 
 
@@ -106,23 +107,21 @@ def main() -> None:
         model = Transformer(V, V, d_model=size["d_model"], num_heads=size["num_heads"],
                             num_layers=2, d_ff=size["d_ff"], dropout=0.1).to(device)
         peer = TorchTransformer(model).to(device)
-        src = torch.randint(4, V, (B, T), device=device)
-        src_len = torch.randint(T // 2 + 1, T + 1, (B,), device=device)
-        src_len[0] = T
-        tgt = torch.randint(4, V, (B, T + 1), device=device)
+        batch = random_batch(V, V, T, B, device=device)
+        batch.src_len = torch.randint(T // 2 + 1, T + 1, (B,), device=device)   # some padding
+        batch.src_len[0] = T
+        inputs = dict(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
         model.eval()
         peer.eval()
         with torch.no_grad():
-            common.close(model(src=src, src_len=src_len, tgt_in=tgt[:, :-1]),
-                         peer(src=src, src_len=src_len, tgt_in=tgt[:, :-1]), "Transformer", atol=1e-4)
+            common.close(model(**inputs), peer(**inputs), "Transformer", atol=1e-4)
 
         def training_step(net):
             optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
             def step():
                 net.train()
-                loss = masked_cross_entropy(net(src=src, src_len=src_len, tgt_in=tgt[:, :-1]),
-                                            tgt[:, 1:])
+                loss = batch_loss(net, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

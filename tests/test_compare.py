@@ -7,7 +7,7 @@ import torch
 
 from attnlab import compare, experiments, results, rnn, runtime, synthetic
 from attnlab.bahdanau import AttentionEncoderDecoder
-from attnlab.batching import Batch
+from attnlab.batching import random_batch
 from attnlab.transformer import Transformer
 from attnlab.vocab import Vocab
 
@@ -39,12 +39,16 @@ def test_compare_translation_measures_every_model_alike(data):
         assert [r["bucket"] for r in row["bleu_by_length"]]
 
 
-def _batch(length: int, batch_size: int = 4, vocab: int = 12) -> Batch:
-    generator = torch.Generator().manual_seed(0)
-    src = torch.randint(4, vocab, (batch_size, length), generator=generator)
-    tgt = torch.randint(4, vocab, (batch_size, length + 1), generator=generator)
-    return Batch(src=src, src_len=torch.full((batch_size,), length), tgt_in=tgt[:, :-1],
-                 tgt_out=tgt[:, 1:], tgt_len=torch.full((batch_size,), length))
+def test_random_batch_has_no_padding_and_aligned_targets():
+    batch = random_batch(12, 9, 5, 3, generator=torch.Generator().manual_seed(0))
+    assert batch.src.shape == (3, 5) and batch.tgt_in.shape == batch.tgt_out.shape == (3, 5)
+    assert batch.src.min() >= 4 and batch.tgt_out.max() < 9          # no reserved ids
+    assert batch.src_mask.all() and batch.tgt_mask.all()
+    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])   # shifted by one
+
+
+def _batch(length: int):
+    return random_batch(12, 12, length, 4, generator=torch.Generator().manual_seed(0))
 
 
 def test_training_memory_counts_what_backward_keeps(data):

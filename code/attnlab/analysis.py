@@ -8,8 +8,8 @@ import time
 import torch
 from torch import nn
 
-from .batching import Batch
-from .training import logits_of, masked_cross_entropy
+from .batching import Batch, random_batch
+from .training import batch_loss
 
 
 def source_gradient_norms(model: nn.Module, batch: Batch, *, embedding: nn.Embedding | None = None,
@@ -32,9 +32,7 @@ def source_gradient_norms(model: nn.Module, batch: Batch, *, embedding: nn.Embed
     model.eval()  # no dropout: the gradient of the model itself
     try:
         model.zero_grad(set_to_none=True)
-        output = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
-        loss = masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=pad_id)
-        loss.backward()
+        batch_loss(model, batch, pad_id=pad_id).backward()
     finally:
         handle.remove()
         model.train(was_training)
@@ -85,16 +83,14 @@ def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmu
     generator = torch.Generator().manual_seed(seed)
     results = []
     for length in lengths:
-        src = torch.randint(4, src_vocab, (batch_size, length), generator=generator).to(device)
-        tgt = torch.randint(4, tgt_vocab, (batch_size, length + 1), generator=generator).to(device)
-        src_len = torch.full((batch_size,), length, device=device)
+        batch = random_batch(src_vocab, tgt_vocab, length, batch_size, generator=generator,
+                             device=device)
         times = []
         for i in range(warmup + repeats):
             if str(device).startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            logits = logits_of(model(src=src, src_len=src_len, tgt_in=tgt[:, :-1]))
-            loss = masked_cross_entropy(logits, tgt[:, 1:])
+            loss = batch_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -51,6 +51,17 @@ class Batch:
         return self.src.shape[0]
 
 
+def random_batch(src_vocab: int, tgt_vocab: int, length: int, batch_size: int, *,
+                 generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> Batch:
+    """A batch of random ids (no reserved tokens, no padding), ``length`` tokens on each side:
+    for timing and counting, where the content does not matter."""
+    src = torch.randint(4, src_vocab, (batch_size, length), generator=generator)
+    tgt = torch.randint(4, tgt_vocab, (batch_size, length + 1), generator=generator)
+    lengths = torch.full((batch_size,), length)
+    return Batch(src, lengths, tgt[:, :-1], tgt[:, 1:], lengths.clone()).to(device)
+
+
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, max_len) bool mask, True at positions ``< length``."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

@@ -17,14 +17,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .bahdanau import AttentionEncoderDecoder
-from .batching import Batch
+from .batching import Batch, random_batch
 from .data import Seq2SeqData
 from .experiments import evaluate_translation
-from .explorer import KINDS, layer_attention
+from .explorer import KINDS, layer_attention, replay_inputs
 from .results import load_results
 from .rnn import EncoderDecoder
 from .runtime import Profile
-from .training import logits_of, masked_cross_entropy
+from .training import batch_loss
 from .transformer import Transformer
 from .vocab import Vocab
 
@@ -72,8 +72,7 @@ def training_memory(model: nn.Module, batch: Batch) -> dict[str, int]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        logits = logits_of(model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in))
-        loss = masked_cross_entropy(logits, batch.tgt_out)
+        loss = batch_loss(model, batch)
     loss.backward()
     model.zero_grad(set_to_none=True)
     activations = sum(size for ptr, size in storages.items() if ptr not in parameters)
@@ -127,13 +126,9 @@ def shared_alignment(bahdanau: nn.Module, transformer: nn.Module, sentence: str,
     Returns the source and target tokens, ``bahdanau`` (T, S) and ``transformer``: the
     cross-attention of every layer, each (H, T, S)."""
     attention = layer_attention(transformer, sentence, src_vocab, tgt_vocab)
-    device = next(bahdanau.parameters()).device
-    src = src_vocab.encode(attention.source[:-1]) + [src_vocab.eos_id]
-    tgt_in = [tgt_vocab.bos_id] + tgt_vocab.encode(attention.target[:-1])
     bahdanau.eval()
-    _, alpha = bahdanau(src=torch.tensor([src], device=device),
-                        src_len=torch.tensor([len(src)], device=device),
-                        tgt_in=torch.tensor([tgt_in], device=device))
+    _, alpha = bahdanau(**replay_inputs(attention.source, attention.target, src_vocab, tgt_vocab,
+                                        next(bahdanau.parameters()).device))
     return {"source": attention.source, "target": attention.target, "bahdanau": alpha[0].cpu(),
             "transformer": attention.weights[KINDS[2]]}
 
@@ -189,26 +184,18 @@ def graph_depth(output: torch.Tensor) -> int:
 def sequential_depth(model: nn.Module, length: int, *, vocab: int, batch_size: int = 2) -> int:
     """:func:`graph_depth` of a training loss on random sequences of ``length`` tokens (source
     and target), on the CPU, where PyTorch records every step of a recurrence."""
-    generator = torch.Generator().manual_seed(0)
-    src = torch.randint(4, vocab, (batch_size, length), generator=generator)
-    tgt = torch.randint(4, vocab, (batch_size, length + 1), generator=generator)
-    model = model.cpu().train()
-    logits = logits_of(model(src=src, src_len=torch.full((batch_size,), length), tgt_in=tgt[:, :-1]))
-    return graph_depth(masked_cross_entropy(logits, tgt[:, 1:]))
+    batch = random_batch(vocab, vocab, length, batch_size, generator=torch.Generator().manual_seed(0))
+    return graph_depth(batch_loss(model.cpu().train(), batch))
 
 
 def training_flops(model: nn.Module, length: int, *, vocab: int, batch_size: int) -> int:
     """Floating-point operations of one training step (forward and backward, matrix products
     of the dense layers and of attention) on sequences of ``length`` tokens, counted by
     ``torch.utils.flop_counter.FlopCounterMode``."""
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(0)
-    src = torch.randint(4, vocab, (batch_size, length), generator=generator).to(device)
-    tgt = torch.randint(4, vocab, (batch_size, length + 1), generator=generator).to(device)
+    batch = random_batch(vocab, vocab, length, batch_size, generator=torch.Generator().manual_seed(0),
+                         device=next(model.parameters()).device)
     model.train()
     with FlopCounterMode(display=False) as counter:
-        logits = logits_of(model(src=src, src_len=torch.full((batch_size,), length, device=device),
-                                 tgt_in=tgt[:, :-1]))
-        masked_cross_entropy(logits, tgt[:, 1:]).backward()
+        batch_loss(model, batch).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()

@@ -193,23 +193,30 @@ class LayerAttention:
         raise ValueError(f"unknown kind of attention {kind!r}; choose one of {KINDS}")
 
 
+def replay_inputs(source: Sequence[str], target: Sequence[str], src_vocab, tgt_vocab,
+                  device) -> dict[str, torch.Tensor]:
+    """The model inputs that replay a translation by teacher forcing, a batch of one: the
+    source (``source`` ends with ``<eos>``) and the decoder inputs (``<bos>``, then the output
+    without its last token)."""
+    src = src_vocab.encode(source[:-1]) + [src_vocab.eos_id]
+    tgt_in = [tgt_vocab.bos_id] + tgt_vocab.encode(target[:-1])
+    return {"src": torch.tensor([src], device=device),
+            "src_len": torch.tensor([len(src)], device=device),
+            "tgt_in": torch.tensor([tgt_in], device=device)}
+
+
 @torch.no_grad()
 def layer_attention(model, sentence: str, src_vocab, tgt_vocab, *,
                     max_len: int = 30) -> LayerAttention:
     """Translate ``sentence`` greedily with a Transformer, then run the decoder once more on
     its own output (teacher-forced) to read every layer's weights."""
-    result = translate(model, sentence, src_vocab, tgt_vocab, max_len=max_len, top_k=0)
-    ended = len(result.probs) > len(result.tokens)
-    target = result.tokens + (["<eos>"] if ended else [])
-    device = next(model.parameters()).device
-    src_ids = src_vocab.encode(result.source) + [src_vocab.eos_id]
-    tgt_in = [tgt_vocab.bos_id] + tgt_vocab.encode(target[:-1])
+    translation = align(model, sentence, src_vocab, tgt_vocab, max_len=max_len)
     model.eval()
-    _, weights = model(src=torch.tensor([src_ids], device=device),
-                       src_len=torch.tensor([len(src_ids)], device=device),
-                       tgt_in=torch.tensor([tgt_in], device=device), need_weights=True)
+    _, weights = model(**replay_inputs(translation.source, translation.target, src_vocab,
+                                       tgt_vocab, next(model.parameters()).device),
+                       need_weights=True)
     return LayerAttention(
-        source=result.source + ["<eos>"], target=target,
+        source=translation.source, target=translation.target,
         weights={KINDS[0]: [w[0].cpu() for w in weights["encoder"]],
                  KINDS[1]: [w["self"][0].cpu() for w in weights["decoder"]],
                  KINDS[2]: [w["cross"][0].cpu() for w in weights["decoder"]]})

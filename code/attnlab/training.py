@@ -40,6 +40,14 @@ def logits_of(output) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
+def batch_loss(model: nn.Module, batch: Batch, *, pad_id: int = 0,
+               label_smoothing: float = 0.0) -> torch.Tensor:
+    """The teacher-forced training loss of ``model`` on ``batch``."""
+    output = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
+    return masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=pad_id,
+                                label_smoothing=label_smoothing)
+
+
 @dataclass
 class History:
     """What a run of :meth:`Trainer.fit` measured."""
@@ -77,10 +85,8 @@ class Trainer:
         self.clip, self.label_smoothing, self.pad_id = clip, label_smoothing, pad_id
 
     def loss(self, batch: Batch, *, label_smoothing: float | None = None) -> torch.Tensor:
-        output = self.model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
         smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
-        return masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=self.pad_id,
-                                    label_smoothing=smoothing)
+        return batch_loss(self.model, batch, pad_id=self.pad_id, label_smoothing=smoothing)
 
     def train_step(self, batch: Batch) -> float:
         """One optimisation step on ``batch``; returns its loss."""
