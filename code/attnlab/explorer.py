@@ -1,10 +1,10 @@
 """The attention explorer: step through a translation and see where the decoder looked.
 
 Every view is HTML computed in Python. On the website, where no kernel runs,
-the views are precomputed and switched in the browser by ``jslink``: the
-sentence menu, the step slider and the temperature slider each select a child
-of a ``Stack``. In Jupyter or Colab the same widgets work, and a text box
-translates new sentences live.
+the views are precomputed and switched in the browser: the sentence menu, the
+step slider and the temperature slider each select one view through
+:func:`attnlab.widgets.linked_stack`. In Jupyter or Colab the same widgets
+work, and a text box translates new sentences live.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import ipywidgets as widgets
 import torch
 
 from .decoding import translate
+from .widgets import linked_stack
 
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -96,24 +97,18 @@ def alignment_panel(alignment: Alignment,
     temperature = widgets.SelectionSlider(options=[f"{t:g}" for t in temperatures],
                                           value="1", description="Temperature:",
                                           style={"description_width": "initial"})
-    by_temperature = []
-    for tau in temperatures:
-        views = widgets.Stack([widgets.HTML(step_view(alignment, t, tau)) for t in range(steps)],
-                              selected_index=0)
-        widgets.jslink((step, "value"), (views, "selected_index"))
-        by_temperature.append(views)
-    stack = widgets.Stack(by_temperature, selected_index=list(temperatures).index(1.0))
-    widgets.jslink((temperature, "index"), (stack, "selected_index"))
-    return widgets.VBox([widgets.HBox([step, temperature]), stack])
+    by_temperature = [linked_stack([widgets.HTML(step_view(alignment, t, tau))
+                                    for t in range(steps)], step, "value")
+                      for tau in temperatures]
+    return widgets.VBox([widgets.HBox([step, temperature]),
+                         linked_stack(by_temperature, temperature, "index")])
 
 
 def _sentence_menu(labels: Sequence[str], panels: Sequence[widgets.Widget]):
-    """A dropdown of sentences and a Stack of their precomputed panels, linked in the browser."""
+    """A dropdown of sentences and their precomputed panels, the one chosen shown."""
     chooser = widgets.Dropdown(options=list(labels), index=0, description="Sentence:",
                                layout=widgets.Layout(width="max-content"))
-    stack = widgets.Stack(list(panels), selected_index=0)
-    widgets.jslink((chooser, "index"), (stack, "selected_index"))
-    return chooser, stack
+    return chooser, linked_stack(panels, chooser, "index")
 
 
 def _live_box(make_panel: Callable[[str], widgets.Widget], title: str) -> list[widgets.Widget]:
@@ -245,24 +240,16 @@ def _toggles(options: Sequence[str], description: str) -> widgets.ToggleButtons:
 
 
 def layer_panel(attention: LayerAttention, kind: widgets.ToggleButtons,
-                layer: widgets.ToggleButtons, head: widgets.ToggleButtons) -> widgets.Stack:
-    """Precomputed maps of one sentence, nested kind > layer > head, each Stack linked in the
-    browser to its control."""
-    by_kind = []
-    for name in KINDS:
-        by_layer = []
-        for i in range(len(attention.weights[name])):
-            heads = attention.weights[name][i].shape[0]
-            views = widgets.Stack([widgets.HTML(map_view(attention, name, i, h))
-                                   for h in [None, *range(heads)]], selected_index=0)
-            widgets.jslink((head, "index"), (views, "selected_index"))
-            by_layer.append(views)
-        layers = widgets.Stack(by_layer, selected_index=0)
-        widgets.jslink((layer, "index"), (layers, "selected_index"))
-        by_kind.append(layers)
-    kinds = widgets.Stack(by_kind, selected_index=0)
-    widgets.jslink((kind, "index"), (kinds, "selected_index"))
-    return kinds
+                layer: widgets.ToggleButtons, head: widgets.ToggleButtons) -> widgets.Widget:
+    """Precomputed maps of one sentence, nested kind > layer > head, each level selected by
+    its control."""
+    def heads_of(name: str, i: int) -> widgets.Widget:
+        heads = attention.weights[name][i].shape[0]
+        return linked_stack([widgets.HTML(map_view(attention, name, i, h))
+                             for h in [None, *range(heads)]], head)
+
+    return linked_stack([linked_stack([heads_of(name, i) for i in range(len(attention.weights[name]))],
+                                      layer) for name in KINDS], kind)
 
 
 def layer_explorer(attentions: Sequence[LayerAttention],

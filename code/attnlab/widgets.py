@@ -2,8 +2,8 @@
 
 On the built site, Python callbacks do nothing; links made with
 ``widgets.jslink`` run in the browser alone. So every view is computed in
-advance, put in a ``Stack``, and the control's *index* is linked to the
-Stack's ``selected_index``. In Jupyter or Colab the same widgets work live.
+advance and :func:`linked_stack` shows the one a control selects. In Jupyter
+or Colab the same widgets work live, on ipywidgets 7 (Colab's) and 8.
 """
 
 from __future__ import annotations
@@ -14,6 +14,35 @@ from html import escape
 
 import ipywidgets as widgets
 
+# ipywidgets 8 has a Stack, whose selected child a jslink switches in the browser alone: the
+# website, where no kernel runs, depends on it. ipywidgets 7 has no Stack, and Colab's front end
+# renders only ipywidgets 7 (a kernel with 8 shows no widgets there), so on 7 a live kernel swaps
+# the shown view instead. This is the one place where the two versions differ.
+HAS_STACK = hasattr(widgets, "Stack")
+
+
+def linked_stack(views: Sequence[widgets.Widget], control: widgets.Widget,
+                 trait: str = "index") -> widgets.Widget:
+    """Show the view that ``control``'s ``trait`` (an index into ``views``) selects.
+
+    On ipywidgets 8 this is a ``Stack`` linked to the control in the browser,
+    so it works on the static website too; on ipywidgets 7 a box whose child the
+    kernel replaces when the control changes.
+    """
+    views = list(views)
+    if not views:
+        raise ValueError("need at least one view")
+    start = getattr(control, trait)
+    if not 0 <= start < len(views):
+        raise ValueError(f"the control selects view {start}, but there are {len(views)} views")
+    if HAS_STACK:
+        stack = widgets.Stack(views, selected_index=start)
+        widgets.jslink((control, trait), (stack, "selected_index"))
+        return stack
+    shown = widgets.VBox([views[start]])
+    control.observe(lambda change: setattr(shown, "children", [views[change["new"]]]), names=trait)
+    return shown
+
 
 def precomputed_views(labels: Sequence[str], views: Sequence[widgets.Widget], *,
                       description: str = "Show:") -> widgets.VBox:
@@ -23,10 +52,8 @@ def precomputed_views(labels: Sequence[str], views: Sequence[widgets.Widget], *,
     chooser = widgets.Dropdown(options=list(labels), index=0, description=description,
                                layout=widgets.Layout(width="max-content"),
                                style={"description_width": "initial"})
-    stack = widgets.Stack(list(views), selected_index=0)
-    # Link the dropdown's index (its value cannot be synced without a kernel) to the Stack.
-    widgets.jslink((chooser, "index"), (stack, "selected_index"))
-    return widgets.VBox([chooser, stack])
+    # The dropdown's index, not its value: a value cannot be synced without a kernel.
+    return widgets.VBox([chooser, linked_stack(views, chooser, "index")])
 
 
 def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
@@ -98,6 +125,4 @@ def slider_views(views: Sequence[widgets.Widget], *, description: str) -> widget
         raise ValueError("need at least one view")
     slider = widgets.IntSlider(value=0, min=0, max=len(views) - 1, description=description,
                                style={"description_width": "initial"})
-    stack = widgets.Stack(list(views), selected_index=0)
-    widgets.jslink((slider, "value"), (stack, "selected_index"))
-    return widgets.VBox([slider, stack])
+    return widgets.VBox([slider, linked_stack(views, slider, "value")])

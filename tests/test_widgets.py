@@ -1,0 +1,56 @@
+"""linked_stack: one view at a time, chosen by a control, on ipywidgets 8 and 7."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import pytest
+
+from attnlab import widgets as attnlab_widgets
+from attnlab.widgets import linked_stack, precomputed_views, slider_views
+
+
+def views(n):
+    return [widgets.HTML(f"view {i}") for i in range(n)]
+
+
+def shown(widget):
+    """The views a reader sees: a Stack shows its selected child, a box all of its children."""
+    if attnlab_widgets.HAS_STACK and isinstance(widget, widgets.Stack):
+        return shown(widget.children[widget.selected_index])
+    if isinstance(widget, widgets.HTML):
+        return [widget.value]
+    return [value for child in widget.children for value in shown(child)]
+
+
+def test_on_ipywidgets_8_a_stack_linked_in_the_browser():
+    assert attnlab_widgets.HAS_STACK, "the website is built with ipywidgets 8 (requirements.txt)"
+    slider = widgets.IntSlider(value=1, min=0, max=2)
+    stack = linked_stack(views(3), slider, "value")
+    assert isinstance(stack, widgets.Stack) and stack.selected_index == 1
+    assert shown(stack) == ["view 1"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: slider_views(v, description="n:"),
+    lambda v: precomputed_views(["a", "b", "c"], v),
+])
+def test_on_ipywidgets_7_the_kernel_swaps_the_view(monkeypatch, make):
+    # ipywidgets 7 has no Stack: the control's change, sent by the front end to the kernel,
+    # replaces the box's child. Setting the trait here is what that message does.
+    monkeypatch.setattr(attnlab_widgets, "HAS_STACK", False)
+    box = make(views(3))
+    control, shown_box = box.children
+    assert not isinstance(shown_box, widgets.Stack)
+    assert shown(shown_box) == ["view 0"]
+    trait = "value" if isinstance(control, widgets.IntSlider) else "index"
+    setattr(control, trait, 2)
+    assert shown(shown_box) == ["view 2"]
+    setattr(control, trait, 1)
+    assert shown(shown_box) == ["view 1"]
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="at least one view"):
+        linked_stack([], widgets.IntSlider(), "value")
+    with pytest.raises(ValueError, match="selects view 5, but there are 2"):
+        linked_stack(views(2), widgets.IntSlider(value=5, max=9), "value")
