@@ -1,6 +1,7 @@
 """Maintain the chapters' notebooks.
 
-    python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml
+    python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml,
+                                               # and the metadata that opens it on a GPU runtime
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
                                                # outputs of cells tagged nbval-check-output
     python book/notebooks.py check             # report what `make test` would reject
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 CHECKED = "nbval-check-output"
 COLAB_TAGS = ["remove-cell"]
+# Notebook metadata Colab reads: open the chapter on a GPU runtime (Colab's free GPU is a T4).
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 
 
 def repository_url() -> str:
@@ -39,7 +42,11 @@ def colab_cell_source(url: str | None = None) -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "attnlab @ git+{url}"'
+        f'    %pip install --quiet "attnlab @ git+{url}"\n'
+        "    # Colab forgets trained models when the session ends. To keep them on your Google Drive\n"
+        "    # (a later session then reuses them, or resumes an interrupted training), uncomment:\n"
+        '    # from google.colab import drive; drive.mount("/content/drive"); import os; '
+        'os.environ["ATTNLAB_BUILD_DIR"] = "/content/drive/MyDrive/attnlab"'
     )
 
 
@@ -73,6 +80,8 @@ def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def sync_colab(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Write the Colab install cell and the metadata that opens the chapter on a GPU runtime."""
+    notebook.metadata.update(nbformat.from_dict(COLAB_METADATA))
     source = colab_cell_source()
     first = notebook.cells[0] if notebook.cells else None
     if first is not None and first.cell_type == "code" and "google.colab" in first.source:
@@ -93,6 +102,9 @@ def problems(path: Path) -> list[str]:
                      f"{repository_url()} (run: python book/notebooks.py sync-colab)")
     elif first.metadata.get("tags") != COLAB_TAGS:
         found.append(f"{path.name}: the Colab cell must be tagged {COLAB_TAGS}")
+    if any(notebook.metadata.get(key) != value for key, value in COLAB_METADATA.items()):
+        found.append(f"{path.name}: the notebook metadata does not ask Colab for a GPU runtime "
+                     "(run: python book/notebooks.py sync-colab)")
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.outputs and CHECKED not in cell.metadata.get("tags", []):
             found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")

@@ -144,7 +144,7 @@ def test_model_cache_reuses_and_retrains_identically(tmp_path):
     def build():
         return TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
 
-    def train(model):
+    def train(model, resume_path):
         calls.append(1)
         history = Trainer(model, lr=3e-3, device="cpu").fit(
             task.loader("train", 64), max_steps=10, progress=False)

@@ -7,12 +7,17 @@ time). It is written atomically and read with ``torch.load(weights_only=True)``.
 Models that can be rebuilt from a checkpoint are registered with
 :func:`register` and keep their constructor's keyword arguments in
 ``self.config``. :func:`train_or_load` caches a trained model under a hash of
-everything that determines it, so a later chapter reuses what an earlier one
-trained, and retrains (same seed, same weights) when the cache is empty.
+everything that determines it (settings, seed and the library code that trains
+it), so a later chapter reuses what an earlier one trained, and retrains (same
+seed, same weights) when the cache is empty or that code has changed. An
+interrupted training leaves a resume point beside the cache entry and goes on
+from it when run again.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import os
@@ -133,25 +138,64 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# The library's modules whose code determines a trained model's weights: data, models, training
+# and the settings of the shared experiments. A cached model is keyed by their code, so editing
+# any of them retrains. Presentation and measurement modules are left out, so that editing a
+# plot, a widget or an evaluation never does. Every module is in one list or the other (a test
+# checks), so a new module must be placed.
+TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "corpus", "data",
+                 "experiments", "multihead", "resume", "rnn", "runtime", "selfattention",
+                 "synthetic", "training", "transformer", "vocab")
+OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "explorer", "files", "metrics",
+              "notebook", "plots", "results", "widgets")
+
+
+def _code_without_docs(source: str) -> str:
+    """The syntax tree of ``source`` without docstrings: comments, layout and documentation
+    can change without changing the key."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=4)
+def code_hash(folder: Path = Path(__file__).parent) -> str:
+    """A short hash of the :data:`TRAINING_CODE` modules in ``folder`` (this package)."""
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update(f"{name}\0{_code_without_docs((folder / f'{name}.py').read_text('utf-8'))}\0"
+                      .encode())
+    return digest.hexdigest()[:16]
+
+
 def models_dir() -> Path:
     return build_dir() / "models"
 
 
 def train_or_load(name: str, spec: dict, *, build: Callable[[], nn.Module],
-                  train: Callable[[nn.Module], dict], vocabs: dict[str, Vocab] | None = None,
+                  train: Callable[[nn.Module, Path], dict], vocabs: dict[str, Vocab] | None = None,
                   seed: int = 0, folder: str | os.PathLike | None = None,
                   retrain: bool = False) -> tuple[nn.Module, dict]:
     """Return the model ``spec`` describes: from the cache, or built and trained now.
 
     ``spec`` must contain everything that determines the trained weights (model
-    config, data and training settings, profile); its hash names the cache
-    file. ``build()`` makes the untrained model, ``train(model)`` trains it in
-    place and returns metadata to keep (history, seconds). Both run after
-    seeding with ``seed``. The returned metadata has ``from_cache`` set.
+    config, data and training settings, profile); its hash, with the seed and
+    :func:`code_hash`, names the cache file. ``build()`` makes the untrained
+    model; ``train(model, resume_path)`` trains it in place, keeping a resume
+    point at ``resume_path`` (see :meth:`attnlab.training.Trainer.fit`), and
+    returns metadata to keep (history, seconds). Both run after seeding with
+    ``seed``. The returned metadata has ``from_cache`` set.
     """
-    key = spec_hash({"name": name, "spec": spec, "seed": seed, "attnlab": __version__})
+    key = spec_hash({"name": name, "spec": spec, "seed": seed, "attnlab": __version__,
+                     "code": code_hash()})
     path = Path(folder) if folder is not None else models_dir()
     path = path / f"{name}-{key}.pt"
+    resume_path = path.with_name(f"{path.stem}.resume.pt")
     seed_everything(seed)
     model = build()
     if path.exists() and not retrain:
@@ -160,6 +204,9 @@ def train_or_load(name: str, spec: dict, *, build: Callable[[], nn.Module],
             raise CheckpointError(f"{path} was trained with other vocabularies than the data "
                                   "given now; delete it or pass retrain=True")
         return checkpoint.model, {**checkpoint.meta, "from_cache": True, "path": str(path)}
-    meta = dict(train(model))
+    if retrain:
+        resume_path.unlink(missing_ok=True)
+    meta = dict(train(model, resume_path))
     save_checkpoint(path, model, vocabs=vocabs, meta={"spec": spec, **meta})
+    resume_path.unlink(missing_ok=True)
     return model, {**meta, "from_cache": False, "path": str(path)}

@@ -155,7 +155,8 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, pl
                 profile: Profile, seed: int = 0, device=None, callbacks: Sequence[Callback] = (),
                 retrain: bool = False) -> tuple[nn.Module, dict]:
     """Train ``build()`` on ``data`` with ``plan``, or load it from the cache if this exact
-    experiment (model config, data, budget, seed, profile) was trained before."""
+    experiment (model config, data, budget, seed, profile, training code) was trained before.
+    An interrupted training goes on from its last resume point (every ``eval_every`` steps)."""
     device = device or choose_device()
     probe = build()
     spec = {"model": type(probe).__name__, "config": getattr(probe, "config", None),
@@ -163,13 +164,14 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, pl
             "profile": profile.name}
     del probe
 
-    def train(model: nn.Module) -> dict:
+    def train(model: nn.Module, resume_path) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas)
         trainer = Trainer(model, optimizer=optimizer, scheduler=make_schedule(optimizer, plan),
                           label_smoothing=plan.label_smoothing, device=device)
         history = trainer.fit(data.loader("train", plan.batch_size, seed=seed), max_steps=plan.steps,
                               val_batches=data.loader("val", 256), eval_every=plan.eval_every,
-                              log_every=plan.log_every, callbacks=callbacks, desc=name)
+                              log_every=plan.log_every, callbacks=callbacks, desc=name,
+                              resume_path=resume_path)
         return {"history": history.to_dict(), "seconds": history.seconds, "device": str(device),
                 "parameters": count_parameters(model)}
 

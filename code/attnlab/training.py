@@ -8,15 +8,18 @@ whose first element is those logits (attention models also return weights).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import resume
 from .batching import Batch
 from .runtime import choose_device
 
@@ -122,51 +125,123 @@ class Trainer:
     def fit(self, batches: Iterable[Batch], *, max_steps: int,
             val_batches: Iterable[Batch] | None = None, eval_every: int | None = None,
             log_every: int = 10, callbacks: Sequence[Callback] = (), progress: bool = True,
-            desc: str = "training") -> History:
+            desc: str = "training", resume_path: str | os.PathLike | None = None,
+            save_every: int | None = None) -> History:
         """Train for ``max_steps`` steps, cycling through ``batches`` (e.g. a DataLoader).
 
         Every ``log_every`` steps the mean training loss is recorded and each
         callback (e.g. :class:`attnlab.plots.LiveLossPlot`) is called with the
         history; every ``eval_every`` steps the loss on ``val_batches`` too.
+
+        With ``resume_path``, a resume point is written there every ``save_every``
+        steps (default ``eval_every``) and at the end; if one is there already, training
+        goes on from it and ends with the weights an uninterrupted run would have.
         """
         if max_steps < 1:
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         eval_every = eval_every or max_steps
-        history, running, count = History(), 0.0, 0
-        start = time.perf_counter()
-        bar = tqdm(total=max_steps, desc=desc, disable=not progress)
-        step = 0
-        while step < max_steps:
-            epoch_had_batches = False
-            for batch in batches:
-                epoch_had_batches = True
-                running += self.train_step(batch)
-                history.tokens += int(batch.tgt_len.sum())
-                count += 1
-                step += 1
-                bar.update(1)
-                evaluate_now = step % eval_every == 0 or step == max_steps
-                if step % log_every == 0 or evaluate_now:
-                    history.steps.append(step)
-                    history.train_loss.append(running / count)
-                    bar.set_postfix(loss=f"{running / count:.3f}")
-                    running, count = 0.0, 0
-                    if val_batches is not None and evaluate_now:
-                        history.val_steps.append(step)
-                        history.val_loss.append(self.evaluate(val_batches))
-                    history.seconds = time.perf_counter() - start
-                    for callback in callbacks:
-                        callback(history)
-                if step >= max_steps:
-                    break
-            if not epoch_had_batches:
-                raise ValueError("the training data yielded no batches")
+        save_every = save_every or eval_every
+        order = resume.batch_order(batches) if resume_path is not None else None
+        run = _Run(history=History())
+        if resume_path is not None and Path(resume_path).exists():
+            iterator, rng = self._resume(run, resume.load(resume_path), batches, order, max_steps)
+        else:
+            iterator, rng = None, None
+        start = time.perf_counter() - run.history.seconds
+        bar = tqdm(total=max_steps, initial=run.step, desc=desc, disable=not progress)
+        if rng is not None:  # after replaying the data, which draws a number to seed the loader
+            resume.set_rng_states(rng)
+        while run.step < max_steps:
+            if iterator is None:
+                run.epoch = order.epoch if order is not None else run.epoch
+                iterator, run.position = iter(batches), 0
+            batch = next(iterator, None)
+            if batch is None:
+                if run.position == 0:
+                    raise ValueError("the training data yielded no batches")
+                iterator = None
+                run.epoch += order is None
+                continue
+            run.position += 1
+            run.running += self.train_step(batch)
+            run.history.tokens += int(batch.tgt_len.sum())
+            run.count += 1
+            run.step += 1
+            bar.update(1)
+            step, history = run.step, run.history
+            evaluate_now = step % eval_every == 0 or step == max_steps
+            if step % log_every == 0 or evaluate_now:
+                history.steps.append(step)
+                history.train_loss.append(run.running / run.count)
+                bar.set_postfix(loss=f"{run.running / run.count:.3f}")
+                run.running, run.count = 0.0, 0
+                if val_batches is not None and evaluate_now:
+                    history.val_steps.append(step)
+                    history.val_loss.append(self.evaluate(val_batches))
+                history.seconds = time.perf_counter() - start
+                for callback in callbacks:
+                    callback(history)
+            if resume_path is not None and (step % save_every == 0 or step == max_steps):
+                run.history.seconds = time.perf_counter() - start
+                self._save_resume_point(resume_path, run, max_steps)
         bar.close()
-        history.seconds = time.perf_counter() - start
+        run.history.seconds = time.perf_counter() - start
         for callback in callbacks:
             if hasattr(callback, "close"):
-                callback.close(history)
-        return history
+                callback.close(run.history)
+        return run.history
+
+    def _save_resume_point(self, path, run: "_Run", max_steps: int) -> None:
+        resume.save(path, {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "max_steps": max_steps, "step": run.step, "epoch": run.epoch, "position": run.position,
+            "running": run.running, "count": run.count, "history": run.history.to_dict(),
+            "rng": resume.rng_states()})
+
+    def _resume(self, run: "_Run", state: dict, batches, order, max_steps: int):
+        """Restore a resume point; return an iterator at the same place in the data, and the
+        generators' states (put back once that iterator exists)."""
+        if state["max_steps"] != max_steps:
+            raise resume.ResumeError(f"the resume point was written by a run of {state['max_steps']} "
+                                     f"steps, not {max_steps}; delete it to train from the start")
+        if self.model.state_dict().keys() != state["model"].keys() or any(
+                v.shape != state["model"][k].shape for k, v in self.model.state_dict().items()):
+            raise resume.ResumeError(f"the resume point holds another model than "
+                                     f"{type(self.model).__name__}; delete it to train from the start")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            raise resume.ResumeError("the resume point and this trainer disagree on having a "
+                                     "learning-rate schedule; delete it to train from the start")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        run.history = History(**state["history"])
+        run.step, run.epoch, run.position = state["step"], state["epoch"], state["position"]
+        run.running, run.count = state["running"], state["count"]
+        iterator = None
+        if run.position:  # mid-epoch: replay this epoch's order and skip what was trained on
+            if order is not None:
+                order.epoch = run.epoch
+            iterator = iter(batches)
+            for _ in range(run.position):
+                next(iterator)
+        elif order is not None:
+            order.epoch = run.epoch
+        return iterator, state["rng"]
+
+
+@dataclass
+class _Run:
+    """Where a call of :meth:`Trainer.fit` is: what a resume point saves besides the tensors."""
+
+    history: History
+    step: int = 0
+    epoch: int = 0        # which pass over the data (the sampler's epoch for a loader)
+    position: int = 0     # batches already taken from this pass
+    running: float = 0.0  # loss summed since the last logged step
+    count: int = 0
 
 
 def perplexity(loss: float) -> float:
