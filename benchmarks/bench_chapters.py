@@ -4,7 +4,10 @@ Executes the chapters in book order in a private build folder: a first pass
 from an empty model cache ("cold": each chapter trains its models, later
 chapters reuse earlier ones, as when the book is built from scratch), then a
 second pass with every model cached ("warm"). The full profile from cold takes
-about half an hour on two CPU cores.
+about half an hour on two CPU cores. For each cold run it also records the
+models the chapter trained (name, steps, seconds, steps per second, device), read
+from the model cache; the chapters' budget notes are written from these records
+(``python book/notebooks.py sync-budgets``).
 
     python benchmarks/bench_chapters.py [--quick] [--profiles smoke full]
 """
@@ -48,6 +51,23 @@ def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
                 os.environ[key] = value
 
 
+def trained_models(models: Path, before: set[Path]) -> list[dict]:
+    """The models that appeared in the cache folder ``models`` since ``before``, as the
+    training metadata their checkpoints keep (in the order they were written)."""
+    import torch
+
+    new = sorted((p for p in models.glob("*.pt") if p not in before and not p.name.endswith(
+        ".resume.pt")), key=lambda p: p.stat().st_mtime) if models.is_dir() else []
+    found = []
+    for path in new:
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        steps = meta["history"]["steps"][-1]
+        found.append({"name": path.name.rsplit("-", 1)[0], "steps": steps,
+                      "seconds": meta["seconds"], "steps_per_second": steps / meta["seconds"],
+                      "device": meta["device"], "parameters": meta.get("parameters")})
+    return found
+
+
 def main() -> None:
     import argparse
 
@@ -77,9 +97,12 @@ def main() -> None:
                 for path in chapters:
                     keep = (args.build_dir / profile / "executed" / f"{path.stem}-{cache}.ipynb"
                             if args.build_dir is not None else None)
+                    models = Path(build) / "models"
+                    before = set(models.glob("*.pt")) if models.is_dir() else set()
                     seconds = execute(path, env, keep)
                     measurements.append({"chapter": path.stem, "profile": profile, "cache": cache,
-                                         "seconds": seconds})
+                                         "seconds": seconds,
+                                         "trained": trained_models(models, before)})
                     print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s", flush=True)
                     written = common.write("chapters", args, device, measurements)  # after each
     if written:

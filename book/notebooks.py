@@ -2,6 +2,8 @@
 
     python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml,
                                                # and the metadata that opens it on a GPU runtime
+    python book/notebooks.py sync-budgets      # write each chapter's budget note from the
+                                               # committed benchmarks/results/chapters-*.json
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
                                                # outputs of cells tagged nbval-check-output
     python book/notebooks.py check             # report what `make test` would reject
@@ -15,7 +17,9 @@ removed from the book by its ``remove-cell`` tag.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -48,6 +52,85 @@ def colab_cell_source(url: str | None = None) -> str:
         '    # from google.colab import drive; drive.mount("/content/drive"); import os; '
         'os.environ["ATTNLAB_BUILD_DIR"] = "/content/drive/MyDrive/attnlab"'
     )
+
+
+# --- budget notes, written from the measured chapter times ------------------------------------
+
+RESULTS = ROOT / "benchmarks" / "results"
+BUDGET = re.compile(r"^:::\{admonition\} Budget\n.*?^:::$", flags=re.S | re.M)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _device_name(machine: dict) -> str:
+    if machine.get("gpu"):
+        return f"one {machine['gpu']} GPU"
+    return f"{machine['cpu_count']} CPU cores"
+
+
+def budget_note(chapter: str, results: Path = RESULTS) -> str:
+    """The budget note of ``chapter`` (a stem such as ``02_encoder_decoder``), from the chapter
+    times that ``benchmarks/bench_chapters.py`` recorded on each device."""
+    columns = []
+    for device in ("cpu", "cuda", "mps"):
+        path = results / f"chapters-{device}.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        runs = {(m["profile"], m["cache"]): m for m in record["measurements"]
+                if m["chapter"] == chapter}
+        if ("full", "cold") not in runs:
+            raise ValueError(f"{path.name} has no full-profile run of {chapter}: run "
+                             "benchmarks/bench_chapters.py")
+        columns.append((record, runs))
+    if not columns:
+        raise ValueError(f"no chapters-*.json in {results}: run benchmarks/bench_chapters.py")
+
+    def trained(runs):
+        models = runs[("full", "cold")].get("trained")
+        if models is None:
+            return "not recorded"
+        return " · ".join(f"`{m['name']}`: {m['steps']:,} steps, {_duration(m['seconds'])}"
+                          for m in models) or "nothing"
+
+    def cell(runs, key):
+        return _duration(runs[key]["seconds"]) if key in runs else "–"
+
+    rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
+            ("with its models cached", lambda r: cell(r, ("full", "warm"))),
+            ("`smoke` profile", lambda r: cell(r, ("smoke", "cold")))]
+    head = "| | " + " | ".join(_device_name(record["machine"]) for record, _ in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    lines += ["| " + label + " | " + " | ".join(fn(runs) for _, runs in columns) + " |"
+              for label, fn in rows]
+    sources = "; ".join(f"`benchmarks/results/chapters-{record['machine']['device'].split(':')[0]}"
+                        f".json`, {record['measured_at'][:10]}, torch {record['machine']['torch']}"
+                        for record, _ in columns)
+    gpu = "" if any(r["machine"].get("gpu") for r, _ in columns) else (
+        " No GPU run has been measured yet.")
+    return ("\n".join([
+        ":::{admonition} Budget",
+        ":class: note",
+        "Measured in the `full` profile, with the chapters before this one run first (their "
+        "models come from the cache; run alone on an empty cache, a chapter trains them "
+        "again). The `smoke` profile's numbers are meaningless; it only checks that the "
+        f"code runs.{gpu}",
+        "",
+        *lines,
+        "",
+        f"Source: {sources}.",
+        ":::"]))
+
+
+def sync_budget(notebook: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
+    """Replace the chapter's budget note (the first one) with :func:`budget_note`."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and BUDGET.search(cell.source):
+            cell.source = BUDGET.sub(lambda _: budget_note(chapter), cell.source, count=1)
+            return notebook
+    raise ValueError(f"{chapter} has no budget note (a ':::{{admonition}} Budget' block)")
 
 
 def chapter_paths() -> list[Path]:
@@ -105,6 +188,12 @@ def problems(path: Path) -> list[str]:
     if any(notebook.metadata.get(key) != value for key, value in COLAB_METADATA.items()):
         found.append(f"{path.name}: the notebook metadata does not ask Colab for a GPU runtime "
                      "(run: python book/notebooks.py sync-colab)")
+    notes = [m.group(0) for c in notebook.cells if c.cell_type == "markdown"
+             for m in [BUDGET.search(c.source)] if m]
+    if notes[:1] != [budget_note(path.stem)]:
+        found.append(f"{path.name}: the budget note does not say what "
+                     "benchmarks/results/chapters-*.json measured "
+                     "(run: python book/notebooks.py sync-budgets)")
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.outputs and CHECKED not in cell.metadata.get("tags", []):
             found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")
@@ -130,6 +219,9 @@ def main(argv: list[str]) -> int:
     if command == "sync-colab":
         for path in paths:
             write(sync_colab(read(path)), path)
+    elif command == "sync-budgets":
+        for path in paths:
+            write(sync_budget(read(path), path.stem), path)
     elif command == "refresh":
         for path in paths:
             print(f"executing {path.name} (smoke profile)")

@@ -200,3 +200,40 @@ def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
         assert reports[name]["redrawn"] and min(reports[name]["redrawn"].values()) >= 1, name
     print(f"Colab stack: {len(CHAPTERS)} chapters, {sum(map(len, moved.values()))} controls moved, "
           f"{time.perf_counter() - start:.0f} s")
+
+
+# Modules that Python 3.12 and 3.13 removed (PEP 594, PEP 632 and the 3.12/3.13 release notes).
+# Colab runs Python 3.13, for which there is no CPU torch here, so the tests run on an older
+# Python: this keeps the library and the chapters off what 3.13 no longer has.
+REMOVED = {"aifc", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "crypt",
+           "distutils", "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis", "nntplib",
+           "ossaudiodev", "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "tkinter.tix",
+           "uu", "xdrlib"}
+REMOVED_NAMES = {("locale", "resetlocale"), ("unittest", "makeSuite"), ("unittest", "findTestCases"),
+                 ("pathlib", "PurePath.is_reserved"), ("typing", "io"), ("typing", "re")}
+
+
+def test_nothing_python_3_13_removed_is_used():
+    import ast
+
+    sources = {p: p.read_text() for p in (ROOT / "code" / "attnlab").glob("*.py")}
+    for chapter in CHAPTERS:
+        cells = nbformat.read(chapter, as_version=4).cells
+        code = "\n".join(c.source for c in cells if c.cell_type == "code")
+        # IPython's magics (%pip) are not Python: read them as `pass`.
+        sources[chapter] = re.sub(r"^(\s*)[%!].*$", r"\1pass", code, flags=re.M)
+    imported, attributes = set(), set()
+    for path, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported |= {(path.name, alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add((path.name, node.module))
+                attributes |= {(path.name, f"{node.module}.{a.name}") for a in node.names}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                attributes.add((path.name, f"{node.value.id}.{node.attr}"))
+    assert {c.name for c in CHAPTERS} | {"training.py", "widgets.py"} <= {n for n, _ in imported}
+    found = sorted({(name, module) for name, module in imported if module.split(".")[0] in REMOVED}
+                   | {(name, attr) for name, attr in attributes
+                      if tuple(attr.split(".", 1)) in REMOVED_NAMES})
+    assert not found, f"removed in Python 3.12/3.13: {found}"
