@@ -22,6 +22,7 @@ import time
 import venv
 
 import nbformat
+import pytest
 
 from conftest import ROOT
 
@@ -138,6 +139,7 @@ def first_cell_install(notebook_path, wheel) -> list[str]:
     return args
 
 
+@pytest.mark.slow
 def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
     start = time.perf_counter()
     snapshot = pins(SNAPSHOT)

@@ -113,3 +113,27 @@ def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
         assert f"{91.3 + i:.1f}" in outputs and f"{93.7 + i:.1f}" in outputs
         assert f"{66.6 + i:.1f}" in outputs and f"{7777 + i}" in outputs
     assert "sentinel-device" in outputs
+
+
+def test_budget_notes_come_from_the_measured_timings(tmp_path):
+    """The note lists each device's measured run, the models trained, and its source file."""
+    def record(device, machine, seconds):
+        runs = [{"chapter": "02_x", "profile": p, "cache": c, "seconds": seconds * f,
+                 "trained": [{"name": "gru-fra-eng", "steps": 3200, "seconds": seconds * 0.6}]}
+                for p, c, f in [("smoke", "cold", 0.05), ("full", "cold", 1.0), ("full", "warm", 0.1)]]
+        (tmp_path / f"chapters-{device}.json").write_text(json.dumps(
+            {"measured_at": "2026-11-26T00:00:00+00:00",
+             "machine": {"device": device, "cpu_count": 2, "torch": "2.13.0", **machine},
+             "measurements": runs}))
+
+    record("cpu", {}, 400.0)
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert "| | 2 CPU cores |" in note and "| top to bottom | 6.7 min |" in note
+    assert "`gru-fra-eng`: 3,200 steps, 4.0 min" in note and "No GPU run" in note
+    record("cuda", {"gpu": "NVIDIA H100"}, 40.0)
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert "| | 2 CPU cores | one NVIDIA H100 GPU |" in note and "No GPU run" not in note
+    assert "| with its models cached | 40 s | 4 s |" in note
+    assert "chapters-cuda.json`, 2026-11-26" in note
+    with pytest.raises(ValueError, match="no full-profile run of 07_y"):
+        notebooks.budget_note("07_y", tmp_path)

@@ -89,6 +89,27 @@ def test_resume_in_a_later_pass_over_the_data(tmp_path):
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert resumed_history.train_loss == history.train_loss
+    # The final resume points hold every tensor of both runs: weights, Adam's moments, schedule.
+    a, b = resume.load(tmp_path / "a.pt"), resume.load(tmp_path / "b.pt")
+    assert_same(a["model"], b["model"])
+    assert_same(a["optimizer"], b["optimizer"])
+    assert a["scheduler"] == b["scheduler"] and a["step"] == b["step"] == 30
+
+
+def assert_same(a, b, where="state"):
+    """Nested dicts and lists of tensors and plain values, equal to the last bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
 
 
 def _tiny_trainer():

@@ -220,15 +220,13 @@ class Trainer:
         run.history = History(**state["history"])
         run.step, run.epoch, run.position = state["step"], state["epoch"], state["position"]
         run.running, run.count = state["running"], state["count"]
-        iterator = None
-        if run.position:  # mid-epoch: replay this epoch's order and skip what was trained on
-            if order is not None:
-                order.epoch = run.epoch
-            iterator = iter(batches)
-            for _ in range(run.position):
-                next(iterator)
-        elif order is not None:
+        # A resume point is written after a step, so inside a pass over the data: replay that
+        # pass's order and skip the batches already trained on.
+        if order is not None:
             order.epoch = run.epoch
+        iterator = iter(batches)
+        for _ in range(run.position):
+            next(iterator)
         return iterator, state["rng"]
 
 
