@@ -1,6 +1,7 @@
 # Attention, step by step — build the book and run the tests.
 #   make book    create .venv if needed, execute every chapter (full profile), build _build/html
 #   make test    the whole test suite (library, notebooks in the smoke profile, book, browser)
+#   make test-fast  the library's tests only (skips those marked slow), in about a minute
 #   make bench   run benchmarks/ (side-by-side speed; about 45 min on 2 CPU cores)
 #   make kernel  register .venv as the Jupyter kernel "attnlab"
 #   make clean   remove build outputs (keeps .venv and the downloaded corpus)
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 VENDOR := book/vendor/static/vendor/html-manager/embed.js
 
-.PHONY: book test bench kernel vendor clean
+.PHONY: book test test-fast bench kernel vendor clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10 or newer is needed")'
@@ -36,6 +37,9 @@ book: $(STAMP) $(VENDOR)
 
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

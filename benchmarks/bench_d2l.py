@@ -15,10 +15,12 @@ from __future__ import annotations
 import torch
 
 import common
-from attnlab.attention import AdditiveAttention, padding_mask
-from attnlab.multihead import MultiHeadAttention, SinusoidalPositionalEncoding
+from attnlab.attention import AdditiveAttention
+from attnlab.masks import padding_mask
+from attnlab.multihead import MultiHeadAttention
+from attnlab.positions import SinusoidalPositionalEncoding
 from attnlab.rnn import GRUEncoder
-from attnlab.transformer import EncoderLayer
+from attnlab.selfattention import EncoderLayer
 
 LOOP_STEPS = 30
 
@@ -64,7 +66,7 @@ def main() -> None:
     additive = AdditiveAttention(D, D, D).to(device)
     reference = d2l.AdditiveAttention(D, dropout=0.0).to(device)
     query, keys = torch.randn(B, 1, D, device=device), torch.randn(B, S, D, device=device)
-    mask = padding_mask(valid, S)[:, 0]                                     # (B, S)
+    mask = padding_mask(valid, S)                                           # (B, 1, S)
     reference(query, keys, keys, valid)                                     # materialise lazy layers
     with torch.no_grad():
         _share_linear(reference.W_q, additive.W_q, bias=False)

@@ -21,8 +21,9 @@ from attnlab.transformer import Transformer
 def with_cache(model, src, src_len, tokens):
     memory, state, steps = model.encode(src, src_len), None, []
     for t in range(tokens.shape[1]):
-        logits, state, _ = model.decode_step(tokens[:, t], memory, state)
-        steps.append(logits)
+        step = model.decode_step(tokens[:, t], memory, state)
+        state = step.state
+        steps.append(step.logits)
     return torch.stack(steps, 1)
 
 
@@ -30,7 +31,7 @@ def with_cache(model, src, src_len, tokens):
 def recomputing(model, src, src_len, tokens):
     memory, steps = model.encode(src, src_len), []
     for t in range(tokens.shape[1]):
-        logits, _ = model._decode(tokens[:, : t + 1], memory)      # the whole prefix, again
+        logits, _, _ = model.decode(tokens[:, : t + 1], memory)    # the whole prefix, again
         steps.append(logits[:, -1])
     return torch.stack(steps, 1)
 

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 import common
-from attnlab.attention import causal_mask, padding_mask
-from attnlab.multihead import MultiHeadAttention
 from attnlab.batching import random_batch
+from attnlab.contract import Seq2SeqOutput
+from attnlab.masks import causal_mask, padding_mask
+from attnlab.multihead import MultiHeadAttention
 from attnlab.training import batch_loss
 from attnlab.transformer import Transformer
 
@@ -66,7 +67,7 @@ class TorchTransformer(nn.Module):
         y = ours.positions(ours.tgt_embedding(tgt_in) * ours.scale)
         out = self.core(x, y, tgt_mask=~causal_mask(T, src.device), src_key_padding_mask=pad,
                         memory_key_padding_mask=pad, tgt_is_causal=True)
-        return ours.out(out)
+        return Seq2SeqOutput(ours.out(out))
 
 
 def main() -> None:
@@ -114,7 +115,7 @@ def main() -> None:
         model.eval()
         peer.eval()
         with torch.no_grad():
-            common.close(model(**inputs), peer(**inputs), "Transformer", atol=1e-4)
+            common.close(model(**inputs).logits, peer(**inputs).logits, "Transformer", atol=1e-4)
 
         def training_step(net):
             optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from attnlab.vocab import Vocab
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,6 +48,31 @@ def d2l():
     return d2l_torch
 
 
+# A toy translation task for the inspection and explorer tests.
+TOY_SRC_SENTENCES = [["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "."]]
+TOY_TGT_SENTENCES = [["le", "chat", "est", "assis", "sur", "un", "tapis", "chien", "a", "couru", "."]]
+
+
+TOY_SRC, TOY_TGT = Vocab(TOY_SRC_SENTENCES), Vocab(TOY_TGT_SENTENCES)
+
+
+@pytest.fixture
+def toy_transformer():
+    """A small untrained Transformer on the toy vocabularies that never writes <pad> or <bos>,
+    so its output reads back as written."""
+    import torch
+
+    from attnlab import runtime
+    from attnlab.transformer import Transformer
+
+    runtime.seed_everything(0)
+    transformer = Transformer(len(TOY_SRC), len(TOY_TGT), d_model=16, num_heads=2, num_layers=3,
+                              d_ff=32, dropout=0.0, max_len=40).eval()
+    with torch.no_grad():
+        transformer.out.bias[: TOY_TGT.eos_id] = -1e4
+    return transformer
+
+
 def overfit_one_batch(build, *, lr: float, steps: int, max_len: int = 8) -> list[float]:
     """Train ``build(src_vocab_size, tgt_vocab_size)`` on one batch of 32 reversal strings
     and return the losses: a model that can learn anything should drive them to ~0."""
@@ -70,8 +97,9 @@ def decode_stepwise(model, src, src_len, tgt_in):
 
     memory, state, logits, weights = model.encode(src, src_len), None, [], []
     for t in range(tgt_in.shape[1]):
-        step, state, alpha = model.decode_step(tgt_in[:, t], memory, state)
-        logits.append(step)
-        weights.append(alpha)
+        step = model.decode_step(tgt_in[:, t], memory, state)
+        state = step.state
+        logits.append(step.logits)
+        weights.append(step.attention)
     stacked = torch.stack(weights, 1) if weights[0] is not None else None
     return torch.stack(logits, 1), stacked, state

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from conftest import decode_stepwise, overfit_one_batch
-
-from attnlab import bahdanau, decoding, runtime
-from attnlab.attention import AdditiveAttention, masked_softmax
+from attnlab import attention, masks
+from attnlab.attention import AdditiveAttention, ScaledDotScore, ScoredAttention, masked_softmax
 
 
 def test_masked_softmax_sums_to_one_and_zeroes_padding():
@@ -37,7 +37,7 @@ def test_additive_attention_by_hand():
     keys = torch.tensor([[[10.0, 10.0], [-10.0, -10.0], [0.0, 0.0]]])
     values = torch.tensor([[[1.0], [2.0], [3.0]]])
     context, weights = attention(query=query, key=keys, value=values,
-                                 mask=torch.tensor([[True, True, False]]))
+                                 mask=torch.tensor([[[True, True, False]]]))   # (B, 1, S)
     # Scores are 2 tanh(10) ~ 2 and 2 tanh(-10) ~ -2; the third key is masked.
     expected = torch.softmax(torch.tensor([2 * torch.tanh(torch.tensor(10.0)),
                                            2 * torch.tanh(torch.tensor(-10.0))]), 0)
@@ -45,11 +45,26 @@ def test_additive_attention_by_hand():
     assert torch.allclose(context[0, 0], expected[0] * 1.0 + expected[1] * 2.0)
 
 
+@pytest.mark.parametrize("attention", [AdditiveAttention(4, 4, 3), ScoredAttention(ScaledDotScore())])
+def test_a_mask_means_the_same_in_every_attention(attention):
+    """(T, S), (B, 1, S) and (B, T, S) as in multi-head attention; a (B, S) padding mask is
+    refused with a message that says what to give instead."""
+    query, keys = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    padding = masks.padding_mask(torch.tensor([5, 2]), 5)                   # (B, 1, S)
+    _, by_sentence = attention(query=query, key=keys, value=keys, mask=padding)
+    _, expanded = attention(query=query, key=keys, value=keys, mask=padding.expand(2, 3, 5))
+    assert torch.equal(by_sentence, expanded) and by_sentence[1, :, 2:].eq(0).all()
+    _, causal = attention(query=query, key=keys[:, :3], value=keys[:, :3], mask=masks.causal_mask(3))
+    assert causal.triu(1).eq(0).all()
+    with pytest.raises(ValueError, match=r"give a padding mask as \(B, 1, S\)"):
+        attention(query=query, key=keys, value=keys, mask=padding[:, 0])
+
+
 def test_cached_key_projection_equals_the_naive_path():
     torch.manual_seed(0)
     attention = AdditiveAttention(5, 7, 4)
     keys, values = torch.randn(2, 6, 7), torch.randn(2, 6, 3)
-    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    mask = masks.padding_mask(torch.tensor([6, 3]), 6)                  # (B, 1, S)
     projected = attention.project_keys(keys)
     for _ in range(3):  # several decoding steps reuse the same projections
         query = torch.randn(2, 1, 5)
@@ -71,56 +86,43 @@ def test_matches_d2l_additive_attention(d2l):
         theirs.W_k.weight.copy_(ours.W_k.weight)
         theirs.w_v.weight.copy_(ours.v.weight)
     reference = theirs(queries, keys, values, valid_lens)
-    mask = torch.arange(6)[None, :] < valid_lens[:, None]
-    context, weights = ours(query=queries, key=keys, value=values, mask=mask)
+    context, weights = ours(query=queries, key=keys, value=values,
+                            mask=masks.padding_mask(valid_lens, 6))
     assert torch.allclose(context, reference, atol=1e-6)
     assert torch.allclose(weights, theirs.attention_weights, atol=1e-6)
 
 
-def _model(src_vocab=20, tgt_vocab=15, **kwargs):
-    runtime.seed_everything(0)
-    config = dict(embed_size=8, hidden_size=16, attention_size=8, proj_size=8, dropout=0.0)
-    config.update(kwargs)
-    return bahdanau.AttentionEncoderDecoder(src_vocab, tgt_vocab, **config)
+@pytest.mark.parametrize("score", [
+    attention.DotScore(), attention.ScaledDotScore(), attention.GeneralScore(6, 6),
+    attention.AdditiveScore(6, 6, 5)], ids=lambda s: type(s).__name__)
+def test_every_score_behind_one_interface(score):
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 3, 6), torch.randn(2, 5, 6), torch.randn(2, 5, 4)
+    assert score(query, key).shape == (2, 3, 5)
+    mask = masks.padding_mask(torch.tensor([5, 2]), 5)
+    context, weights = attention.ScoredAttention(score)(query=query, key=key, value=value, mask=mask)
+    assert context.shape == (2, 3, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3))
+    assert weights[1, :, 2:].eq(0).all()
 
 
-@pytest.mark.parametrize("bidirectional", [True, False])
-def test_model_shapes_weights_and_padding(bidirectional):
-    model = _model(bidirectional=bidirectional)
-    src = torch.randint(4, 20, (3, 7))
-    src_len = torch.tensor([7, 4, 2])
-    logits, alpha = model(src=src, src_len=src_len, tgt_in=torch.randint(4, 15, (3, 5)))
-    assert logits.shape == (3, 5, 15) and alpha.shape == (3, 5, 7)
-    assert torch.allclose(alpha.sum(-1), torch.ones(3, 5), atol=1e-6)
-    assert alpha[1, :, 4:].eq(0).all() and alpha[2, :, 2:].eq(0).all()
-    # A sentence's translation scores do not depend on the padding around it.
-    tgt = torch.randint(4, 15, (1, 5))
-    alone, _ = model(src=src[2:, :2], src_len=src_len[2:], tgt_in=tgt)
-    padded, _ = model(src=src[2:], src_len=src_len[2:], tgt_in=tgt)
-    assert torch.allclose(alone, padded, atol=1e-5)
-    assert not hasattr(model.decoder, "attention_weights")  # returned, never kept on self
+def test_scores_by_hand():
+    query, key = torch.tensor([[[1.0, 2.0, 0.0, 0.0]]]), torch.tensor([[[3.0, 1.0, 0.0, 4.0]]])
+    assert attention.DotScore()(query, key).item() == 5.0
+    assert attention.ScaledDotScore()(query, key).item() == 2.5      # 5 / sqrt(4)
+    general = attention.GeneralScore(4, 4)
+    with torch.no_grad():
+        general.W.weight.copy_(2 * torch.eye(4))
+    assert general(query, key).item() == 10.0
 
 
-def test_step_by_step_equals_teacher_forcing():
-    model = _model()
-    src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
-    tgt_in = torch.randint(4, 15, (2, 5))
-    full_logits, full_alpha = model(src=src, src_len=src_len, tgt_in=tgt_in)
-    logits, alphas, _ = decode_stepwise(model, src, src_len, tgt_in)
-    assert torch.allclose(logits, full_logits, atol=1e-5)
-    assert torch.allclose(alphas, full_alpha, atol=1e-6)
-
-
-def test_greedy_decoding_returns_attention():
-    model = _model()
-    out = decoding.greedy_decode(model, torch.randint(4, 20, (2, 6)), torch.tensor([6, 3]),
-                                 bos_id=1, eos_id=2, max_len=4)
-    assert out.attention.shape == (2, out.tokens.shape[1], 6)
-    assert out.attention[1, :, 3:].eq(0).all()
-
-
-def test_overfits_one_batch():
-    losses = overfit_one_batch(lambda src, tgt: _model(src, tgt, embed_size=32, hidden_size=64,
-                                                       attention_size=32, proj_size=32),
-                               lr=1e-2, steps=200)
-    assert losses[-1] < 0.05 < losses[0]
+def test_explicit_and_fused_paths_agree():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 7, 8), torch.randn(2, 4, 7, 3)
+    for mask in (None, masks.padding_mask(torch.tensor([7, 3]), 7)[:, None],
+                 torch.ones(5, 7, dtype=torch.bool).tril()):
+        explicit, weights = attention.scaled_dot_product_attention(q, k, v, mask)
+        fused = attention.fused_attention(q, k, v, mask)
+        assert torch.allclose(explicit, fused, atol=1e-5)
+    manual = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8), -1) @ v
+    assert torch.allclose(attention.scaled_dot_product_attention(q, k, v)[0], manual, atol=1e-6)

@@ -15,6 +15,7 @@ from conftest import ROOT
 SCRIPTS = ["d2l", "torch", "decoding", "peak", "chapters"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
     output = tmp_path / f"{name}.json"

@@ -36,6 +36,7 @@ def built_book(tmp_path_factory, fra_eng_dir):
     return out / "_build" / "html", result
 
 
+@pytest.mark.slow
 def test_book_builds_without_warnings(built_book):
     html, result = built_book
     log = result.stdout + result.stderr
@@ -46,6 +47,7 @@ def test_book_builds_without_warnings(built_book):
     assert (html / "chapters" / "01_sentences_to_tensors.html").is_file()
 
 
+@pytest.mark.slow
 def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     html, _ = built_book
     chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
@@ -112,6 +114,7 @@ def assert_offline_and_clean(site, page, requests, errors):
     assert broken == []
 
 
+@pytest.mark.slow
 def test_preface_in_the_browser(site, browser):
     page, requests, errors = open_page(browser, f"{site}/index.html")
     assert "Attention, step by step" in page.title()
@@ -126,6 +129,7 @@ CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ip
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
+@pytest.mark.slow
 def test_every_chapter_in_the_browser(site, browser, stem):
     """Each chapter: its title, every figure loaded, its Colab link, typeset equations,
     nothing fetched from another host, no console error."""
@@ -140,6 +144,7 @@ def test_every_chapter_in_the_browser(site, browser, stem):
     page.close()
 
 
+@pytest.mark.slow
 def test_chapter_1_in_the_browser(site, browser, tmp_path):
     page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
     assert "From sentences to tensors" in page.title()
@@ -174,6 +179,7 @@ def test_vendored_assets_are_not_committed():
                                "book/vendor/package.json"]
 
 
+@pytest.mark.slow
 def test_chapter_3_explorer_works_without_a_kernel(site, browser):
     """The attention explorer's precomputed views follow the step slider, the temperature
     slider and the sentence menu on the static page, served offline."""
@@ -209,6 +215,7 @@ def test_chapter_3_explorer_works_without_a_kernel(site, browser):
     page.close()
 
 
+@pytest.mark.slow
 def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
     """The positional-encoding slider switches between precomputed figures on the static page."""
     page, requests, errors = open_page(browser, f"{site}/chapters/04_self_attention.html")
@@ -225,6 +232,7 @@ def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
     page.close()
 
 
+@pytest.mark.slow
 def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
     """The Transformer explorer's kind, layer and head buttons and its sentence menu switch
     precomputed maps on the static page, served offline."""
@@ -261,6 +269,7 @@ def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
     page.close()
 
 
+@pytest.mark.slow
 def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
     """The appendix is built from benchmarks/results: every committed file appears in it."""
     committed = sorted((ROOT / "benchmarks" / "results").glob("*.json"))

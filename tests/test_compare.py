@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import compare, experiments, results, rnn, runtime, synthetic
+from attnlab import compare, evaluation, results, rnn, runtime, synthetic
 from attnlab.bahdanau import AttentionEncoderDecoder
 from attnlab.batching import random_batch
+from attnlab.contract import Seq2SeqOutput
 from attnlab.transformer import Transformer
 from attnlab.vocab import Vocab
 
@@ -32,19 +33,11 @@ def test_compare_translation_measures_every_model_alike(data):
     assert list(table) == ["gru", "bahdanau", "transformer"]
     for name, row in table.items():
         assert row["parameters"] == 123 and row["train_seconds"] == 4.5 and row["device"] == "cpu"
-        assert row["test_bleu"] == experiments.evaluate_translation(models[name][0], data)["bleu"]
+        assert row["test_bleu"] == evaluation.evaluate_translation(models[name][0], data)["bleu"]
         assert 0 <= row["test_bleu_beam3"] <= 100
         assert row["sentences_per_second"] > 0 and row["sentences_per_second_beam3"] > 0
         assert len(row["hypotheses"]) == len(data.references("test")[0])
         assert [r["bucket"] for r in row["bleu_by_length"]]
-
-
-def test_random_batch_has_no_padding_and_aligned_targets():
-    batch = random_batch(12, 9, 5, 3, generator=torch.Generator().manual_seed(0))
-    assert batch.src.shape == (3, 5) and batch.tgt_in.shape == batch.tgt_out.shape == (3, 5)
-    assert batch.src.min() >= 4 and batch.tgt_out.max() < 9          # no reserved ids
-    assert batch.src_mask.all() and batch.tgt_mask.all()
-    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])   # shifted by one
 
 
 def _batch(length: int):
@@ -85,9 +78,9 @@ def test_timing_models_share_width_and_vocabulary():
     assert models["GRU encoder-decoder"].config["hidden_size"] == 32
     assert models["Transformer"].config["d_model"] == 32
     for model in models.values():
-        logits = model(src=torch.randint(4, 50, (2, 7)), src_len=torch.tensor([7, 5]),
-                       tgt_in=torch.randint(4, 50, (2, 6)))
-        assert (logits[0] if isinstance(logits, tuple) else logits).shape == (2, 6, 50)
+        out = model(src=torch.randint(4, 50, (2, 7)), src_len=torch.tensor([7, 5]),
+                    tgt_in=torch.randint(4, 50, (2, 6)))
+        assert out.logits.shape == (2, 6, 50)
 
 
 def test_shared_alignment_and_agreement():
@@ -119,8 +112,8 @@ def test_shared_alignment_and_agreement():
             self.dummy = torch.nn.Parameter(torch.zeros(1))
 
         def forward(self, *, src, src_len, tgt_in):
-            _, weights = transformer(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
-            return None, weights["decoder"][-1]["cross"].mean(1)
+            out = transformer(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
+            return Seq2SeqOutput(out.logits, attention=out.layers.cross[-1].mean(1))
 
     echo = compare.alignment_agreement(Echo(), transformer, ["the cat sat .", "the dog ran ."],
                                        src_vocab, tgt_vocab)

@@ -11,7 +11,6 @@ import pytest
 from attnlab import corpus
 from attnlab.corpus import CorpusError
 
-
 # --- normalisation ---------------------------------------------------------------
 
 @pytest.mark.parametrize("raw, tokens", [

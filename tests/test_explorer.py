@@ -6,47 +6,16 @@ import ipywidgets as widgets
 import pytest
 import torch
 
-from attnlab import decoding, runtime
-from attnlab.explorer import KINDS, layer_attention, layer_explorer, map_view, matrix_html
-from attnlab.transformer import Transformer
-from attnlab.vocab import Vocab
+from conftest import TOY_SRC as SRC
+from conftest import TOY_TGT as TGT
 
-SRC = Vocab([["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "."]])
-TGT = Vocab([["le", "chat", "est", "assis", "sur", "un", "tapis", "chien", "a", "couru", "."]])
+from attnlab.explorer import layer_explorer, map_view, matrix_html
+from attnlab.inspection import KINDS, layer_attention
 
 
 @pytest.fixture
-def model():
-    runtime.seed_everything(0)
-    transformer = Transformer(len(SRC), len(TGT), d_model=16, num_heads=2, num_layers=3, d_ff=32,
-                              dropout=0.0, max_len=40).eval()
-    with torch.no_grad():  # never write <pad> or <bos>, so the output reads back as written
-        transformer.out.bias[: TGT.eos_id] = -1e4
-    return transformer
-
-
-def test_layer_attention_reads_every_layer_of_the_translation(model):
-    attention = layer_attention(model, "The cat sat on a zebra.", SRC, TGT, max_len=6)
-    source = ["the", "cat", "sat", "on", "a", "zebra", ".", "<eos>"]
-    assert attention.source == source
-    result = decoding.translate(model, "The cat sat on a zebra.", SRC, TGT, max_len=6, top_k=0)
-    assert attention.target[: len(result.tokens)] == result.tokens
-    T, S = len(attention.target), len(source)
-    assert attention.inputs == ["<bos>", *attention.target[:-1]]
-    for kind, shape in zip(KINDS, [(2, S, S), (2, T, T), (2, T, S)]):
-        assert len(attention.weights[kind]) == 3
-        for w in attention.weights[kind]:
-            assert w.shape == shape
-            assert torch.allclose(w.sum(-1), torch.ones(shape[:2]), atol=1e-5)
-    assert all(w.triu(1).eq(0).all() for w in attention.weights[KINDS[1]])     # causal
-    # The teacher-forced pass sees what greedy decoding saw: the last layer's cross-attention
-    # (mean of heads) equals the weights the step-by-step decoder reported.
-    assert torch.allclose(attention.weights[KINDS[2]][-1].mean(0)[: len(result.attention)],
-                          result.attention, atol=1e-5)
-    rows, cols = attention.labels(KINDS[1])
-    assert rows == attention.target and cols == attention.inputs
-    with pytest.raises(ValueError, match="unknown kind"):
-        attention.labels("sideways attention")
+def model(toy_transformer):
+    return toy_transformer
 
 
 def test_map_view_is_labelled_and_tagged(model):
@@ -98,7 +67,7 @@ def test_layer_explorer_precomputes_every_view_and_links_it(model, monkeypatch):
 def test_layer_explorer_live_box_reports_bad_input(model):
     explorer = layer_explorer([layer_attention(model, "the cat .", SRC, TGT, max_len=4)],
                               attend_fn=lambda s: layer_attention(model, s, SRC, TGT, max_len=4))
-    text, live = explorer.children[-2:]
+    text, live = explorer.children[-1].children
     text.value = "   "
     assert "empty sentence" in live.children[0].value
     text.value = "the mat ."

@@ -55,6 +55,7 @@ def test_chapter_has_checked_outputs(path):
     assert checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     """Execute the chapter in the smoke profile; tagged cells must reproduce their outputs."""
@@ -80,6 +81,7 @@ def test_nbval_smoke(path, tmp_path, fra_eng_dir):
 MODEL_NAMES = list(compare.MODEL_NAMES)
 
 
+@pytest.mark.slow
 def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
     """Chapter 6's table shows what chapter 5 recorded (here: numbers no model would give),
     and says where they came from."""
@@ -137,3 +139,20 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     assert "chapters-cuda.json`, 2026-11-26" in note
     with pytest.raises(ValueError, match="no full-profile run of 07_y"):
         notebooks.budget_note("07_y", tmp_path)
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    """A chapter missing from _toc.yml would not be built (only_build_toc_files)."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    listed = [entry["file"] for part in toc["parts"] for entry in part["chapters"]
+              if entry["file"].startswith("chapters/")]
+    assert listed == [f"chapters/{path.stem}" for path in CHAPTERS]
+
+
+def test_every_chapter_records_its_results():
+    """Chapter 6 and the benchmarks read what each chapter recorded."""
+    for path in CHAPTERS:
+        code = "\n".join(c.source for c in notebooks.read(path).cells if c.cell_type == "code")
+        assert f'record_results("{path.stem}"' in code, path.name

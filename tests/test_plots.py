@@ -37,3 +37,35 @@ def test_loss_figure_and_live_plot_outside_jupyter():
     live(history)
     live.close(history)
     assert live.draws == 2 and live.figure is not None
+
+
+def test_live_loss_plot_updates_one_figure_in_a_notebook(tmp_path):
+    """Run in a kernel, the loss curve is one displayed figure redrawn in place, and the
+    executed notebook keeps it (that is what the built page shows), beside a progress bar."""
+    import nbformat
+    from conftest import ROOT
+    from nbclient import NotebookClient
+
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from test_training import TinySeq2Seq, _task
+from attnlab.notebook import setup
+from attnlab.plots import LiveLossPlot
+from attnlab.training import Trainer
+run = setup(seed=0)
+task = _task()
+plot = LiveLossPlot(interval=0.0)
+history = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), device="cpu").fit(
+    task.loader("train", 64), max_steps=20, log_every=5, callbacks=[plot])
+print("draws", plot.draws, "points", len(history.steps))
+"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[0].outputs
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    bars = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert len(images) == 1 and len(bars) == 1
+    assert "draws 5 points 4" in text  # 4 logged points + the final redraw, all in one figure

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import random
-import shutil
 
 import pytest
 import torch
 
-from attnlab import checkpoints, experiments, resume, runtime, synthetic
-from attnlab.checkpoints import code_hash
+from attnlab import experiments, resume, runtime, synthetic
 from attnlab.training import Trainer, warmup_linear_schedule
 from attnlab.transformer import Transformer
 
@@ -144,58 +142,3 @@ def test_resume_points_refuse_what_they_cannot_resume(tmp_path):
 
 
 # --- the cache key covers the code that determines the weights ---------------------------------
-
-def test_every_module_is_classified():
-    package = {p.stem for p in (checkpoints.Path(checkpoints.__file__).parent).glob("*.py")}
-    training, other = set(checkpoints.TRAINING_CODE), set(checkpoints.OTHER_CODE)
-    assert not training & other
-    assert training | other == package, f"place these modules: {package - training - other}"
-
-
-def _edited_copy(tmp_path, module, old, new):
-    folder = tmp_path / "attnlab"
-    shutil.copytree(checkpoints.Path(checkpoints.__file__).parent, folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    path = folder / f"{module}.py"
-    source = path.read_text()
-    assert old in source
-    path.write_text(source.replace(old, new, 1))
-    return folder
-
-
-@pytest.mark.parametrize("module, old, new, retrains", [
-    # Code that trains: a changed clipping threshold, a changed model, a changed batch order.
-    ("training", "clip: float | None = 1.0", "clip: float | None = 5.0", True),
-    ("rnn", "batch_first=True", "batch_first=True, bias=True", True),
-    ("batching", "bucket_factor: int = 50", "bucket_factor: int = 40", True),
-    # Documentation and comments of that code, and presentation code: no retraining.
-    ("training", '"""One optimisation step on ``batch``; returns its loss."""', '"""One step."""', False),
-    ("training", "# loss summed since the last logged step", "# (a comment edited)", False),
-    ("plots", 'ax.grid(alpha=0.3)', 'ax.grid(alpha=0.5)', False),
-    ("explorer", "TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)", "TEMPERATURES = (0.5, 1.0, 2.0)", False),
-    ("decoding", "def ", "def _unused():\n    return 1\n\n\ndef ", False),
-])
-def test_code_hash_follows_training_code_only(tmp_path, module, old, new, retrains):
-    original = code_hash(checkpoints.Path(checkpoints.__file__).parent)
-    edited = code_hash(_edited_copy(tmp_path, module, old, new))
-    assert (edited != original) == retrains
-
-
-def test_model_cache_retrains_when_the_training_code_changes(tmp_path, monkeypatch):
-    task = synthetic.reversal_task(n_train=64, n_val=8, n_test=8, min_len=3, max_len=6, seed=0)
-    calls = []
-
-    def train(model, resume_path):
-        calls.append(resume_path)
-        Trainer(model, device="cpu").fit(task.loader("train", 32), max_steps=2, progress=False,
-                                         resume_path=resume_path)
-        return {}
-
-    def cached():
-        return checkpoints.train_or_load("tiny", {"steps": 2}, build=lambda: experiments.gru_model(task),
-                                         train=train)[1]["from_cache"]
-
-    assert [cached(), cached()] == [False, True]
-    monkeypatch.setattr(checkpoints, "code_hash", lambda: "edited-training-code")
-    assert [cached(), cached()] == [False, True]
-    assert len(calls) == 2 and not any(p.exists() for p in calls)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
-import pytest
 import torch
 
-from conftest import decode_stepwise, overfit_one_batch
-
-from attnlab import decoding, rnn, runtime
+from attnlab import rnn, runtime
 from attnlab.checkpoints import load_checkpoint, save_checkpoint
-from attnlab.vocab import Vocab
+from conftest import decode_stepwise, overfit_one_batch
 
 
 def _model(src_vocab=20, tgt_vocab=15, **kwargs):
@@ -26,12 +21,17 @@ def test_shapes():
     src = torch.randint(4, 20, (3, 7))
     src_len = torch.tensor([7, 5, 2])
     memory = model.encode(src, src_len)
-    assert memory["context"].shape == (3, 16) and memory["state"].shape == (2, 3, 16)
-    assert torch.equal(memory["context"], memory["state"][-1])
-    logits = model(src=src, src_len=src_len, tgt_in=torch.randint(4, 15, (3, 5)))
-    assert logits.shape == (3, 5, 15)
-    step, state, weights = model.decode_step(torch.ones(3, dtype=torch.long), memory, None)
-    assert step.shape == (3, 15) and state.shape == (2, 3, 16) and weights is None
+    assert memory.context.shape == (3, 16) and memory.state.shape == (2, 3, 16)
+    assert torch.equal(memory.context, memory.state[-1])
+    out = model(src=src, src_len=src_len, tgt_in=torch.randint(4, 15, (3, 5)))
+    assert out.logits.shape == (3, 5, 15) and out.attention is None
+    step = model.decode_step(torch.ones(3, dtype=torch.long), memory, None)
+    assert step.logits.shape == (3, 15) and step.state.hidden.shape == (2, 3, 16)
+    assert step.attention is None
+    # Beam search's row selection follows the batch axis of each field: 1 for the GRU's state.
+    picked = memory.select(torch.tensor([2, 2, 0]))
+    assert torch.equal(picked.state, memory.state[:, [2, 2, 0]])
+    assert torch.equal(picked.context, memory.context[[2, 2, 0]])
 
 
 def test_padding_does_not_change_the_encoding():
@@ -50,7 +50,7 @@ def test_decoder_step_by_step_equals_teacher_forcing():
     model = _model()
     src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
     tgt_in = torch.randint(4, 15, (2, 5))
-    full = model(src=src, src_len=src_len, tgt_in=tgt_in)
+    full = model(src=src, src_len=src_len, tgt_in=tgt_in).logits
     stepwise, weights, _ = decode_stepwise(model, src, src_len, tgt_in)
     assert torch.allclose(stepwise, full, atol=1e-5) and weights is None
 
@@ -78,77 +78,6 @@ def test_overfits_one_batch():
                                                        num_layers=1, proj_size=32),
                                lr=1e-2, steps=300, max_len=6)
     assert losses[-1] < 0.05 < losses[0]
-
-
-def _fixed_model(script: list[int], vocab_size: int = 6):
-    """A stand-in model whose greedy output follows ``script`` per row (for decoding tests)."""
-
-    class Scripted(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = torch.nn.Parameter(torch.zeros(1))
-
-        def encode(self, src, src_len):
-            return {"batch": src.shape[0]}
-
-        def decode_step(self, prev, memory, state):
-            t = 0 if state is None else state
-            logits = torch.full((memory["batch"], vocab_size), -10.0)
-            for row in range(memory["batch"]):
-                logits[row, script[row][min(t, len(script[row]) - 1)]] = 10.0
-            return logits, t + 1, None
-
-    return Scripted()
-
-
-def test_greedy_stops_each_sentence_at_its_own_eos():
-    eos = 2
-    model = _fixed_model([[4, eos, 5, 5], [4, 5, 4, 5, eos], [5, 5, 5, 5, 5, 5, 5, 5]])
-    out = decoding.greedy_decode(model, torch.zeros(3, 1, dtype=torch.long), torch.ones(3),
-                                 bos_id=1, eos_id=eos, max_len=6, top_k=2)
-    assert out.tokens.tolist() == [[4, 2, 0, 0, 0, 0], [4, 5, 4, 5, 2, 0], [5, 5, 5, 5, 5, 5]]
-    assert out.lengths.tolist() == [2, 5, 6]
-    assert out.probs[0, 2:].eq(0).all() and out.probs[1, :5].gt(0.99).all()
-    assert out.top_ids.shape == (3, 6, 2) and out.top_ids[0, 0, 0] == 4
-    # The loop ends as soon as every sentence has ended.
-    short = decoding.greedy_decode(model, torch.zeros(2, 1, dtype=torch.long), torch.ones(2),
-                                   bos_id=1, eos_id=eos, max_len=10)
-    assert short.tokens.shape == (2, 5)
-    with pytest.raises(ValueError, match="max_len"):
-        decoding.greedy_decode(model, torch.zeros(1, 1, dtype=torch.long), torch.ones(1),
-                               bos_id=1, eos_id=eos, max_len=0)
-
-
-def _vocabs():
-    src = Vocab([["i", "am", "cold", "."]])
-    tgt = Vocab([["j'ai", "froid", "."]])
-    return src, tgt
-
-
-def test_translate_bad_input():
-    src, tgt = _vocabs()
-    model = _model(len(src), len(tgt))
-    with pytest.raises(ValueError, match="empty sentence"):
-        decoding.translate(model, "   ", src, tgt)
-    with pytest.raises(TypeError, match="string"):
-        decoding.translate(model, ["i", "am"], src, tgt)
-    result = decoding.translate(model, "I am freezing!", src, tgt, max_len=4, top_k=3)
-    assert result.unknown == ["freezing", "!"] and not result.truncated
-    assert len(result.tokens) <= 4 and len(result.candidates) == len(result.probs)
-    assert all(len(step) == 3 for step in result.candidates)
-    with pytest.warns(UserWarning, match="only its first 5"):
-        long = decoding.translate(model, "i am cold . " * 10, src, tgt, max_src_len=5)
-    assert long.truncated and long.source == ["i", "am", "cold", ".", "i"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        decoding.translate(model, "i am cold .", src, tgt)
-
-
-def test_translate_tokens_keeps_input_order():
-    src, tgt = _vocabs()
-    model = _fixed_model([[4, 2]] * 3)
-    sources = [["i", "am", "cold", "."], ["i"], ["cold", "."]]
-    assert decoding.translate_tokens(model, sources, src, tgt, batch_size=2) == [[tgt.itos[4]]] * 3
 
 
 def test_checkpoint_rebuilds_the_model(tmp_path):

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import sacrebleu
 import torch
+
+from attnlab import runtime, synthetic
+from attnlab.contract import Seq2SeqOutput, register
+from attnlab.training import (Trainer, inverse_sqrt_schedule, masked_cross_entropy,
+                              warmup_linear_schedule)
 from torch import nn
 
-from attnlab import checkpoints, metrics, results, runtime, synthetic
-from attnlab.checkpoints import CheckpointError
-from attnlab.training import Trainer, masked_cross_entropy
 
-
-@checkpoints.register
+@register
 class TinySeq2Seq(nn.Module):
     """A minimal model for exercising the trainer: mean-pooled source, GRU decoder."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, hidden: int = 32):
         super().__init__()
-        self.config = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "hidden": hidden}
         self.src_embed = nn.Embedding(src_vocab, hidden, padding_idx=0)
         self.tgt_embed = nn.Embedding(tgt_vocab, hidden, padding_idx=0)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
@@ -30,7 +27,7 @@ class TinySeq2Seq(nn.Module):
         mask = (torch.arange(src.shape[1])[None] < src_len[:, None]).float()
         context = (self.src_embed(src) * mask[..., None]).sum(1) / src_len[:, None]
         states, _ = self.gru(self.tgt_embed(tgt_in), context[None].contiguous())
-        return self.out(states)
+        return Seq2SeqOutput(self.out(states))
 
 
 def _task():
@@ -85,191 +82,47 @@ def test_gradient_clipping_bounds_the_update():
         next(iter(task.loader("train", 64))))
     step = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
     assert step.norm() <= 0.01 + 1e-5
-
-
-def test_checkpoint_round_trip(tmp_path):
-    task = _task()
-    model, _ = _train(task, steps=5)
-    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model,
-                                       vocabs={"src": task.src_vocab, "tgt": task.tgt_vocab},
-                                       meta={"steps": 5, "loss": torch.tensor(1.5)})
-    loaded = checkpoints.load_checkpoint(path)
-    assert isinstance(loaded.model, TinySeq2Seq)
-    for a, b in zip(model.state_dict().values(), loaded.model.state_dict().values()):
-        assert torch.equal(a, b)
-    assert loaded.vocabs["tgt"] == task.tgt_vocab and loaded.meta == {"steps": 5, "loss": 1.5}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
-
-
-def test_checkpoint_mismatch_and_corruption_errors(tmp_path):
-    task = _task()
-    model, _ = _train(task, steps=2)
-    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
-    other = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab), hidden=16)
-    with pytest.raises(CheckpointError, match="config"):
-        checkpoints.load_checkpoint(path, model=other)
-    with pytest.raises(CheckpointError, match="shape mismatch: gru.bias_hh_l0: model \\(48,\\) vs checkpoint \\(96,\\)"):
-        checkpoints.load_weights(other, model.state_dict())
-    with pytest.raises(CheckpointError, match="missing from checkpoint: out.bias"):
-        state = model.state_dict()
-        del state["out.bias"]
-        checkpoints.load_weights(model, state, origin="checkpoint")
-    truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        checkpoints.load_checkpoint(truncated)
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        checkpoints.load_checkpoint(tmp_path / "absent.pt")
-
-
-def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
-    task = _task()
-    model, _ = _train(task, steps=2)
-    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
-    good = path.read_bytes()
-
-    def fail(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", fail)
-    with pytest.raises(KeyboardInterrupt):
-        checkpoints.save_checkpoint(path, model)
-    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-
-
-def test_model_cache_reuses_and_retrains_identically(tmp_path):
-    task = _task()
-    calls = []
-
-    def build():
-        return TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
-
-    def train(model, resume_path):
-        calls.append(1)
-        history = Trainer(model, lr=3e-3, device="cpu").fit(
-            task.loader("train", 64), max_steps=10, progress=False)
-        return {"history": history.to_dict()}
-
-    spec = {"hidden": 32, "steps": 10}
-    vocabs = {"src": task.src_vocab, "tgt": task.tgt_vocab}
-    first, meta = checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=vocabs)
-    second, meta2 = checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=vocabs)
-    assert len(calls) == 1 and not meta["from_cache"] and meta2["from_cache"]
-    assert meta2["history"] == meta["history"]
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
-        assert torch.equal(a, b)
-    # An empty cache retrains to the very same weights.
-    retrained, _ = checkpoints.train_or_load("tiny", spec, build=build, train=train,
-                                              vocabs=vocabs, folder=tmp_path / "empty")
-    assert len(calls) == 2
-    for a, b in zip(first.state_dict().values(), retrained.state_dict().values()):
-        assert torch.equal(a, b)
-    # Another spec is another cache entry.
-    checkpoints.train_or_load("tiny", {**spec, "steps": 11}, build=build, train=train, vocabs=vocabs)
-    assert len(calls) == 3
-    wrong = {"src": task.tgt_vocab, "tgt": task.tgt_vocab}
-    with pytest.raises(CheckpointError, match="other vocabularies"):
-        checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=wrong)
+    with pytest.raises(ValueError, match="either lr"):
+        Trainer(model, lr=0.1, optimizer=optimizer, device="cpu")
 
 
 # --- metrics -----------------------------------------------------------------------------
 
-def test_bleu_equals_sacrebleu():
-    hyps = ["le chat est sur le tapis.", "il fait beau aujourd'hui."]
-    refs = [["le chat est sur le tapis."], ["il fait très beau aujourd'hui."]]
-    expected = sacrebleu.corpus_bleu(hyps, [[r[0] for r in refs]]).score
-    assert metrics.bleu(hyps, refs) == pytest.approx(expected)
-    assert 0 < expected < 100
-
-
-def test_bleu_uses_every_reference():
-    hyps = ["je suis parti.", "regarde!"]
-    one = [["je suis partie."], ["attention!"]]
-    several = [["je suis partie.", "je suis parti."], ["attention!", "regarde!"]]
-    assert metrics.bleu(hyps, several) == pytest.approx(100.0)
-    assert metrics.bleu(hyps, one) < 50
-    with pytest.raises(ValueError, match="2 hypotheses but 1"):
-        metrics.bleu(hyps, one[:1])
-    with pytest.raises(ValueError, match="at least one reference"):
-        metrics.bleu(hyps, [[], ["x"]])
-
-
-def test_exact_match():
-    assert metrics.exact_match([["a", "b"], ["c"]], [["a", "b"], ["d"]]) == 0.5
-    with pytest.raises(ValueError):
-        metrics.exact_match([], [])
-
 
 # --- results and runtime ---------------------------------------------------------------------
 
-def test_results_round_trip(tmp_path, monkeypatch):
-    monkeypatch.setenv("ATTNLAB_PROFILE", "smoke")
-    path = results.record_results("01_test", {"bleu": torch.tensor(12.5), "sizes": [1, 2]})
-    assert path.parent == tmp_path / "build" / "results"
-    record = results.load_results("01_test")
-    assert record["results"] == {"bleu": 12.5, "sizes": [1, 2]}
-    assert record["profile"] == "smoke" and record["torch"] == torch.__version__
-    assert json.loads(path.read_text())["chapter"] == "01_test"
-    assert results.available_results() == ["01_test"]
-    with pytest.raises(FileNotFoundError, match="run that chapter first"):
-        results.load_results("99_missing")
+
+def _rates(make_schedule, steps: int) -> list[float]:
+    """The learning rate a schedule gives at each of ``steps`` steps (base rate 1)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = make_schedule(optimizer)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return rates
+
+
+def test_warmup_linear_schedule():
+    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12), 12)
+    assert rates[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert rates[5:] == pytest.approx([7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    # Without warm-up: a linear decay from the first step.
+    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=0, total=4), 4)
+    assert rates == pytest.approx([1.0, 3 / 4, 2 / 4, 1 / 4])
+    for warmup in (10, -1):
+        with pytest.raises(ValueError, match="warmup"):
+            warmup_linear_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                                   warmup=warmup, total=10)
+
+
+def test_inverse_sqrt_schedule_peaks_at_the_end_of_warmup():
+    rates = _rates(lambda opt: inverse_sqrt_schedule(opt, warmup=4, d_model=16), 16)
+    peak = 16 ** -0.5 * 4 ** -0.5                     # at step 4: d^-0.5 * warmup^-0.5
+    assert rates[3] == pytest.approx(peak) and max(rates) == pytest.approx(peak)
+    assert rates[:4] == pytest.approx([peak * s / 4 for s in (1, 2, 3, 4)])
+    assert rates[15] == pytest.approx(16 ** -0.5 * 16 ** -0.5)
     with pytest.raises(ValueError):
-        results.record_results("../escape", {})
-    with pytest.raises(TypeError, match="cannot record"):
-        results.record_results("01_test", {"bad": object()})
-    assert results.load_results("01_test")["results"]["bleu"] == 12.5  # left intact
-
-
-def test_profiles(monkeypatch):
-    assert runtime.get_profile().name == "full"
-    monkeypatch.setenv("ATTNLAB_PROFILE", "smoke")
-    profile = runtime.get_profile()
-    assert profile.is_smoke and profile.pick(smoke=1, full=2) == 1
-    monkeypatch.setenv("ATTNLAB_PROFILE", "fast")
-    with pytest.raises(ValueError, match="unknown profile 'fast'"):
-        runtime.get_profile()
-
-
-def test_device_choice(monkeypatch):
-    assert runtime.choose_device("cpu").type == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
-    assert runtime.choose_device().type == expected
-    monkeypatch.setenv("ATTNLAB_DEVICE", "cpu")
-    assert runtime.choose_device().type == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
-            runtime.choose_device("cuda")
-
-
-def test_live_loss_plot_updates_one_figure_in_a_notebook(tmp_path):
-    """Run in a kernel, the loss curve is one displayed figure redrawn in place, and the
-    executed notebook keeps it (that is what the built page shows), beside a progress bar."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    from conftest import ROOT
-
-    code = f"""
-import sys
-sys.path.insert(0, {str(ROOT / "tests")!r})
-from test_training import TinySeq2Seq, _task
-from attnlab.notebook import setup
-from attnlab.plots import LiveLossPlot
-from attnlab.training import Trainer
-run = setup(seed=0)
-task = _task()
-plot = LiveLossPlot(interval=0.0)
-history = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), device="cpu").fit(
-    task.loader("train", 64), max_steps=20, log_every=5, callbacks=[plot])
-print("draws", plot.draws, "points", len(history.steps))
-"""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = notebook.cells[0].outputs
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    bars = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert len(images) == 1 and len(bars) == 1
-    assert "draws 5 points 4" in text  # 4 logged points + the final redraw, all in one figure
+        inverse_sqrt_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                              warmup=0, d_model=16)

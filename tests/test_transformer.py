@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import decode_stepwise, overfit_one_batch
-
 from attnlab import decoding, runtime
-from attnlab.attention import padding_mask
-from attnlab.transformer import EncoderLayer, Transformer
+from attnlab.transformer import Transformer
+from conftest import decode_stepwise, overfit_one_batch
 
 
 def _model(**kwargs):
@@ -24,11 +22,15 @@ def test_incremental_decoding_equals_the_full_forward_pass(norm_first):
     model = _model(norm_first=norm_first)
     src, src_len = torch.randint(4, 20, (3, 6)), torch.tensor([6, 4, 2])
     tgt_in = torch.randint(4, 15, (3, 5))
-    full = model(src=src, src_len=src_len, tgt_in=tgt_in)
+    full = model(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
     logits, cross, state = decode_stepwise(model, src, src_len, tgt_in)
     assert cross.shape == (3, 5, 6) and cross[2, :, 2:].eq(0).all()
-    assert torch.allclose(logits, full, atol=1e-5)
-    assert state["caches"][0]["k"].shape == (3, 2, 5, 8)   # (B, H, t, d_k): the cache grew
+    assert torch.allclose(logits, full.logits, atol=1e-5)
+    assert torch.allclose(cross, full.attention, atol=1e-6)
+    assert state.step == 5 and state.layers[0].key.shape == (3, 2, 5, 8)   # (B, h, t, d_k)
+    # Beam search follows hypotheses by selecting rows of the memory and of every cache.
+    picked = state.select(torch.tensor([1, 1]))
+    assert torch.equal(picked.layers[1].value, state.layers[1].value[[1, 1]])
 
 
 def test_decoder_is_causal():
@@ -39,7 +41,7 @@ def test_decoder_is_causal():
     original = model.tgt_embedding.forward
     model.tgt_embedding.forward = lambda ids: embedded
     try:
-        logits, _ = model._decode(torch.zeros(1, 6, dtype=torch.long), encoded)
+        logits, _, _ = model.decode(torch.zeros(1, 6, dtype=torch.long), encoded)
         for t in range(6):
             (grad,) = torch.autograd.grad(logits[0, t].sum(), embedded, retain_graph=True)
             assert grad[0, t + 1:].abs().sum() == 0 and grad[0, : t + 1].abs().sum() > 0
@@ -50,13 +52,15 @@ def test_decoder_is_causal():
 def test_weights_of_every_layer_and_head():
     model = _model()
     src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
-    logits, weights = model(src=src, src_len=src_len, tgt_in=torch.randint(4, 15, (2, 4)),
-                            need_weights=True)
-    assert logits.shape == (2, 4, 15) and len(weights["encoder"]) == 2
-    assert weights["encoder"][0].shape == (2, 2, 6, 6)
-    assert weights["decoder"][1]["self"].shape == (2, 2, 4, 4)
-    assert weights["decoder"][1]["cross"][1, :, :, 3:].eq(0).all()
-    assert weights["decoder"][0]["self"][0].triu(1).eq(0).all()   # nothing above the diagonal
+    out = model(src=src, src_len=src_len, tgt_in=torch.randint(4, 15, (2, 4)), need_weights=True)
+    layers = out.layers
+    assert out.logits.shape == (2, 4, 15) and len(layers.encoder) == 2
+    assert layers.encoder[0].shape == (2, 2, 6, 6)
+    assert layers.decoder_self[1].shape == (2, 2, 4, 4)
+    assert layers.cross[1][1, :, :, 3:].eq(0).all()
+    assert layers.decoder_self[0][0].triu(1).eq(0).all()   # nothing above the diagonal
+    assert torch.equal(out.attention, layers.cross[-1].mean(1))
+    assert model(src=src, src_len=src_len, tgt_in=torch.ones(2, 4, dtype=torch.long)).layers is None
 
 
 def test_beam_of_one_is_greedy_and_tied_embeddings():
@@ -77,26 +81,3 @@ def test_overfits_one_batch():
                                                             max_len=16),
                                lr=3e-3, steps=250)
     assert losses[-1] < 0.05 < losses[0]
-
-
-def test_encoder_layer_matches_d2l(d2l):
-    torch.manual_seed(0)
-    ours = EncoderLayer(16, 4, 32, dropout=0.0)
-    theirs = d2l.TransformerEncoderBlock(16, 32, 4, dropout=0.0, use_bias=True)
-    theirs.eval()
-    x, valid_lens = torch.randn(2, 5, 16), torch.tensor([5, 3])
-    theirs(x, valid_lens)                               # materialise its lazy layers
-    with torch.no_grad():
-        for name in ("W_q", "W_k", "W_v", "W_o"):
-            getattr(theirs.attention, name).weight.copy_(getattr(ours.self_attention, name).weight)
-            getattr(theirs.attention, name).bias.copy_(getattr(ours.self_attention, name).bias)
-        net = ours.feed_forward.net
-        theirs.ffn.dense1.weight.copy_(net[0].weight)
-        theirs.ffn.dense1.bias.copy_(net[0].bias)
-        theirs.ffn.dense2.weight.copy_(net[3].weight)
-        theirs.ffn.dense2.bias.copy_(net[3].bias)
-        theirs.addnorm1.ln.load_state_dict(ours.residual1.norm.state_dict())
-        theirs.addnorm2.ln.load_state_dict(ours.residual2.norm.state_dict())
-    ours.eval()
-    out, _ = ours(x, padding_mask(valid_lens, 5))
-    assert torch.allclose(out, theirs(x, valid_lens), atol=1e-5)

@@ -1,4 +1,5 @@
-"""Measurements behind the course's claims: gradients by source position and step time by length."""
+"""Measurements behind the course's claims: gradients by source position and step time
+by length."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from .batching import Batch, random_batch
 from .training import batch_loss
 
 
-def source_gradient_norms(model: nn.Module, batch: Batch, *, embedding: nn.Embedding | None = None,
+def source_gradient_norms(model: nn.Module, batch: Batch, *,
+                          embedding: nn.Embedding | None = None,
                           pad_id: int = 0) -> torch.Tensor:
     """How strongly the loss reaches back to each source token.
 
@@ -42,8 +44,9 @@ def source_gradient_norms(model: nn.Module, batch: Batch, *, embedding: nn.Embed
 
 
 def by_distance_from_end(norms: torch.Tensor, src_len: torch.Tensor) -> torch.Tensor:
-    """(B, S) per-position values -> (S,) mean by distance from the sentence's last token
-    (index 0 = the last token, which is ``<eos>``), over the sentences long enough."""
+    """(B, S) per-position values -> (S,) mean by distance from the sentence's last
+    token (index 0 = the last token, which is ``<eos>``), over the sentences long
+    enough."""
     batch, width = norms.shape
     total, count = torch.zeros(width), torch.zeros(width)
     for row in range(batch):
@@ -53,10 +56,10 @@ def by_distance_from_end(norms: torch.Tensor, src_len: torch.Tensor) -> torch.Te
     return total / count.clamp(min=1)
 
 
-def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int, lengths: list[int],
-                       batch_size: int = 32, repeats: int = 5, warmup: int = 1,
-                       device: torch.device | str = "cpu", seed: int = 0,
-                       flush_denormal: bool = True) -> list[dict]:
+def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int,
+                       lengths: list[int], batch_size: int = 32, repeats: int = 5,
+                       warmup: int = 1, device: torch.device | str = "cpu",
+                       seed: int = 0, flush_denormal: bool = True) -> list[dict]:
     """Median time of one training step (forward, backward, Adam) on random sequences of
     each length (source and target of the same length), for a model taking
     ``src``, ``src_len`` and ``tgt_in``.
@@ -70,21 +73,22 @@ def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int, leng
     if flush_denormal:
         torch.set_flush_denormal(True)
     try:
-        return _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup,
-                           device, seed)
+        return _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats,
+                           warmup, device, seed)
     finally:
         if flush_denormal:
             torch.set_flush_denormal(False)
 
 
-def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup, device, seed):
+def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup,
+                device, seed):
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(seed)
     results = []
     for length in lengths:
-        batch = random_batch(src_vocab, tgt_vocab, length, batch_size, generator=generator,
-                             device=device)
+        batch = random_batch(src_vocab, tgt_vocab, length, batch_size,
+                             generator=generator, device=device)
         times = []
         for i in range(warmup + repeats):
             if str(device).startswith("cuda"):

@@ -7,10 +7,11 @@ decoder's previous state (the *query*) with a small feed-forward network,
 
 turn the scores into weights ``alpha = softmax(e)`` over the source positions,
 and form the context ``c = sum_j alpha_j v_j`` from the *values* (the encoder
-states again). Masks follow one polarity everywhere: True = may attend.
+states again). Masks as everywhere (see :mod:`attnlab.masks`): True = may
+attend; (T, S), (B, 1, S) or (B, T, S).
 
 Shapes: B batch, T queries (target steps), S keys (source positions),
-D_q / D_k query / key sizes, A the attention's hidden size.
+D_q / D_k / D_v query / key / value sizes, A the attention's hidden size.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import masks
+
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, *,
                    temperature: float = 1.0) -> torch.Tensor:
-    """Softmax over the last axis that gives exactly zero weight where ``mask`` is False.
+    """Softmax over the last axis that gives exactly zero weight where ``mask`` is
+    False.
 
     Shapes:
         scores: (..., S); mask: broadcastable to scores, True = may attend.
@@ -54,34 +58,37 @@ class AdditiveAttention(nn.Module):
         self.v = nn.Linear(hidden_size, 1, bias=False)
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        """(B, S, D_k) -> (B, S, A): the part of the scores that does not change during decoding."""
+        """(B, S, D_k) -> (B, S, A): the part of the scores that does not change during
+        decoding."""
         return self.W_k(keys)
 
     def scores(self, query: torch.Tensor, projected_keys: torch.Tensor) -> torch.Tensor:
-        """Alignment scores e: (B, T, D_q) queries against (B, S, A) projected keys -> (B, T, S)."""
-        features = torch.tanh(self.W_q(query)[:, :, None, :] + projected_keys[:, None, :, :])
-        return self.v(features).squeeze(-1)                     # (B, T, S, A) -> (B, T, S)
+        """Alignment scores e: (B, T, D_q) queries against (B, S, A) projected keys ->
+        (B, T, S)."""
+        features = torch.tanh(self.W_q(query)[:, :, None, :]
+                              + projected_keys[:, None, :, :])
+        return self.v(features).squeeze(-1)  # (B, T, S, A) -> (B, T, S)
 
     def forward(self, *, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None, projected_keys: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None,
+                projected_keys: torch.Tensor | None = None,
                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend from each query to the keys, and return the contexts and the weights.
 
         Shapes:
             query: (B, T, D_q); key: (B, S, D_k); value: (B, S, D_v);
-            mask: (B, S) or (B, T, S), True = may attend.
+            mask: (B, 1, S), (B, T, S) or (T, S), True = may attend.
             returns context: (B, T, D_v) and weights alpha: (B, T, S).
         """
         if projected_keys is None:
             projected_keys = self.project_keys(key)
         e = self.scores(query, projected_keys)                 # (B, T, S)
-        if mask is not None and mask.dim() == 2:
-            mask = mask[:, None, :]                            # (B, 1, S): the same for every query
-        alpha = masked_softmax(e, mask, temperature=temperature)
+        alpha = masked_softmax(e, masks.check(mask, *e.shape[1:]),
+                               temperature=temperature)
         return alpha @ value, alpha                            # (B, T, S) @ (B, S, D_v)
 
 
-# --- scoring functions behind one interface ---------------------------------------------
+# --- scoring functions behind one interface -------------------------------------------
 # Each maps queries (B, T, D_q) and keys (B, S, D_k) to scores (B, T, S).
 
 
@@ -93,7 +100,8 @@ class DotScore(nn.Module):
 
 
 class ScaledDotScore(nn.Module):
-    """Vaswani et al.'s score, ``e = q . k / sqrt(d_k)``: the dot product, kept at unit scale."""
+    """Vaswani et al.'s score, ``e = q . k / sqrt(d_k)``: the dot product, kept at unit
+    scale."""
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         return query @ key.transpose(-2, -1) / math.sqrt(key.shape[-1])
@@ -107,11 +115,12 @@ class GeneralScore(nn.Module):
         self.W = nn.Linear(key_size, query_size, bias=False)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        return query @ self.W(key).transpose(-2, -1)          # (B, T, D_q) @ (B, D_q, S)
+        return query @ self.W(key).transpose(-2, -1)  # (B, T, D_q) @ (B, D_q, S)
 
 
 class AdditiveScore(nn.Module):
-    """Bahdanau's score, ``e = v^T tanh(W_q q + W_k k)`` (see :class:`AdditiveAttention`)."""
+    """Bahdanau's score, ``e = v^T tanh(W_q q + W_k k)`` (see
+    :class:`AdditiveAttention`)."""
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int):
         super().__init__()
@@ -122,7 +131,8 @@ class AdditiveScore(nn.Module):
 
 
 class ScoredAttention(nn.Module):
-    """Attention with any score: scores -> masked softmax -> weighted sum of the values."""
+    """Attention with any score: scores -> masked softmax -> weighted sum of the
+    values."""
 
     def __init__(self, score: nn.Module):
         super().__init__()
@@ -130,19 +140,19 @@ class ScoredAttention(nn.Module):
 
     def forward(self, *, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, D_q), (B, S, D_k), (B, S, D_v), mask (B, S) or (B, T, S) ->
+        """(B, T, D_q), (B, S, D_k), (B, S, D_v), mask (B, 1, S), (B, T, S) or (T, S) ->
         context (B, T, D_v), weights (B, T, S)."""
-        if mask is not None and mask.dim() == 2:
-            mask = mask[:, None, :]
-        alpha = masked_softmax(self.score(query, key), mask)
+        e = self.score(query, key)                             # (B, T, S)
+        alpha = masked_softmax(e, masks.check(mask, *e.shape[1:]))
         return alpha @ value, alpha
 
 
-# --- scaled dot-product attention: the teaching path and the fast path ---------------------
+# --- scaled dot-product attention: the teaching path and the fast path ----------------
 
 
-def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+        query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+        mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d_k)) V, written out.
 
     Shapes:
@@ -156,20 +166,9 @@ def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: 
 
 
 def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                    mask: torch.Tensor | None = None, dropout: float = 0.0) -> torch.Tensor:
+                    mask: torch.Tensor | None = None,
+                    dropout: float = 0.0) -> torch.Tensor:
     """The same computation through ``torch.nn.functional.scaled_dot_product_attention``
     (one fused kernel, no weights returned). Same mask polarity: True = may attend."""
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
-
-
-# --- masks: True = may attend, everywhere -----------------------------------------------
-
-
-def padding_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """(B,) key lengths -> (B, 1, S) mask, True at real positions; broadcasts over queries."""
-    return (torch.arange(size, device=lengths.device)[None, :] < lengths[:, None])[:, None, :]
-
-
-def causal_mask(size: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(T, T) mask, True where query t may attend to key s <= t (no look-ahead)."""
-    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
+                                          dropout_p=dropout)

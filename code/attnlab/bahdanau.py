@@ -5,62 +5,92 @@ decoder's previous state queries those states with additive attention, and
 the resulting context joins the decoder's input: each output word gets its
 own context, instead of the one fixed vector of chapter 2.
 
-Shapes: B batch, S source length, T target length, E embedding size,
-H decoder hidden size, K = 2 x encoder hidden size (both directions), V vocabulary.
+Shapes: B batch, S source length, T target length, V vocabulary size; ``embed``
+and ``hidden`` are the embedding and decoder hidden sizes, ``keys`` the size of an
+encoder state (both directions together), A the attention's hidden size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from . import masks
 from .attention import AdditiveAttention
-from .checkpoints import register
-from .rnn import GRUEncoder, PredictionHead, init_embedding
+from .contract import Batched, Seq2SeqOutput, Step, register
+from .layers import init_embedding
+from .rnn import GRUEncoder, PredictionHead
+
+
+@dataclass
+class AttentionMemory(Batched):
+    """What the encoder passes on: one state per source word, and what decoding
+    reuses."""
+
+    keys: torch.Tensor  # (B, S, keys): the encoder states, keys and values at once
+    mask: torch.Tensor              # (B, 1, S): True at real source positions
+    projected_keys: torch.Tensor    # (B, S, A): W_k h_j, computed once per sentence
+    # (B, hidden): the decoder's state before the first step
+    initial_state: torch.Tensor
+
+
+@dataclass
+class AttentionState(Batched):
+    """The decoder's hidden state between generation steps."""
+
+    hidden: torch.Tensor            # (B, hidden)
 
 
 class BahdanauDecoder(nn.Module):
     """A GRU decoder whose input at step t is ``[embedding(y_{t-1}); c_t]``, where the
-    context ``c_t`` attends over the encoder states with the previous state ``s_{t-1}``."""
+    context ``c_t`` attends over the encoder states with the previous state
+    ``s_{t-1}``."""
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, key_size: int,
-                 attention_size: int, proj_size: int = 128, dropout: float = 0.0, pad_id: int = 0):
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
+                 key_size: int, attention_size: int, proj_size: int = 128,
+                 dropout: float = 0.0, pad_id: int = 0):
         super().__init__()
-        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size, padding_idx=pad_id))
+        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size,
+                                                     padding_idx=pad_id))
         self.attention = AdditiveAttention(hidden_size, key_size, attention_size)
         self.cell = nn.GRUCell(embed_size + key_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.head = PredictionHead(hidden_size + embed_size + key_size, proj_size, vocab_size,
-                                   dropout)
+        self.head = PredictionHead(hidden_size + embed_size + key_size, proj_size,
+                                   vocab_size, dropout)
 
-    def step(self, embedded: torch.Tensor, state: torch.Tensor, memory: dict,
-             temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step: (B, E) input embedding, (B, H) previous state -> new state (B, H),
-        context (B, K) and attention weights (B, S)."""
-        context, alpha = self.attention(query=state[:, None, :], key=memory["keys"],
-                                        value=memory["keys"], mask=memory["mask"],
-                                        projected_keys=memory["projected_keys"],
+    def step(self, embedded: torch.Tensor, state: torch.Tensor, memory: AttentionMemory,
+             temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor,
+            torch.Tensor]:
+        """One step: (B, embed) input embedding, (B, hidden) previous state -> new state
+        (B, hidden), context (B, keys) and attention weights (B, S)."""
+        context, alpha = self.attention(query=state[:, None, :], key=memory.keys,
+                                        value=memory.keys, mask=memory.mask,
+                                        projected_keys=memory.projected_keys,
                                         temperature=temperature)
-        context, alpha = context[:, 0], alpha[:, 0]                      # (B, K), (B, S)
+        context, alpha = context[:, 0], alpha[:, 0]  # (B, keys), (B, S)
         state = self.cell(torch.cat([embedded, context], dim=-1), state)
         return state, context, alpha
 
-    def forward(self, tgt_in: torch.Tensor, memory: dict,
+    def forward(self, tgt_in: torch.Tensor, memory: AttentionMemory,
                 state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decode T steps from the given previous tokens (teacher forcing, or T = 1).
 
         Shapes:
-            tgt_in: (B, T); state: (B, H) the state before the first step.
-            returns logits: (B, T, V), the final state (B, H), weights alpha: (B, T, S).
+            tgt_in: (B, T); state: (B, hidden) the state before the first step.
+            returns logits: (B, T, V), the final state (B, hidden), weights alpha: (B,
+                T, S).
         """
-        embedded = self.dropout(self.embedding(tgt_in))                 # (B, T, E)
+        embedded = self.dropout(self.embedding(tgt_in))                 # (B, T, embed)
         states, contexts, alphas = [], [], []
-        for t in range(tgt_in.shape[1]):    # sequential: each query is the previous state
+        for t in range(tgt_in.shape[1]):  # sequential: each query is the previous state
             state, context, alpha = self.step(embedded[:, t], state, memory)
             states.append(state)
             contexts.append(context)
             alphas.append(alpha)
-        # The prediction head does not feed back into the loop: apply it to all steps at once.
+        # The prediction head does not feed back into the loop: apply it to all steps at
+        # once.
         features = torch.cat([self.dropout(torch.stack(states, 1)), embedded,
                               torch.stack(contexts, 1)], dim=-1)
         return self.head(features), state, torch.stack(alphas, 1)
@@ -68,54 +98,47 @@ class BahdanauDecoder(nn.Module):
 
 @register
 class AttentionEncoderDecoder(nn.Module):
-    """Bahdanau attention: a (bidirectional) GRU encoder, additive attention, a GRU decoder.
+    """Bahdanau attention: a (bidirectional) GRU encoder, additive attention, a GRU
+    decoder.
 
     ``forward`` returns the logits **and** the attention weights of every step;
-    ``encode`` and ``decode_step`` serve :mod:`attnlab.decoding`.
+    ``encode`` and ``decode_step`` generate (see :mod:`attnlab.contract`).
     """
 
     def __init__(self, src_vocab: int, tgt_vocab: int, embed_size: int = 128,
-                 hidden_size: int = 256, attention_size: int = 128, proj_size: int = 128,
-                 bidirectional: bool = True, dropout: float = 0.1, pad_id: int = 0):
+                 hidden_size: int = 256, attention_size: int = 128,
+                 proj_size: int = 128, bidirectional: bool = True, dropout: float = 0.1,
+                 pad_id: int = 0):
         super().__init__()
-        self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, embed_size=embed_size,
-                           hidden_size=hidden_size, attention_size=attention_size,
-                           proj_size=proj_size, bidirectional=bidirectional, dropout=dropout,
-                           pad_id=pad_id)
         encoder_size = hidden_size // 2 if bidirectional else hidden_size
         key_size = 2 * encoder_size if bidirectional else encoder_size
         self.encoder = GRUEncoder(src_vocab, embed_size, encoder_size, 1, dropout,
                                   bidirectional=bidirectional, pad_id=pad_id)
-        self.bridge = nn.Linear(key_size, hidden_size)   # initial decoder state from the encoder
+        # initial decoder state from the encoder
+        self.bridge = nn.Linear(key_size, hidden_size)
         self.decoder = BahdanauDecoder(tgt_vocab, embed_size, hidden_size, key_size,
                                        attention_size, proj_size, dropout, pad_id)
 
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> dict:
-        """Encoder states (the keys and values), their projections, the mask, the first state."""
-        keys, final = self.encoder(src, src_len)                         # (B, S, K), (dirs, B, K/2)
-        mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_len[:, None]
-        summary = torch.cat(list(final), dim=-1)                         # (B, K)
-        return {"keys": keys, "mask": mask,
-                "projected_keys": self.decoder.attention.project_keys(keys),  # once per sentence
-                "initial_state": torch.tanh(self.bridge(summary))}
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> AttentionMemory:
+        """Encoder states (the keys and values), their projections, the mask, the first
+        state."""
+        keys, final = self.encoder(src, src_len)   # (B, S, keys), (directions, B, .)
+        summary = torch.cat(list(final), dim=-1)   # (B, keys)
+        return AttentionMemory(
+            keys=keys, mask=masks.padding_mask(src_len, src.shape[1]),
+            projected_keys=self.decoder.attention.project_keys(keys),  # once a sentence
+            initial_state=torch.tanh(self.bridge(summary)))
 
-    @staticmethod
-    def reorder(memory_or_state, index: torch.Tensor):
-        """Select batch rows (for beam search): every tensor here is batch-first."""
-        if isinstance(memory_or_state, dict):
-            return {key: value[index] for key, value in memory_or_state.items()}
-        return memory_or_state[index]
-
-    def decode_step(self, prev: torch.Tensor, memory: dict,
-                    state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B,) previous tokens -> (B, V) logits, the new state (B, H), the weights (B, S)."""
-        state = memory["initial_state"] if state is None else state
-        logits, state, alpha = self.decoder(prev[:, None], memory, state)
-        return logits[:, 0], state, alpha[:, 0]
+    def decode_step(self, prev: torch.Tensor, memory: AttentionMemory,
+                    state: AttentionState | None) -> Step:
+        """(B,) previous tokens -> (B, V) logits, the new state, the weights (B, S)."""
+        hidden = memory.initial_state if state is None else state.hidden
+        logits, hidden, alpha = self.decoder(prev[:, None], memory, hidden)
+        return Step(logits[:, 0], AttentionState(hidden), alpha[:, 0])
 
     def forward(self, *, src: torch.Tensor, src_len: torch.Tensor,
-                tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                tgt_in: torch.Tensor) -> Seq2SeqOutput:
         """(B, S), (B,), (B, T) -> logits (B, T, V) and attention weights (B, T, S)."""
         memory = self.encode(src, src_len)
-        logits, _, alpha = self.decoder(tgt_in, memory, memory["initial_state"])
-        return logits, alpha
+        logits, _, alpha = self.decoder(tgt_in, memory, memory.initial_state)
+        return Seq2SeqOutput(logits, attention=alpha)

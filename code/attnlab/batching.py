@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .masks import length_mask
 from .vocab import Vocab
 
 
@@ -23,7 +24,8 @@ class Batch:
         src: (B, S) source ids, each sentence followed by ``<eos>``, then ``<pad>``.
         src_len: (B,) true source lengths (``<eos>`` included).
         tgt_in: (B, T) decoder inputs: ``<bos>`` then the target, padded.
-        tgt_out: (B, T) what the decoder must predict: the target then ``<eos>``, padded.
+        tgt_out: (B, T) what the decoder must predict: the target then ``<eos>``,
+            padded.
         tgt_len: (B,) true target lengths (``<eos>`` included).
     """
 
@@ -35,7 +37,8 @@ class Batch:
 
     @property
     def src_mask(self) -> torch.Tensor:
-        """(B, S) bool, True where a source position holds a real token (may be attended to)."""
+        """(B, S) bool, True where a source position holds a real token (may be attended
+        to)."""
         return length_mask(self.src_len, self.src.shape[1])
 
     @property
@@ -54,21 +57,16 @@ class Batch:
 def random_batch(src_vocab: int, tgt_vocab: int, length: int, batch_size: int, *,
                  generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu") -> Batch:
-    """A batch of random ids (no reserved tokens, no padding), ``length`` tokens on each side:
-    for timing and counting, where the content does not matter."""
+    """A batch of random ids (no reserved tokens, no padding), ``length`` tokens on each
+    side: for timing and counting, where the content does not matter."""
     src = torch.randint(4, src_vocab, (batch_size, length), generator=generator)
     tgt = torch.randint(4, tgt_vocab, (batch_size, length + 1), generator=generator)
     lengths = torch.full((batch_size,), length)
     return Batch(src, lengths, tgt[:, :-1], tgt[:, 1:], lengths.clone()).to(device)
 
 
-def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B,) lengths -> (B, max_len) bool mask, True at positions ``< length``."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
 def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
-    """Right-pad integer sequences into one (B, L) tensor."""
+    """Right-pad integer sequences into one (B, longest) tensor."""
     longest = max(len(s) for s in sequences)
     out = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
     for row, seq in enumerate(sequences):
@@ -77,10 +75,11 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
 
 
 class PairDataset(Dataset):
-    """Token pairs encoded once with their vocabularies; items are id lists with ``<eos>``."""
+    """Token pairs encoded once with their vocabularies; items are id lists with
+    ``<eos>``."""
 
-    def __init__(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
-                 tgt_vocab: Vocab):
+    def __init__(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+                 src_vocab: Vocab, tgt_vocab: Vocab):
         self.src = [src_vocab.encode(s) + [src_vocab.eos_id] for s, _ in pairs]
         self.tgt = [tgt_vocab.encode(t) + [tgt_vocab.eos_id] for _, t in pairs]
         self.bos_id = tgt_vocab.bos_id
@@ -119,7 +118,8 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.lengths = list(lengths)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.bucket, self.bucket_factor, self.drop_last = bucket, bucket_factor, drop_last
+        self.bucket, self.bucket_factor = bucket, bucket_factor
+        self.drop_last = drop_last
         self.epoch = 0
 
     def _batches(self, epoch: int) -> list[list[int]]:
@@ -128,7 +128,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(order)
         # Without shuffling, sort everything; with it, sort within windows only.
-        window = self.batch_size * self.bucket_factor if self.shuffle else max(len(order), 1)
+        window = (self.batch_size * self.bucket_factor if self.shuffle
+                  else max(len(order), 1))
         if not self.bucket:
             window = self.batch_size
         batches = []
@@ -136,7 +137,8 @@ class BucketBatchSampler(Sampler[list[int]]):
             chunk = order[start:start + window]
             if self.bucket:
                 chunk.sort(key=lambda i: self.lengths[i])
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i:i + self.batch_size]
+                        for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
@@ -152,9 +154,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(self._batches(0))
 
 
-def make_loader(dataset: PairDataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                bucket: bool = True) -> DataLoader:
-    """A DataLoader of :class:`Batch` objects, length-bucketed unless ``bucket=False``."""
-    lengths = [max(len(s), len(t)) for s, t in (dataset[i] for i in range(len(dataset)))]
-    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed, bucket=bucket)
+def make_loader(dataset: PairDataset, batch_size: int, *, shuffle: bool = True,
+                seed: int = 0, bucket: bool = True) -> DataLoader:
+    """A DataLoader of :class:`Batch` objects, length-bucketed unless
+    ``bucket=False``."""
+    lengths = [max(len(s), len(t)) for s,
+               t in (dataset[i] for i in range(len(dataset)))]
+    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed,
+                                 bucket=bucket)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)

@@ -4,14 +4,16 @@ A checkpoint holds a model's weights, the configuration that rebuilds it, the
 vocabularies it was trained with and free-form metadata (training history,
 time). It is written atomically and read with ``torch.load(weights_only=True)``.
 
-Models that can be rebuilt from a checkpoint are registered with
-:func:`register` and keep their constructor's keyword arguments in
-``self.config``. :func:`train_or_load` caches a trained model under a hash of
-everything that determines it (settings, seed and the library code that trains
-it), so a later chapter reuses what an earlier one trained, and retrains (same
-seed, same weights) when the cache is empty or that code has changed. An
-interrupted training leaves a resume point beside the cache entry and goes on
-from it when run again.
+Models are rebuilt from a checkpoint by class name and ``config``, which
+:func:`attnlab.contract.register` records; the course's model modules are
+imported here, so their classes are always known.
+
+:func:`train_or_load` caches a trained model under a hash of everything that
+determines it (settings, seed and the library code that trains it), so a later
+chapter reuses what an earlier one trained, and retrains (same seed, same
+weights) when the cache is empty or that code has changed. An interrupted
+training leaves a resume point beside the cache entry and goes on from it when
+run again.
 """
 
 from __future__ import annotations
@@ -29,34 +31,33 @@ import torch
 from torch import nn
 
 from . import __version__
+from . import bahdanau, rnn, selfattention, transformer  # noqa: F401 (registering)
+from .contract import MODELS
 from .files import atomic_path
 from .runtime import build_dir, seed_everything
 from .vocab import Vocab
 
 FORMAT = "attnlab-checkpoint-1"
-MODELS: dict[str, type[nn.Module]] = {}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is unreadable or does not fit the model; the message says how."""
 
 
-def register(cls: type[nn.Module]) -> type[nn.Module]:
-    """Class decorator: let checkpoints rebuild this model by name."""
-    MODELS[cls.__name__] = cls
-    return cls
-
-
 def _config_of(model: nn.Module) -> dict:
     config = getattr(model, "config", None)
     if not isinstance(config, dict):
-        raise CheckpointError(f"{type(model).__name__} has no dict `config` of its constructor's "
-                              "arguments, so a checkpoint could not rebuild it")
+        raise CheckpointError(f"{type(model).__name__} has no dict `config` "
+                              "of its constructor's arguments, "
+                              "so a checkpoint could not rebuild "
+                              "it (decorate the class "
+                              "with attnlab.contract.register)")
     return config
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
-                    vocabs: dict[str, Vocab] | None = None, meta: dict | None = None) -> Path:
+                    vocabs: dict[str, Vocab] | None = None,
+                    meta: dict | None = None) -> Path:
     """Write weights, config, vocabularies and metadata to ``path`` atomically."""
     state = {
         "format": FORMAT,
@@ -84,21 +85,27 @@ def _read(path: Path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
-                              f"{exc}); delete it and train again") from None
+    # torch raises several types for truncated or foreign files
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint "
+                              f"({type(exc).__name__}: {exc}); delete it "
+                              "and train again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an attnlab checkpoint (format {FORMAT})")
     return state
 
 
-def load_weights(model: nn.Module, state_dict: dict, *, origin: str = "checkpoint") -> None:
-    """Load ``state_dict`` into ``model``, explaining any missing, extra or mis-shaped tensors."""
+def load_weights(model: nn.Module, state_dict: dict, *,
+                 origin: str = "checkpoint") -> None:
+    """Load ``state_dict`` into ``model``, explaining any missing, extra or mis-shaped
+    tensors."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     extra = sorted(set(state_dict) - set(own))
-    shapes = [f"{k}: model {tuple(own[k].shape)} vs {origin} {tuple(state_dict[k].shape)}"
-              for k in sorted(set(own) & set(state_dict)) if own[k].shape != state_dict[k].shape]
+    shapes = [f"{k}: model {tuple(own[k].shape)} vs {origin} "
+              f"{tuple(state_dict[k].shape)}"
+              for k in sorted(set(own) & set(state_dict))
+              if own[k].shape != state_dict[k].shape]
     if missing or extra or shapes:
         problems = []
         if missing:
@@ -107,26 +114,32 @@ def load_weights(model: nn.Module, state_dict: dict, *, origin: str = "checkpoin
             problems.append(f"not in the model: {', '.join(extra[:5])}")
         if shapes:
             problems.append("shape mismatch: " + "; ".join(shapes[:5]))
-        raise CheckpointError(f"the {origin} does not match {type(model).__name__} "
-                              f"({' | '.join(problems)}); was it saved from another configuration?")
+        raise CheckpointError(f"the {origin} does not "
+                              f"match {type(model).__name__} "
+                              f"({' | '.join(problems)}); was it saved "
+                              "from another configuration?")
     model.load_state_dict(state_dict)
 
 
 def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
                     device: torch.device | str = "cpu") -> Checkpoint:
-    """Read a checkpoint. Without ``model``, rebuild it from the registered class and config;
-    with one, check that its class and config match before loading the weights."""
+    """Read a checkpoint. Without ``model``, rebuild it from the registered class and
+    config; with one, check that its class and config match before loading the
+    weights."""
     path = Path(path)
     state = _read(path)
     if model is None:
         cls = MODELS.get(state["model"])
         if cls is None:
-            raise CheckpointError(f"{path} holds a {state['model']}, which is not a registered "
-                                  "model class (import the module that defines it first)")
+            raise CheckpointError(f"{path} holds a {state['model']}, "
+                                  "which is not a registered model class "
+                                  "(a model of your own: import "
+                                  "its module first)")
         model = cls(**state["config"])
     elif type(model).__name__ != state["model"] or _config_of(model) != state["config"]:
-        raise CheckpointError(f"{path} holds a {state['model']} with config {state['config']}, "
-                              f"not a {type(model).__name__} with config {_config_of(model)}")
+        raise CheckpointError(f"{path} holds a {state['model']} with config "
+                              f"{state['config']}, not a {type(model).__name__} "
+                              f"with config {_config_of(model)}")
     load_weights(model, state["state_dict"], origin=f"checkpoint {path.name}")
     vocabs = {name: Vocab.from_dict(v) for name, v in state["vocabs"].items()}
     return Checkpoint(model.to(device), vocabs, state["meta"])
@@ -138,38 +151,48 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# The library's modules whose code determines a trained model's weights: data, models, training
-# and the settings of the shared experiments. A cached model is keyed by their code, so editing
-# any of them retrains. Presentation and measurement modules are left out, so that editing a
-# plot, a widget or an evaluation never does. Every module is in one list or the other (a test
+# The library's modules whose code determines a trained model's weights: data, models,
+# training
+# and the settings of the shared experiments. A cached model is keyed by their code, so
+# editing
+# any of them retrains. Presentation and measurement modules are left out, so that
+# editing a
+# plot, a widget or an evaluation never does. Every module is in one list or the other
+# (a test
 # checks), so a new module must be placed.
-TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "corpus", "data",
-                 "experiments", "multihead", "resume", "rnn", "runtime", "selfattention",
-                 "synthetic", "training", "transformer", "vocab")
-OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "explorer", "files", "metrics",
-              "notebook", "plots", "results", "widgets")
+TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
+                 "corpus", "data", "experiments", "layers", "masks", "multihead",
+                 "positions", "resume", "rnn", "runtime", "selfattention", "synthetic",
+                 "training", "transformer", "vocab")
+OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "evaluation", "explorer",
+              "files", "inspection", "metrics", "notebook", "plots", "results",
+              "widgets")
 
 
 def _code_without_docs(source: str) -> str:
-    """The syntax tree of ``source`` without docstrings: comments, layout and documentation
-    can change without changing the key."""
+    """The syntax tree of ``source`` without docstrings: comments, layout and
+    documentation can change without changing the key."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (isinstance(node,
+                       (ast.Module, ast.ClassDef, ast.FunctionDef,
+                              ast.AsyncFunctionDef)) and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree)
 
 
 @functools.lru_cache(maxsize=4)
 def code_hash(folder: Path = Path(__file__).parent) -> str:
-    """A short hash of the :data:`TRAINING_CODE` modules in ``folder`` (this package)."""
+    """A short hash of the :data:`TRAINING_CODE` modules in ``folder`` (this
+    package)."""
     digest = hashlib.sha256()
     for name in TRAINING_CODE:
-        digest.update(f"{name}\0{_code_without_docs((folder / f'{name}.py').read_text('utf-8'))}\0"
-                      .encode())
+        code = _code_without_docs((folder / f"{name}.py").read_text("utf-8"))
+        digest.update(f"{name}\0{code}\0".encode())
     return digest.hexdigest()[:16]
 
 
@@ -178,32 +201,36 @@ def models_dir() -> Path:
 
 
 def train_or_load(name: str, spec: dict, *, build: Callable[[], nn.Module],
-                  train: Callable[[nn.Module, Path], dict], vocabs: dict[str, Vocab] | None = None,
-                  seed: int = 0, folder: str | os.PathLike | None = None,
+                  train: Callable[[nn.Module, Path], dict],
+                  vocabs: dict[str, Vocab] | None = None, seed: int = 0,
+                  folder: str | os.PathLike | None = None,
                   retrain: bool = False) -> tuple[nn.Module, dict]:
     """Return the model ``spec`` describes: from the cache, or built and trained now.
 
-    ``spec`` must contain everything that determines the trained weights (model
-    config, data and training settings, profile); its hash, with the seed and
-    :func:`code_hash`, names the cache file. ``build()`` makes the untrained
-    model; ``train(model, resume_path)`` trains it in place, keeping a resume
-    point at ``resume_path`` (see :meth:`attnlab.training.Trainer.fit`), and
-    returns metadata to keep (history, seconds). Both run after seeding with
-    ``seed``. The returned metadata has ``from_cache`` set.
+    ``spec`` must contain everything else that determines the trained weights (data and
+    training settings, profile); its hash, with the model's class and config, the seed
+    and :func:`code_hash`, names the cache file. ``build()`` makes the untrained model;
+    ``train(model, resume_path)`` trains it in place, keeping a resume point at
+    ``resume_path`` (see :meth:`attnlab.training.Trainer.fit`), and returns metadata to
+    keep (history, seconds). Both run after seeding with ``seed``. The returned metadata
+    has ``from_cache`` set.
     """
-    key = spec_hash({"name": name, "spec": spec, "seed": seed, "attnlab": __version__,
-                     "code": code_hash()})
+    seed_everything(seed)
+    model = build()
+    key = spec_hash({"name": name, "model": type(model).__name__,
+                     "config": _config_of(model), "spec": spec, "seed": seed,
+                     "attnlab": __version__, "code": code_hash()})
     path = Path(folder) if folder is not None else models_dir()
     path = path / f"{name}-{key}.pt"
     resume_path = path.with_name(f"{path.stem}.resume.pt")
-    seed_everything(seed)
-    model = build()
     if path.exists() and not retrain:
         checkpoint = load_checkpoint(path, model=model)
         if vocabs is not None and checkpoint.vocabs != vocabs:
-            raise CheckpointError(f"{path} was trained with other vocabularies than the data "
-                                  "given now; delete it or pass retrain=True")
-        return checkpoint.model, {**checkpoint.meta, "from_cache": True, "path": str(path)}
+            raise CheckpointError(f"{path} was trained with other "
+                                  "vocabularies than the data given "
+                                  "now; delete it or pass retrain=True")
+        return checkpoint.model, {**checkpoint.meta, "from_cache": True,
+                                  "path": str(path)}
     if retrain:
         resume_path.unlink(missing_ok=True)
     meta = dict(train(model, resume_path))

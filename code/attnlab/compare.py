@@ -1,4 +1,5 @@
-"""The same measurements for every model of the course, so that chapters compare like with like.
+"""The same measurements for every model of the course, so that chapters compare like
+with like.
 
 Chapter 5 measures its three translation models with :func:`compare_translation`
 and records the result; chapter 6 reads that record, or measures again when it
@@ -19,24 +20,26 @@ from torch.utils.flop_counter import FlopCounterMode
 from .bahdanau import AttentionEncoderDecoder
 from .batching import Batch, random_batch
 from .data import Seq2SeqData
-from .experiments import evaluate_translation
-from .explorer import KINDS, layer_attention, replay_inputs
+from .evaluation import evaluate_translation
+from .inspection import KINDS, layer_attention, replay_inputs
 from .results import load_results
 from .rnn import EncoderDecoder
 from .runtime import Profile
 from .training import batch_loss
 from .transformer import Transformer
-from .vocab import Vocab
+from .vocab import EOS, Vocab
 
 
-MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")   # chapters 2, 3, 5
+# chapters 2, 3, 5
+MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")
 
 
-def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData, *,
-                        split: str = "test", beam_size: int = 5) -> dict[str, dict]:
-    """For each named ``(model, training metadata)``: parameters, training time, held-out
-    BLEU greedy and with a beam, BLEU by source length, and decoding speed (sentences per
-    second over the whole split, batched), measured on the model's device."""
+def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData,
+                        *, split: str = "test", beam_size: int = 5) -> dict[str, dict]:
+    """For each named ``(model, training metadata)``: parameters, training time,
+    held-out BLEU greedy and with a beam, BLEU by source length, and decoding speed
+    (sentences per second over the whole split, batched), measured on the model's
+    device."""
     table = {}
     for name, (model, meta) in models.items():
         row = {"parameters": meta["parameters"], "train_seconds": meta["seconds"],
@@ -55,9 +58,10 @@ def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2
 
 
 def training_memory(model: nn.Module, batch: Batch) -> dict[str, int]:
-    """Bytes a training step on ``batch`` needs: ``activations`` (the tensors autograd keeps
-    for the backward pass, each storage counted once) and ``state`` (parameters, gradients
-    and Adam's two moments, 4 x the parameters). On CUDA, also the allocator's peak."""
+    """Bytes a training step on ``batch`` needs: ``activations`` (the tensors autograd
+    keeps for the backward pass, each storage counted once) and ``state`` (parameters,
+    gradients and Adam's two moments, 4 x the parameters). On CUDA, also the allocator's
+    peak."""
     device = next(model.parameters()).device
     batch = batch.to(device)
     storages: dict[int, int] = {}
@@ -83,67 +87,74 @@ def training_memory(model: nn.Module, batch: Batch) -> dict[str, int]:
     return result
 
 
-def recorded(chapter: str, key: str, *, profile: Profile) -> tuple[object, str] | tuple[None, None]:
+def recorded(chapter: str, key: str, *, profile: Profile) -> tuple[object,
+        str] | tuple[None, None]:
     """``(value, provenance)`` of the result ``key`` that ``chapter`` recorded in this
-    ``profile``, or ``(None, None)`` when it has not (never run, or run in another profile)."""
+    ``profile``, or ``(None, None)`` when it has not (never run, or run in another
+    profile)."""
     try:
         record = load_results(chapter)
     except FileNotFoundError:
         return None, None
     if record.get("profile") != profile.name or key not in record.get("results", {}):
         return None, None
-    return record["results"][key], f"recorded by {chapter} on {record['recorded_at'][:10]}"
+    day = record["recorded_at"][:10]
+    return record["results"][key], f"recorded by {chapter} on {day}"
 
 
 def timing_models(vocab: int = 1000, width: int = 256) -> dict[str, nn.Module]:
-    """The three architectures at the same width (hidden state / model width) and vocabulary,
-    untrained, for timing: a training step's cost does not depend on the weights."""
+    """The three architectures at the same width (hidden state / model width) and
+    vocabulary, untrained, for timing: a training step's cost does not depend on the
+    weights."""
     gru, bahdanau, transformer = MODEL_NAMES
-    return {
-        gru: EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
-                            proj_size=width // 2, dropout=0.0),
-        bahdanau: AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
-                                          attention_size=width // 2, proj_size=width // 2,
-                                          dropout=0.0),
-        transformer: Transformer(vocab, vocab, d_model=width, num_heads=4, num_layers=2,
-                                 d_ff=4 * width, dropout=0.0, max_len=1024),
-    }
+    return {gru: EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
+                                proj_size=width // 2, dropout=0.0),
+            bahdanau: AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2,
+            hidden_size=width, attention_size=width // 2, proj_size=width // 2,
+            dropout=0.0),
+            transformer: Transformer(vocab, vocab, d_model=width, num_heads=4,
+            num_layers=2, d_ff=4 * width, dropout=0.0, max_len=1024),}
 
 
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of log(y) against log(x): 1 means y grows in proportion to x."""
-    x, y = torch.tensor(xs, dtype=torch.float64).log(), torch.tensor(ys, dtype=torch.float64).log()
+    """Least-squares slope of log(y) against log(x): 1 means y grows in proportion to
+    x."""
+    x, y = torch.tensor(xs, dtype=torch.float64).log(), torch.tensor(ys,
+            dtype=torch.float64).log()
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
 @torch.no_grad()
-def shared_alignment(bahdanau: nn.Module, transformer: nn.Module, sentence: str, src_vocab: Vocab,
-                     tgt_vocab: Vocab) -> dict:
-    """Both models' attention over the source for the same output: the Transformer's greedy
-    translation of ``sentence``, fed to Bahdanau's model by teacher forcing.
+def shared_alignment(bahdanau: nn.Module, transformer: nn.Module, sentence: str,
+                     src_vocab: Vocab, tgt_vocab: Vocab) -> dict:
+    """Both models' attention over the source for the same output: the Transformer's
+    greedy translation of ``sentence``, fed to Bahdanau's model by teacher forcing.
 
     Returns the source and target tokens, ``bahdanau`` (T, S) and ``transformer``: the
-    cross-attention of every layer, each (H, T, S)."""
+    cross-attention of every layer, each (h, T, S)."""
     attention = layer_attention(transformer, sentence, src_vocab, tgt_vocab)
     bahdanau.eval()
-    _, alpha = bahdanau(**replay_inputs(attention.source, attention.target, src_vocab, tgt_vocab,
-                                        next(bahdanau.parameters()).device))
-    return {"source": attention.source, "target": attention.target, "bahdanau": alpha[0].cpu(),
-            "transformer": attention.weights[KINDS[2]]}
+    alpha = bahdanau(**replay_inputs(attention.source, attention.target, src_vocab,
+                                     tgt_vocab,
+                                     next(bahdanau.parameters()).device)).attention
+    return {"source": attention.source, "target": attention.target,
+            "bahdanau": alpha[0].cpu(), "transformer": attention.weights[KINDS[2]]}
 
 
-def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module, sentences: Sequence[str],
-                        src_vocab: Vocab, tgt_vocab: Vocab) -> dict:
+def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
+                        sentences: Sequence[str], src_vocab: Vocab,
+                        tgt_vocab: Vocab) -> dict:
     """How often the source word Bahdanau's model attends to most is also the one the
     Transformer's cross-attention attends to most, over every output word (``<eos>``
-    excluded) of ``sentences``: for each layer's mean of heads, and for its best head."""
+    excluded) of ``sentences``: for each layer's mean of heads, and for its best
+    head."""
     rows = 0
     mean_hits: list[int] = []
     head_hits: list[list[int]] = []
     for sentence in sentences:
         shared = shared_alignment(bahdanau, transformer, sentence, src_vocab, tgt_vocab)
-        words = len(shared["target"]) - (shared["target"][-1] == "<eos>")
+        words = len(shared["target"]) - (shared["target"][-1] == EOS)
         if words == 0:
             continue
         peak = shared["bahdanau"][:words].argmax(-1)
@@ -162,10 +173,11 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module, sentences: 
 
 
 def graph_depth(output: torch.Tensor) -> int:
-    """The longest chain of operations autograd recorded to compute ``output``: operations
-    that had to run one after another, however many processors there were."""
+    """The longest chain of operations autograd recorded to compute ``output``:
+    operations that had to run one after another, however many processors there were."""
     if output.grad_fn is None:
-        raise ValueError("the tensor has no autograd history (computed without gradients?)")
+        raise ValueError("the tensor has no autograd history (computed "
+                         "without gradients?)")
     depth: dict[object, int] = {}
     stack = [(output.grad_fn, False)]
     while stack:
@@ -181,18 +193,23 @@ def graph_depth(output: torch.Tensor) -> int:
     return depth[output.grad_fn]
 
 
-def sequential_depth(model: nn.Module, length: int, *, vocab: int, batch_size: int = 2) -> int:
-    """:func:`graph_depth` of a training loss on random sequences of ``length`` tokens (source
-    and target), on the CPU, where PyTorch records every step of a recurrence."""
-    batch = random_batch(vocab, vocab, length, batch_size, generator=torch.Generator().manual_seed(0))
+def sequential_depth(model: nn.Module, length: int, *, vocab: int,
+                     batch_size: int = 2) -> int:
+    """:func:`graph_depth` of a training loss on random sequences of ``length`` tokens
+    (source and target), on the CPU, where PyTorch records every step of a
+    recurrence."""
+    batch = random_batch(vocab, vocab, length, batch_size,
+                         generator=torch.Generator().manual_seed(0))
     return graph_depth(batch_loss(model.cpu().train(), batch))
 
 
-def training_flops(model: nn.Module, length: int, *, vocab: int, batch_size: int) -> int:
-    """Floating-point operations of one training step (forward and backward, matrix products
-    of the dense layers and of attention) on sequences of ``length`` tokens, counted by
-    ``torch.utils.flop_counter.FlopCounterMode``."""
-    batch = random_batch(vocab, vocab, length, batch_size, generator=torch.Generator().manual_seed(0),
+def training_flops(model: nn.Module, length: int, *, vocab: int,
+                   batch_size: int) -> int:
+    """Floating-point operations of one training step (forward and backward, matrix
+    products of the dense layers and of attention) on sequences of ``length`` tokens,
+    counted by ``torch.utils.flop_counter.FlopCounterMode``."""
+    batch = random_batch(vocab, vocab, length, batch_size,
+                         generator=torch.Generator().manual_seed(0),
                          device=next(model.parameters()).device)
     model.train()
     with FlopCounterMode(display=False) as counter:

@@ -45,7 +45,8 @@ class CorpusError(RuntimeError):
 # --- normalisation and tokens -------------------------------------------------
 
 # Spaces that are not ASCII spaces become spaces; invisible characters vanish.
-_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " ", "\u2009": " ", "\u200b": None, "\u00ad": None})
+_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " ", "\u2009": " ", "\u200b": None,
+                         "\u00ad": None})
 _PUNCT = ",.!?"
 
 
@@ -90,10 +91,10 @@ def parse_tsv(text: str, *, origin: str = "<text>") -> list[Pair]:
             continue
         fields = line.split("\t")
         if len(fields) < 2 or not fields[0].strip() or not fields[1].strip():
-            raise CorpusError(
-                f"{origin}, line {number}: expected 'source<TAB>target' with both sides "
-                f"non-empty, got {line[:80]!r}. Fix or remove this line."
-            )
+            raise CorpusError(f"{origin}, line {number}: expected "
+                              "'source<TAB>target' with both "
+                              f"sides non-empty, got {line[:80]!r}. "
+                              "Fix or remove this line.")
         pairs.append((fields[0].strip(), fields[1].strip()))
     if not pairs:
         raise CorpusError(f"{origin} holds no sentence pairs: is it the right file?")
@@ -106,7 +107,8 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise CorpusError(f"corpus file {path} does not exist") from None
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not UTF-8 text ({exc}); convert it to UTF-8 first") from None
+        raise CorpusError(f"{path} is not UTF-8 text ({exc}); convert "
+                          "it to UTF-8 first") from None
 
 
 def read_tsv(path: str | os.PathLike) -> list[Pair]:
@@ -115,8 +117,10 @@ def read_tsv(path: str | os.PathLike) -> list[Pair]:
     return parse_tsv(_read_text(path), origin=str(path))
 
 
-def read_parallel_files(source: str | os.PathLike, target: str | os.PathLike) -> list[Pair]:
-    """Read two line-aligned files: line *i* of ``target`` translates line *i* of ``source``."""
+def read_parallel_files(source: str | os.PathLike,
+                        target: str | os.PathLike) -> list[Pair]:
+    """Read two line-aligned files: line *i* of ``target`` translates line *i* of
+    ``source``."""
     source, target = Path(source), Path(target)
     src_lines = _read_text(source).splitlines()
     tgt_lines = _read_text(target).splitlines()
@@ -130,7 +134,8 @@ def read_parallel_files(source: str | os.PathLike, target: str | os.PathLike) ->
         if not src.strip() and not tgt.strip():
             continue
         if not src.strip() or not tgt.strip():
-            raise CorpusError(f"line {number} of {source} / {target}: one side is empty")
+            raise CorpusError(f"line {number} of {source} / {target}: "
+                              "one side is empty")
         pairs.append((src.strip(), tgt.strip()))
     if not pairs:
         raise CorpusError(f"{source} and {target} hold no sentence pairs")
@@ -150,7 +155,8 @@ def _fra_from_zip(zip_path: Path) -> bytes:
             names = archive.namelist()
             member = FRA_ENG_MEMBER if FRA_ENG_MEMBER in names else "fra.txt"
             if member not in names:
-                raise CorpusError(f"{zip_path} does not contain {FRA_ENG_MEMBER}; it holds {names[:5]}")
+                raise CorpusError(f"{zip_path} does not contain "
+                                  f"{FRA_ENG_MEMBER}; it holds {names[:5]}")
             return archive.read(member)
     except zipfile.BadZipFile:
         raise CorpusError(
@@ -160,25 +166,29 @@ def _fra_from_zip(zip_path: Path) -> bytes:
 
 
 def _fra_from_path(path: Path) -> bytes:
-    """The bytes of fra.txt from a zip, a folder holding the zip, or a folder holding fra.txt."""
+    """The bytes of fra.txt from a zip, a folder holding the zip, or a folder holding
+    fra.txt."""
     if path.is_file():
         return path.read_bytes() if path.suffix == ".txt" else _fra_from_zip(path)
     if path.is_dir():
-        for candidate in (path / "fra-eng.zip", path / "fra-eng" / "fra.txt", path / "fra.txt"):
+        for candidate in (path / "fra-eng.zip", path / "fra-eng" / "fra.txt",
+                          path / "fra.txt"):
             if candidate.is_file():
                 return _fra_from_path(candidate)
-        raise CorpusError(f"{path} holds neither fra-eng.zip nor fra.txt (nor fra-eng/fra.txt)")
+        raise CorpusError(f"{path} holds neither fra-eng.zip "
+                          "nor fra.txt (nor fra-eng/fra.txt)")
     raise CorpusError(f"{path} does not exist")
 
 
 def _check_fra(data: bytes, origin: str) -> bytes:
     digest = _sha1(data)
     if digest != FRA_ENG_SHA1:
-        raise CorpusError(
-            f"fra.txt from {origin} has SHA-1 {digest}, expected {FRA_ENG_SHA1}: the file is "
-            "corrupt or a different version. Delete it and fetch fra-eng.zip again; to use "
-            "another corpus on purpose, read it with attnlab.corpus.read_tsv instead."
-        )
+        raise CorpusError(f"fra.txt from {origin} has SHA-1 {digest}, "
+                          f"expected {FRA_ENG_SHA1}: the file "
+                          "is corrupt or a different version. "
+                          "Delete it and fetch fra-eng.zip again; to "
+                          "use another corpus on purpose, read it "
+                          "with attnlab.corpus.read_tsv instead.")
     return data
 
 
@@ -186,18 +196,20 @@ def _download(url: str, destination: Path) -> None:
     """Download ``url`` to ``destination`` atomically, verifying the fra.txt inside."""
     try:
         with atomic_path(destination) as tmp:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp,
+                    "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc="fra-eng.zip") as bar:
+                with tqdm(total=total, unit="B", unit_scale=True,
+                          desc="fra-eng.zip") as bar:
                     while chunk := response.read(1 << 16):
                         out.write(chunk)
                         bar.update(len(chunk))
             _check_fra(_fra_from_zip(tmp), url)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise CorpusError(
-            f"could not download {url} ({exc}). Offline? Download fra-eng.zip elsewhere and "
-            "pass its path to load_fra_eng(path=...) or set ATTNLAB_DATA_DIR to its folder."
-        ) from None
+        raise CorpusError(f"could not download {url} ({exc}). Offline? "
+                          "Download fra-eng.zip elsewhere and pass "
+                          "its path to load_fra_eng(path=...) "
+                          "or set ATTNLAB_DATA_DIR to its folder.") from None
 
 
 def fra_eng_text(path: str | os.PathLike | None = None, *, url: str = FRA_ENG_URL,
@@ -214,7 +226,8 @@ def fra_eng_text(path: str | os.PathLike | None = None, *, url: str = FRA_ENG_UR
     cached = cache_dir() / "fra-eng.zip"
     if not cached.exists():
         if not download:
-            raise CorpusError(f"fra-eng.zip is not in {cached.parent} and download=False")
+            raise CorpusError(f"fra-eng.zip is not in {cached.parent} "
+                              "and download=False")
         _download(url, cached)
     return _check_fra(_fra_from_zip(cached), str(cached)).decode("utf-8")
 

@@ -26,7 +26,15 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Seq2SeqData:
-    """Token pairs for ``train``, ``val`` and ``test``, and the vocabularies built on ``train``."""
+    """Token pairs for ``train``, ``val`` and ``test``, and the vocabularies built on
+    ``train``.
+
+    The task describes itself: ``units`` says what a token is (``"words"`` of a
+    language, or ``"symbols"`` of a synthetic task), which sizes the course's
+    models (:data:`attnlab.experiments.SIZES`); ``length_edges`` are the source
+    lengths at which evaluation by length cuts its buckets (e.g. ``(3, 5, 10)``:
+    1-3, 4-5, 6-10 tokens).
+    """
 
     name: str
     train: list[TokenPair]
@@ -35,6 +43,8 @@ class Seq2SeqData:
     src_vocab: Vocab
     tgt_vocab: Vocab
     info: dict = field(default_factory=dict)
+    units: str = "words"
+    length_edges: tuple[int, ...] = ()
 
     def split(self, name: str) -> list[TokenPair]:
         if name not in SPLITS:
@@ -46,7 +56,8 @@ class Seq2SeqData:
 
     def loader(self, split: str, batch_size: int, *, shuffle: bool | None = None,
                seed: int = 0) -> DataLoader:
-        """Length-bucketed batches of one split (shuffled for ``train`` unless told otherwise)."""
+        """Length-bucketed batches of one split (shuffled for ``train`` unless told
+        otherwise)."""
         shuffle = (split == "train") if shuffle is None else shuffle
         return make_loader(self.dataset(split), batch_size, shuffle=shuffle, seed=seed)
 
@@ -66,7 +77,8 @@ class Seq2SeqData:
 
     def summary(self) -> dict:
         return {"name": self.name, **{f"{s}_pairs": len(self.split(s)) for s in SPLITS},
-                "src_vocab": len(self.src_vocab), "tgt_vocab": len(self.tgt_vocab), **self.info}
+                "src_vocab": len(self.src_vocab), "tgt_vocab": len(self.tgt_vocab),
+                **self.info}
 
 
 def _rank(key: str, seed: int) -> str:
@@ -74,7 +86,8 @@ def _rank(key: str, seed: int) -> str:
 
 
 def split_by_source(pairs: Sequence[TokenPair], *, n_val: int, n_test: int,
-                    seed: int = 0) -> tuple[list[TokenPair], list[TokenPair], list[TokenPair]]:
+                    seed: int = 0) -> tuple[list[TokenPair], list[TokenPair],
+        list[TokenPair]]:
     """Split pairs into train / validation / test by **source sentence**.
 
     Distinct source sentences are ordered by a seeded hash of their text; the
@@ -84,8 +97,9 @@ def split_by_source(pairs: Sequence[TokenPair], *, n_val: int, n_test: int,
     """
     sources = sorted({" ".join(src) for src, _ in pairs}, key=lambda s: _rank(s, seed))
     if n_val < 0 or n_test < 0 or n_val + n_test >= len(sources):
-        raise ValueError(f"cannot hold out {n_val} + {n_test} of {len(sources)} distinct "
-                         "source sentences and keep some for training")
+        raise ValueError(f"cannot hold out {n_val} + {n_test} "
+                         f"of {len(sources)} distinct source sentences "
+                         "and keep some for training")
     test_keys = set(sources[:n_test])
     val_keys = set(sources[n_test:n_test + n_val])
     train, val, test = [], [], []
@@ -95,26 +109,31 @@ def split_by_source(pairs: Sequence[TokenPair], *, n_val: int, n_test: int,
     return train, val, test
 
 
-def translation_data(pairs: Sequence[Pair], *, name: str = "translation", max_len: int = 10,
-                     min_freq: int = 2, n_train: int | None = None, n_val: int = 500,
-                     n_test: int = 1000, seed: int = 0) -> Seq2SeqData:
-    """Tokenise raw pairs, keep those of at most ``max_len`` tokens a side, split, build vocabularies.
+def translation_data(pairs: Sequence[Pair], *, name: str = "translation",
+                     max_len: int = 10, min_freq: int = 2, n_train: int | None = None,
+                     n_val: int = 500, n_test: int = 1000, seed: int = 0,
+                     length_edges: Sequence[int] | None = None) -> Seq2SeqData:
+    """Tokenise raw pairs, keep those of at most ``max_len`` tokens a side, split, build
+    vocabularies.
 
     ``n_train`` (if given) keeps a seeded random subset of the training pairs
     (the test split is the same whatever ``n_train`` is). Vocabularies are built
     on the training pairs only, keeping tokens seen at least ``min_freq`` times.
+    ``length_edges`` default to quarters of ``max_len``.
     """
     tokenised = [(tokenize(src), tokenize(tgt)) for src, tgt in pairs]
-    kept = [(s, t) for s, t in tokenised if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
+    kept = [(s, t) for s,
+            t in tokenised if 0 < len(s) <= max_len and 0 < len(t) <= max_len]
     if not kept:
-        raise ValueError(f"no pair has both sides between 1 and max_len={max_len} tokens")
+        raise ValueError("no pair has both sides between "
+                         f"1 and max_len={max_len} tokens")
     train, val, test = split_by_source(kept, n_val=n_val, n_test=n_test, seed=seed)
     if n_train is not None and n_train < len(train):
         train = random.Random(seed).sample(train, n_train)
-    return Seq2SeqData(
-        name=name, train=train, val=val, test=test,
-        src_vocab=Vocab((s for s, _ in train), min_freq=min_freq),
-        tgt_vocab=Vocab((t for _, t in train), min_freq=min_freq),
-        info={"max_len": max_len, "min_freq": min_freq, "seed": seed,
-              "pairs_read": len(pairs), "pairs_kept": len(kept)},
-    )
+    return Seq2SeqData(name=name, train=train, val=val, test=test,
+                       src_vocab=Vocab((s for s, _ in train), min_freq=min_freq),
+                       tgt_vocab=Vocab((t for _, t in train), min_freq=min_freq),
+                       info={"max_len": max_len, "min_freq": min_freq, "seed": seed,
+            "pairs_read": len(pairs), "pairs_kept": len(kept)}, units="words",
+                       length_edges=tuple(length_edges
+            or sorted({max(1, max_len * q // 4) for q in (1, 2, 3, 4)})),)

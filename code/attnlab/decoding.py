@@ -1,12 +1,13 @@
 """Generating translations, one token at a time, for every model of the course.
 
-A model that can generate has two methods:
+Decoding needs only the contract of a :class:`~attnlab.contract.Generator`:
+``encode(src, src_len)`` reads the source once into a memory, and
+``decode_step(prev, memory, state)`` (``state`` is ``None`` at the first step)
+returns a :class:`~attnlab.contract.Step`: the next-token logits (B, V), the
+new state, and the attention weights over the source (B, S) or ``None``.
+Beam search also selects batch rows of the memory and state (``select``).
 
-* ``encode(src, src_len) -> memory``: read the source once;
-* ``decode_step(prev, memory, state) -> (logits, state, attention)``: from the
-  previous tokens (B,) and the decoder state (``None`` at the first step),
-  return the next-token logits (B, V), the new state, and the attention
-  weights over the source (B, S) or ``None`` for a model without attention.
+Shapes: B batch, S source length, T output length, V vocabulary, k beam width.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class Decoded:
 
 
 @torch.no_grad()
-def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int, eos_id: int,
-                  max_len: int, pad_id: int = 0, top_k: int = 0) -> Decoded:
+def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
+                  eos_id: int, max_len: int, pad_id: int = 0,
+                  top_k: int = 0) -> Decoded:
     """Pick the most likely token at every step, for a whole batch at once.
 
     Each sentence stops at its own ``<eos>``; the loop ends when all have
@@ -59,8 +61,9 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: in
     lengths = torch.full((batch,), max_len, dtype=torch.long, device=src.device)
     state, steps, probs, tops, attention = None, [], [], [], []
     for t in range(max_len):
-        logits, state, weights = model.decode_step(prev, memory, state)
-        distribution = torch.softmax(logits.float(), dim=-1)               # (B, V)
+        step = model.decode_step(prev, memory, state)
+        state, weights = step.state, step.attention
+        distribution = torch.softmax(step.logits.float(), dim=-1)          # (B, V)
         p, token = distribution.max(dim=-1)
         token = token.masked_fill(finished, pad_id)
         steps.append(token)
@@ -75,17 +78,19 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: in
         prev = token
         if bool(finished.all()):
             break
-    return Decoded(
-        tokens=torch.stack(steps, dim=1), lengths=lengths, probs=torch.stack(probs, dim=1),
-        top_ids=torch.stack([t.indices for t in tops], dim=1) if tops else None,
-        top_probs=torch.stack([t.values for t in tops], dim=1) if tops else None,
-        attention=torch.stack(attention, dim=1) if attention else None,
-    )
+    return Decoded(tokens=torch.stack(steps, dim=1), lengths=lengths,
+                   probs=torch.stack(probs, dim=1),
+                   top_ids=torch.stack([t.indices for t in tops], dim=1) if tops
+                   else None,
+                   top_probs=torch.stack([t.values for t in tops], dim=1) if tops
+                   else None,
+                   attention=torch.stack(attention, dim=1) if attention else None,)
 
 
-def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab, *,
-                     max_len: int = 30, batch_size: int = 256, beam_size: int = 1,
-                     alpha: float = 0.6, device: torch.device | str | None = None) -> list[list[str]]:
+def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab,
+                     tgt_vocab: Vocab, *, max_len: int = 30, batch_size: int = 256,
+                     beam_size: int = 1, alpha: float = 0.6,
+                     device: torch.device | str | None = None) -> list[list[str]]:
     """Translations of many tokenised sentences, batched by length, in input order:
     greedy, or with :func:`beam_search` when ``beam_size`` > 1."""
     device = device or next(model.parameters()).device
@@ -97,12 +102,14 @@ def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_voca
         src = pad(ids, src_vocab.pad_id).to(device)
         src_len = torch.tensor([len(s) for s in ids], device=device)
         if beam_size > 1:
-            rows = beam_search(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
-                               max_len=max_len, beam_size=beam_size, alpha=alpha,
+            rows = beam_search(model, src, src_len, bos_id=tgt_vocab.bos_id,
+                               eos_id=tgt_vocab.eos_id, max_len=max_len,
+                               beam_size=beam_size, alpha=alpha,
                                pad_id=tgt_vocab.pad_id)
         else:
-            rows = greedy_decode(model, src, src_len, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
-                                 max_len=max_len, pad_id=tgt_vocab.pad_id).tokens.tolist()
+            rows = greedy_decode(model, src, src_len, bos_id=tgt_vocab.bos_id,
+                                 eos_id=tgt_vocab.eos_id, max_len=max_len,
+                                 pad_id=tgt_vocab.pad_id).tokens.tolist()
         for i, row in zip(chunk, rows):
             results[i] = tgt_vocab.decode(row)
     return results
@@ -110,9 +117,10 @@ def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab, tgt_voca
 
 @dataclass
 class Translation:
-    """One sentence translated by :func:`translate`, with what the model saw and chose."""
+    """One sentence translated by :func:`translate`, with what the model saw and
+    chose."""
 
-    source: list[str]             # source tokens as the model saw them (after truncation)
+    source: list[str]  # source tokens as the model saw them (after truncation)
     tokens: list[str]             # output tokens, without <eos>
     text: str                     # the output, detokenised
     probs: list[float]            # probability of each output token (and of <eos>)
@@ -122,8 +130,8 @@ class Translation:
     attention: torch.Tensor | None = None      # (T, S) for models with attention
 
 
-def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *, max_len: int = 30,
-              max_src_len: int = 50, top_k: int = 5) -> Translation:
+def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *,
+              max_len: int = 30, max_src_len: int = 50, top_k: int = 5) -> Translation:
     """Translate one raw sentence.
 
     Behaviour on awkward input, by design:
@@ -140,22 +148,25 @@ def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *, max_l
         raise ValueError("cannot translate an empty sentence")
     truncated = len(tokens) > max_src_len
     if truncated:
-        warnings.warn(f"the sentence has {len(tokens)} tokens; only its first {max_src_len} are "
-                      "translated (max_src_len)", UserWarning, stacklevel=2)
+        warnings.warn(f"the sentence has {len(tokens)} tokens; "
+                      f"only its first {max_src_len} are translated "
+                      "(max_src_len)", UserWarning, stacklevel=2)
         tokens = tokens[:max_src_len]
     device = next(model.parameters()).device
     ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
     out = greedy_decode(model, torch.tensor([ids], device=device),
-                        torch.tensor([len(ids)], device=device), bos_id=tgt_vocab.bos_id,
-                        eos_id=tgt_vocab.eos_id, max_len=max_len, pad_id=tgt_vocab.pad_id,
+                        torch.tensor([len(ids)], device=device),
+                        bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id,
+                        max_len=max_len, pad_id=tgt_vocab.pad_id,
                         top_k=min(top_k, len(tgt_vocab)))
     n = int(out.lengths[0])
     produced = tgt_vocab.decode(out.tokens[0, :n].tolist())
     candidates = []
     if out.top_ids is not None:
         for step in range(n):
-            candidates.append([(tgt_vocab.itos[i], float(p)) for i, p in
-                               zip(out.top_ids[0, step].tolist(), out.top_probs[0, step].tolist())])
+            candidates.append([(tgt_vocab.itos[i], float(p)) for i,
+                               p in zip(out.top_ids[0, step].tolist(),
+                    out.top_probs[0, step].tolist())])
     return Translation(
         source=tokens, tokens=produced, text=detokenize(produced),
         probs=out.probs[0, :n].tolist(), candidates=candidates,
@@ -166,29 +177,31 @@ def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *, max_l
 
 
 def length_penalty(length: int, alpha: float) -> float:
-    """Wu et al. (2016)'s length normalisation, ((5 + length) / 6) ** alpha (1 when alpha = 0)."""
+    """Wu et al. (2016)'s length normalisation, ((5 + length) / 6) ** alpha (1 when
+    alpha = 0)."""
     return ((5 + length) / 6) ** alpha
 
 
 @torch.no_grad()
-def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int, eos_id: int,
-                max_len: int, beam_size: int = 5, alpha: float = 0.6,
+def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
+                eos_id: int, max_len: int, beam_size: int = 5, alpha: float = 0.6,
                 pad_id: int = 0) -> list[list[int]]:
-    """The most likely translations under a beam of ``beam_size`` hypotheses per sentence.
+    """The most likely translations under a beam of ``beam_size`` hypotheses per
+    sentence.
 
     Hypotheses are ranked by log-probability divided by :func:`length_penalty`
     (``alpha=0``: raw log-probability, which favours short outputs). A sentence
     is done when ``beam_size`` hypotheses have ended with ``<eos>``, so a beam
-    of 1 gives exactly the greedy translation. Needs the model's
-    ``reorder(memory_or_state, index)`` besides ``encode`` and ``decode_step``.
-    Returns, per sentence, the ids of the best hypothesis (``<eos>`` included).
+    of 1 gives exactly the greedy translation. Returns, per sentence, the ids of
+    the best hypothesis (``<eos>`` included).
     """
     if beam_size < 1 or max_len < 1:
-        raise ValueError(f"beam_size and max_len must be at least 1, got {beam_size}, {max_len}")
+        raise ValueError("beam_size and max_len must be at least "
+                         f"1, got {beam_size}, {max_len}")
     model.eval()
     batch, device = src.shape[0], src.device
-    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)   # (B * K,)
-    memory = model.reorder(model.encode(src, src_len), rows)
+    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)   # (B * k,)
+    memory = model.encode(src, src_len).select(rows)
     scores = torch.full((batch, beam_size), float("-inf"), device=device)
     scores[:, 0] = 0.0                         # only one live hypothesis at the start
     prefixes: list[list[int]] = [[] for _ in range(batch * beam_size)]
@@ -196,13 +209,15 @@ def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
     prev = torch.full((batch * beam_size,), bos_id, dtype=torch.long, device=device)
     state = None
     for t in range(max_len):
-        logits, state, _ = model.decode_step(prev, memory, state)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)                # (B * K, V)
+        step = model.decode_step(prev, memory, state)
+        log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
         vocab = log_probs.shape[-1]
         candidates = (scores.reshape(-1, 1) + log_probs).view(batch, beam_size * vocab)
-        top_scores, top_index = candidates.topk(min(2 * beam_size, candidates.shape[1]), dim=-1)
+        top_scores, top_index = candidates.topk(min(2 * beam_size, candidates.shape[1]),
+                                                dim=-1)
         next_rows, next_tokens, next_scores = [], [], []
-        for b, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+        for b, (row_scores,
+                row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
             kept = []
             if len(finished[b]) < beam_size:
                 for score, index in zip(row_scores, row_index):
@@ -211,7 +226,8 @@ def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
                     beam, token = divmod(index, vocab)
                     if token == eos_id:
                         prefix = prefixes[b * beam_size + beam] + [token]
-                        finished[b].append((score / length_penalty(len(prefix), alpha), prefix))
+                        finished[b].append((score / length_penalty(len(prefix), alpha),
+                                            prefix))
                         if len(finished[b]) == beam_size:
                             break
                     else:
@@ -219,7 +235,7 @@ def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
                         if len(kept) == beam_size:
                             break
             if len(finished[b]) >= beam_size:
-                kept = []                      # done: its rows idle until the others finish
+                kept = []  # done: its rows idle until the others finish
             kept += [(b * beam_size, pad_id, float("-inf"))] * (beam_size - len(kept))
             for row, token, score in kept:
                 next_rows.append(row)
@@ -229,13 +245,14 @@ def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
         prefixes = [prefixes[r] + [tok] for r, tok in zip(next_rows, next_tokens)]
         scores = torch.tensor(next_scores, device=device).view(batch, beam_size)
         prev = torch.tensor(next_tokens, device=device)
-        state = model.reorder(state, index)
+        state = step.state.select(index)
         if all(len(f) >= beam_size for f in finished):
             break
     best = []
     for b in range(batch):
-        pool = list(finished[b]) or [
-            (s / length_penalty(len(prefixes[b * beam_size + k]), alpha), prefixes[b * beam_size + k])
-            for k, s in enumerate(scores[b].tolist()) if s > float("-inf")]
+        pool = list(finished[b]) or [(s / length_penalty(len(prefixes[b * beam_size
+                + k]), alpha), prefixes[b * beam_size + k]) for k,
+                                     s in enumerate(scores[b].tolist())
+                                     if s > float("-inf")]
         best.append(max(pool, key=lambda item: item[0])[1])
     return best

@@ -1,4 +1,5 @@
-"""The course's shared experiments: the same data, budgets and evaluation in every chapter.
+"""The course's shared experiments: the same data, budgets and evaluation in every
+chapter.
 
 Chapters compare models trained on the same data with the same budget, and a
 later chapter reuses a model an earlier one trained (through the cache of
@@ -8,33 +9,29 @@ per profile.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .bahdanau import AttentionEncoderDecoder
 from .checkpoints import train_or_load
-from .corpus import detokenize, load_fra_eng
+from .corpus import load_fra_eng
 from .data import Seq2SeqData, translation_data
-from .decoding import translate_tokens
-from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
 from .rnn import EncoderDecoder
 from .runtime import Profile, choose_device
 from .synthetic import reversal_task
 from .training import Callback, Trainer, count_parameters, warmup_linear_schedule
 from .transformer import Transformer
 
-FRA_ENG_LENGTH_EDGES = [3, 5, 7, 10]       # source-length buckets for BLEU (tokens, <eos> excluded)
-REVERSAL_LENGTH_EDGES = [5, 10, 15, 20, 30, 40]
-
 
 @dataclass(frozen=True)
 class Budget:
-    """How long a model trains: a number of steps (deterministic, unlike a time limit)."""
+    """How long a model trains: a number of steps (deterministic, unlike a time
+    limit)."""
 
     steps: int
     batch_size: int
@@ -44,21 +41,36 @@ class Budget:
     warmup: int = 0      # steps of linear warm-up, then linear decay (0: constant rate)
     label_smoothing: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)    # Adam's
-    decay: bool = False  # with warmup=0: decay linearly from the start instead of a constant rate
+    # with warmup=0: decay linearly from the start instead of a constant rate
+    decay: bool = False
 
     def spec(self) -> dict:
-        """The budget as it enters a model's cache key. Fields added after the first models
-        were cached appear only when they differ from their default, so those models keep
-        their keys."""
-        later = {"label_smoothing", "betas", "decay"}
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in later or getattr(self, f.name) != f.default}
+        """The budget as it enters a model's cache key: every field."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The sizes of the course's recurrent models for one kind of task."""
+
+    embed: int           # embedding size
+    # hidden size of the GRUs (the decoder's; the encoder's, both directions)
+    hidden: int
+    attention: int       # hidden size of the additive attention
+    proj: int            # width of the prediction head before the vocabulary layer
+    dropout: float
+
+
+# By what a task's tokens are (``Seq2SeqData.units``): words of a language need larger
+# embeddings and some dropout; a few dozen symbols of a synthetic task need neither.
+SIZES = {"words": Sizes(embed=128, hidden=256, attention=128, proj=128, dropout=0.1),
+         "symbols": Sizes(embed=32, hidden=256, attention=64, proj=64, dropout=0.0)}
 
 
 def fra_eng_settings(profile: Profile) -> dict:
-    return profile.pick(
-        smoke=dict(max_len=10, min_freq=2, n_train=2_000, n_val=100, n_test=200, seed=0),
-        full=dict(max_len=10, min_freq=2, n_train=20_000, n_val=500, n_test=1_000, seed=0))
+    shared = dict(max_len=10, min_freq=2, seed=0, length_edges=(3, 5, 7, 10))
+    return profile.pick(smoke=dict(n_train=2_000, n_val=100, n_test=200, **shared),
+                        full=dict(n_train=20_000, n_val=500, n_test=1_000, **shared))
 
 
 @functools.lru_cache(maxsize=4)
@@ -67,14 +79,16 @@ def _fra_eng(settings: tuple) -> Seq2SeqData:
 
 
 def fra_eng_data(profile: Profile) -> Seq2SeqData:
-    """The English-French data every chapter trains on (20k training pairs of <= 10 tokens)."""
+    """The English-French data every chapter trains on (20k training pairs of <= 10
+    tokens)."""
     return _fra_eng(tuple(sorted(fra_eng_settings(profile).items())))
 
 
 def reversal_settings(profile: Profile) -> dict:
-    return profile.pick(
-        smoke=dict(n_train=2_000, n_val=100, n_test=300, min_len=5, max_len=40, seed=0),
-        full=dict(n_train=20_000, n_val=500, n_test=2_000, min_len=5, max_len=40, seed=0))
+    return profile.pick(smoke=dict(n_train=2_000, n_val=100, n_test=300, min_len=5,
+                                   max_len=40, seed=0),
+                        full=dict(n_train=20_000, n_val=500, n_test=2_000, min_len=5,
+            max_len=40, seed=0))
 
 
 def reversal_data(profile: Profile) -> Seq2SeqData:
@@ -83,7 +97,8 @@ def reversal_data(profile: Profile) -> Seq2SeqData:
 
 
 def budget(task: str, profile: Profile) -> Budget:
-    """The training budget of each task, the same for every model the course compares."""
+    """The training budget of each task, the same for every model the course
+    compares."""
     budgets = {
         "fra-eng": profile.pick(smoke=Budget(60, 64, 2e-3, 10, 30),
                                 full=Budget(3_200, 128, 2e-3, 50, 400)),
@@ -94,12 +109,14 @@ def budget(task: str, profile: Profile) -> Budget:
         "language-model": profile.pick(smoke=Budget(40, 64, 2e-3, 10, 40, warmup=10),
                                        full=Budget(600, 128, 2e-3, 50, 600, warmup=50)),
     }
-    # The Transformer trains on fra-eng with the same steps and batch size as chapters 2 and 3,
-    # and peak learning rate, and the optimiser settings of Vaswani et al. (2017): warm-up,
+    # The Transformer trains on fra-eng with the same steps and batch size as chapters 2
+    # and 3,
+    # and peak learning rate, and the optimiser settings of Vaswani et al. (2017): warm-
+    # up,
     # label smoothing 0.1, Adam's beta2 = 0.98.
-    budgets["fra-eng-transformer"] = replace(
-        budgets["fra-eng"], warmup=profile.pick(smoke=10, full=200), label_smoothing=0.1,
-        betas=(0.9, 0.98))
+    budgets["fra-eng-transformer"] = replace(budgets["fra-eng"],
+                                             warmup=profile.pick(smoke=10, full=200),
+                                             label_smoothing=0.1, betas=(0.9, 0.98))
     # Chapter 5's ablation: short runs at twice that peak rate, where warm-up decides.
     budgets["transformer-ablation"] = replace(
         budgets["fra-eng-transformer"], lr=4e-3, **profile.pick(
@@ -113,138 +130,77 @@ def budget(task: str, profile: Profile) -> Budget:
     return budgets[task]
 
 
-def gru_model(data: Seq2SeqData) -> EncoderDecoder:
-    """Chapter 2's encoder-decoder, sized for the task (about 2.6 M parameters on fra-eng)."""
-    words = data.name != "reversal"
-    return EncoderDecoder(len(data.src_vocab), len(data.tgt_vocab), embed_size=128 if words else 32,
-                          hidden_size=256, proj_size=128 if words else 64,
-                          dropout=0.1 if words else 0.0)
+def gru_model(data: Seq2SeqData, sizes: Sizes | None = None) -> EncoderDecoder:
+    """Chapter 2's encoder-decoder, sized for the task's units (about 2.6 M parameters
+    on fra-eng)."""
+    sizes = sizes or SIZES[data.units]
+    return EncoderDecoder(len(data.src_vocab), len(data.tgt_vocab),
+                          embed_size=sizes.embed, hidden_size=sizes.hidden,
+                          proj_size=sizes.proj, dropout=sizes.dropout)
 
 
-def bahdanau_model(data: Seq2SeqData) -> AttentionEncoderDecoder:
+def bahdanau_model(data: Seq2SeqData,
+                   sizes: Sizes | None = None) -> AttentionEncoderDecoder:
     """Chapter 3's attention model, the same width as :func:`gru_model` (bidirectional
     encoder of 2 x 128, decoder of 256)."""
-    words = data.name != "reversal"
+    sizes = sizes or SIZES[data.units]
     return AttentionEncoderDecoder(len(data.src_vocab), len(data.tgt_vocab),
-                                   embed_size=128 if words else 32, hidden_size=256,
-                                   attention_size=128 if words else 64,
-                                   proj_size=128 if words else 64, dropout=0.1 if words else 0.0)
+                                   embed_size=sizes.embed, hidden_size=sizes.hidden,
+                                   attention_size=sizes.attention, proj_size=sizes.proj,
+                                   dropout=sizes.dropout)
 
 
 def transformer_model(data: Seq2SeqData, *, norm_first: bool = False,
                       num_layers: int = 2) -> Transformer:
-    """Chapter 5's Transformer: width 128, 4 heads, feed-forward 512, 2 + 2 layers (about
-    2.7 M parameters on fra-eng, as many as chapters 2 and 3's models); like them, without
-    dropout on the synthetic reversal task."""
-    return Transformer(len(data.src_vocab), len(data.tgt_vocab), d_model=128, num_heads=4,
-                       num_layers=num_layers, d_ff=512,
-                       dropout=0.1 if data.name != "reversal" else 0.0, norm_first=norm_first)
+    """Chapter 5's Transformer: width 128, 4 heads, feed-forward 512, 2 + 2 layers
+    (about 2.7 M parameters on fra-eng, as many as chapters 2 and 3's models), with the
+    same dropout as theirs for the task's units."""
+    return Transformer(len(data.src_vocab), len(data.tgt_vocab), d_model=128,
+                       num_heads=4, num_layers=num_layers, d_ff=512,
+                       dropout=SIZES[data.units].dropout, norm_first=norm_first)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, plan: Budget):
     """The learning-rate schedule ``plan`` asks for (``None``: a constant rate)."""
-    if plan.warmup:
+    if plan.warmup or plan.decay:
         return warmup_linear_schedule(optimizer, warmup=plan.warmup, total=plan.steps)
-    if plan.decay:
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: max(0.0, (plan.steps - step) / plan.steps))
     return None
 
 
-def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData, plan: Budget, *,
-                profile: Profile, seed: int = 0, device=None, callbacks: Sequence[Callback] = (),
+def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
+                plan: Budget, *, profile: Profile, seed: int = 0, device=None,
+                callbacks: Sequence[Callback] = (),
                 retrain: bool = False) -> tuple[nn.Module, dict]:
-    """Train ``build()`` on ``data`` with ``plan``, or load it from the cache if this exact
-    experiment (model config, data, budget, seed, profile, training code) was trained before.
-    An interrupted training goes on from its last resume point (every ``eval_every`` steps)."""
+    """Train ``build()`` on ``data`` with ``plan``, or load it from the cache if this
+    exact experiment (model config, data, budget, seed, profile, training code) was
+    trained before. An interrupted training goes on from its last resume point (every
+    ``eval_every`` steps)."""
     device = device or choose_device()
-    probe = build()
-    spec = {"model": type(probe).__name__, "config": getattr(probe, "config", None),
-            "data": {"name": data.name, **data.info}, "budget": plan.spec(),
+    spec = {"data": {"name": data.name, **data.info}, "budget": plan.spec(),
             "profile": profile.name}
-    del probe
 
     def train(model: nn.Module, resume_path) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas)
-        trainer = Trainer(model, optimizer=optimizer, scheduler=make_schedule(optimizer, plan),
+        trainer = Trainer(model, optimizer=optimizer,
+                          scheduler=make_schedule(optimizer, plan),
                           label_smoothing=plan.label_smoothing, device=device)
-        history = trainer.fit(data.loader("train", plan.batch_size, seed=seed), max_steps=plan.steps,
-                              val_batches=data.loader("val", 256), eval_every=plan.eval_every,
-                              log_every=plan.log_every, callbacks=callbacks, desc=name,
-                              resume_path=resume_path)
-        return {"history": history.to_dict(), "seconds": history.seconds, "device": str(device),
-                "parameters": count_parameters(model)}
+        history = trainer.fit(data.loader("train", plan.batch_size, seed=seed),
+                              max_steps=plan.steps, val_batches=data.loader("val", 256),
+                              eval_every=plan.eval_every, log_every=plan.log_every,
+                              callbacks=callbacks, desc=name, resume_path=resume_path)
+        return {"history": history.to_dict(), "seconds": history.seconds,
+                "device": str(device), "parameters": count_parameters(model)}
 
-    model, meta = train_or_load(name, spec, build=build, train=train, seed=seed, retrain=retrain,
+    model, meta = train_or_load(name, spec, build=build, train=train, seed=seed,
+                                retrain=retrain,
                                 vocabs={"src": data.src_vocab, "tgt": data.tgt_vocab})
     return model.to(device), meta
 
 
-def evaluate_translation(model: nn.Module, data: Seq2SeqData, split: str = "test",
-                         max_len: int = 20, beam_size: int = 1) -> dict:
-    """Translations (greedy, or beam search) of every distinct source sentence of ``split``,
-    scored by sacreBLEU against all of its references, overall and by source length."""
-    sources, references = data.references(split)
-    hypotheses = [detokenize(t) for t in translate_tokens(model, sources, data.src_vocab,
-                                                          data.tgt_vocab, max_len=max_len,
-                                                          beam_size=beam_size)]
-    lengths = [len(s) for s in sources]
-    return {"bleu": bleu(hypotheses, references),
-            "bleu_by_length": bleu_by_length(hypotheses, references, lengths, FRA_ENG_LENGTH_EDGES),
-            "sources": [" ".join(s) for s in sources], "hypotheses": hypotheses,
-            "references": references}
-
-
-def evaluate_reversal(model: nn.Module, data: Seq2SeqData, split: str = "test") -> dict:
-    """Exact match on the reversal task, overall and by input length."""
-    pairs = data.split(split)
-    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-    longest = max(len(t) for t in targets)
-    predictions = translate_tokens(model, sources, data.src_vocab, data.tgt_vocab,
-                                   max_len=longest + 5)
-    lengths = [len(s) for s in sources]
-    return {"exact_match": exact_match(predictions, targets),
-            "by_length": exact_match_by_length(predictions, targets, lengths, REVERSAL_LENGTH_EDGES,
-                                               start=min(lengths))}
-
-
 def positions_data(profile: Profile) -> Seq2SeqData:
-    """Reversal of strings of 5 to 20 letters, for position-labelling (tagging) models."""
-    return reversal_task(**profile.pick(
-        smoke=dict(n_train=2_000, n_val=100, n_test=200, min_len=5, max_len=20, seed=0),
-        full=dict(n_train=20_000, n_val=200, n_test=1_000, min_len=5, max_len=20, seed=0)))
-
-
-@torch.no_grad()
-def tagging_accuracy(model: nn.Module, data: Seq2SeqData, split: str = "test") -> dict:
-    """For a model that labels every source position (output length = input length):
-    the fraction of sequences entirely right, and of positions right."""
-    model.eval()
-    device = next(model.parameters()).device
-    exact = sequences = right = positions = 0
-    for batch in data.loader(split, 512):
-        batch = batch.to(device)
-        predicted = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in).argmax(-1)
-        correct, mask = predicted == batch.tgt_out, batch.tgt_mask
-        exact += int((correct | ~mask).all(-1).sum())
-        sequences += len(batch)
-        right += int((correct & mask).sum())
-        positions += int(mask.sum())
-    return {"exact_match": exact / sequences, "token_accuracy": right / positions}
-
-
-@torch.no_grad()
-def language_model_loss(model: nn.Module, data: Seq2SeqData, split: str = "val", *,
-                        causal: bool = True) -> float:
-    """Per-token cross-entropy of a next-token model (``reads="tgt_in"``) on ``split``,
-    with or without the causal mask, whatever the model was trained with."""
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for batch in data.loader(split, 512):
-        batch = batch.to(device)
-        logits, _ = model.encode(batch.tgt_in, causal=causal)
-        mask = batch.tgt_mask
-        total += F.cross_entropy(logits[mask], batch.tgt_out[mask], reduction="sum").item()
-        count += int(mask.sum())
-    return total / count
+    """Reversal of strings of 5 to 20 letters, for position-labelling (tagging)
+    models."""
+    return reversal_task(**profile.pick(smoke=dict(n_train=2_000, n_val=100, n_test=200,
+                                                   min_len=5, max_len=20, seed=0),
+                                        full=dict(n_train=20_000, n_val=200,
+            n_test=1_000, min_len=5, max_len=20, seed=0)))

@@ -7,30 +7,35 @@ from collections.abc import Sequence
 import sacrebleu
 
 
-def bleu_score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> sacrebleu.BLEUScore:
+def bleu_score(hypotheses: Sequence[str],
+               references: Sequence[Sequence[str]]) -> sacrebleu.BLEUScore:
     """sacreBLEU's corpus BLEU of detokenised ``hypotheses``, one per source sentence.
 
     ``references[i]`` lists *every* reference translation of sentence ``i``; the
     number may differ from sentence to sentence (Tatoeba often has several).
     """
     if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
+        raise ValueError(f"{len(hypotheses)} hypotheses "
+                         f"but {len(references)} reference lists")
     if not hypotheses:
         raise ValueError("BLEU of an empty corpus is undefined")
     if any(len(refs) == 0 for refs in references):
         raise ValueError("every sentence needs at least one reference")
     width = max(len(refs) for refs in references)
     # sacreBLEU takes one stream per reference slot; None fills the missing ones.
-    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+    streams = [[refs[k] if k < len(refs) else None for refs in references]
+               for k in range(width)]
     return sacrebleu.corpus_bleu(list(hypotheses), streams)
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Corpus BLEU (0-100) of ``hypotheses`` against all of each sentence's references."""
+    """Corpus BLEU (0-100) of ``hypotheses`` against all of each sentence's
+    references."""
     return float(bleu_score(hypotheses, references).score)
 
 
-def exact_match(predictions: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> float:
+def exact_match(predictions: Sequence[Sequence[str]],
+                targets: Sequence[Sequence[str]]) -> float:
     """The fraction of predictions equal to their target, token for token."""
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} predictions but {len(targets)} targets")
@@ -55,16 +60,19 @@ def length_buckets(lengths: Sequence[int], edges: Sequence[int],
 
 
 def bleu_by_length(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
-                   lengths: Sequence[int], edges: Sequence[int], start: int = 1) -> list[dict]:
+                   lengths: Sequence[int], edges: Sequence[int],
+                   start: int = 1) -> list[dict]:
     """Corpus BLEU within each source-length bucket (see :func:`length_buckets`)."""
     return [{"bucket": label, "sentences": len(idx),
              "bleu": bleu([hypotheses[i] for i in idx], [references[i] for i in idx])}
             for label, idx in length_buckets(lengths, edges, start)]
 
 
-def exact_match_by_length(predictions: Sequence[Sequence[str]], targets: Sequence[Sequence[str]],
-                          lengths: Sequence[int], edges: Sequence[int], start: int = 1) -> list[dict]:
+def exact_match_by_length(predictions: Sequence[Sequence[str]],
+                          targets: Sequence[Sequence[str]], lengths: Sequence[int],
+                          edges: Sequence[int], start: int = 1) -> list[dict]:
     """Exact-match accuracy within each length bucket (see :func:`length_buckets`)."""
     return [{"bucket": label, "examples": len(idx),
-             "exact_match": exact_match([predictions[i] for i in idx], [targets[i] for i in idx])}
-            for label, idx in length_buckets(lengths, edges, start)]
+             "exact_match": exact_match([predictions[i] for i in idx],
+            [targets[i] for i in idx])} for label,
+            idx in length_buckets(lengths, edges, start)]

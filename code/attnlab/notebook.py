@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -20,25 +19,32 @@ class Setup:
 
     def banner_html(self) -> str:
         if self.profile.is_smoke:
-            return ('<div class="attnlab-banner attnlab-smoke" style="border-left:6px solid #d9822b;'
-                    'background:#fff4e5;padding:0.6em 1em;margin:0.5em 0">'
-                    "<strong>Smoke run.</strong> This page was executed with "
-                    "<code>ATTNLAB_PROFILE=smoke</code>: tiny data and budgets that only check "
-                    "the code runs. Its numbers are <em>not</em> the course's results.</div>")
-        return ('<div class="attnlab-banner" style="border-left:6px solid #2b7bd9;'
-                'background:#eef5ff;padding:0.6em 1em;margin:0.5em 0">'
-                f"Profile <code>{self.profile.name}</code> · device <code>{self.device}</code> · "
-                f"seed {self.seed} · torch {html.escape(torch.__version__)}</div>")
+            return ('<div class="attnlab-banner attnlab-smoke" '
+                    'style="border-left:6px '
+                    'solid #d9822b;background:#fff4e5;padding:0.6em '
+                    '1em;margin:0.5em 0">' "<strong>Smoke run.</strong> "
+                    "This page was executed "
+                    "with <code>ATTNLAB_PROFILE=smoke</code>: tiny data "
+                    "and budgets that only check the code runs. "
+                    "Its numbers are <em>not</em> the course's "
+                    "results.</div>")
+        return ('<div class="attnlab-banner" style="border-left:6px '
+                'solid #2b7bd9;background:#eef5ff;padding:0.6em 1em;margin:0.5em '
+                '0">' f"Profile <code>{self.profile.name}</code> · device "
+                f"<code>{self.device}</code> · seed {self.seed} · torch "
+                f"{html.escape(torch.__version__)}</div>")
 
     def _repr_html_(self) -> str:
         return self.banner_html()
 
     def __repr__(self) -> str:
-        return f"Setup(profile={self.profile.name!r}, device={str(self.device)!r}, seed={self.seed})"
+        return (f"Setup(profile={self.profile.name!r}, device={str(self.device)!r}, "
+                f"seed={self.seed})")
 
 
 def setup(seed: int = 0) -> Setup:
-    """The first cell of every chapter: seed everything, pick the device and the profile.
+    """The first cell of every chapter: seed everything, pick the device and the
+    profile.
 
     Displayed in a notebook, the result is a banner saying which profile ran,
     so a page executed in the smoke profile says so visibly. In IPython it also
@@ -53,10 +59,6 @@ def setup(seed: int = 0) -> Setup:
         shell.run_line_magic("matplotlib", "inline")
     seed_everything(seed)
     return Setup(profile=get_profile(), device=choose_device(), seed=seed)
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 def show_source(obj) -> object:

@@ -1,4 +1,5 @@
-"""Figures for the chapters: loss curves, length histograms, coverage, masks and heatmaps.
+"""Figures for the chapters: loss curves, length histograms, coverage, masks and
+heatmaps.
 
 Every function returns its matplotlib ``Figure``; nothing is shown as a side
 effect except by :class:`LiveLossPlot`, whose job is to show a figure.
@@ -47,7 +48,8 @@ class LiveLossPlot:
         self.draws = 0  # how many times the curve was drawn
 
     def __call__(self, history: History) -> None:
-        if self._handle is not None and time.perf_counter() - self._last < self.interval:
+        waited = time.perf_counter() - self._last
+        if self._handle is not None and waited < self.interval:
             return
         self._draw(history)
 
@@ -85,13 +87,15 @@ def length_histogram(lengths: dict[str, Sequence[int]], *, title: str,
     return fig
 
 
-def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int], coverages: dict[str, Sequence[float]],
-                    *, title: str, size_label: str = "vocabulary size") -> Figure:
+def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int],
+                    coverages: dict[str, Sequence[float]], *, title: str,
+                    size_label: str = "vocabulary size") -> Figure:
     """Vocabulary size and token coverage as the minimum frequency grows."""
     fig, ax = _figure()
     for name, values in coverages.items():
         ax.plot(min_freqs, [100 * v for v in values], "o-", label=f"coverage: {name}")
-    ax.set(xlabel="minimum frequency", ylabel="held-out tokens covered (%)", title=title)
+    ax.set(xlabel="minimum frequency", ylabel="held-out tokens covered (%)",
+           title=title)
     ax.grid(alpha=0.3)
     twin = ax.twinx()
     twin.plot(min_freqs, sizes, "s--", color="grey", label=size_label)
@@ -102,14 +106,18 @@ def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int], coverages: d
 
 
 def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
-            xlabel: str = "", ylabel: str = "", colorbar: str = "", cmap: str = "viridis",
-            vmin: float | None = None, vmax: float | None = None) -> Figure:
-    """A labelled heatmap: one row per ``row_labels`` token, one column per ``col_labels`` token."""
+            xlabel: str = "", ylabel: str = "", colorbar: str = "",
+            cmap: str = "viridis", vmin: float | None = None,
+            vmax: float | None = None) -> Figure:
+    """A labelled heatmap: one row per ``row_labels`` token, one column per
+    ``col_labels`` token."""
     matrix = np.asarray(matrix, dtype=float)
     if matrix.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"matrix of shape {matrix.shape} does not fit {len(row_labels)} row and "
-                         f"{len(col_labels)} column labels")
-    fig, ax = _figure(max(3.0, 0.45 * len(col_labels) + 2), max(2.0, 0.4 * len(row_labels) + 1.2))
+        raise ValueError(f"matrix of shape {matrix.shape} does not "
+                         f"fit {len(row_labels)} row and {len(col_labels)} "
+                         "column labels")
+    fig, ax = _figure(max(3.0, 0.45 * len(col_labels) + 2),
+                      max(2.0, 0.4 * len(row_labels) + 1.2))
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=60, ha="right")
     ax.set_yticks(range(len(row_labels)), row_labels)
@@ -120,10 +128,11 @@ def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], tit
 
 def token_grid(tokens: Sequence[Sequence[str]], mask, *, title: str,
                true_label: str = "real token", false_label: str = "padding") -> Figure:
-    """A padded batch drawn as a grid: each cell shows its token and is shaded by ``mask``.
+    """A padded batch drawn as a grid: each cell shows its token and is shaded by
+    ``mask``.
 
     ``tokens`` holds one row of token strings per sentence (padding included),
-    ``mask`` the (B, L) booleans to shade (True = light).
+    ``mask`` the (B, S) booleans to shade (True = light).
     """
     mask = np.asarray(mask, dtype=bool)
     rows, cols = mask.shape
@@ -142,27 +151,30 @@ def token_grid(tokens: Sequence[Sequence[str]], mask, *, title: str,
     ax.set_yticks(np.arange(-0.5, rows), minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
-    handles = [ax.fill_between([], [], color=colour, label=label)
-               for colour, label in (("white", f"True: {true_label}"), ("#555555", f"False: {false_label}"))]
+    handles = [ax.fill_between([], [], color=colour, label=label) for colour,
+               label in (("white", f"True: {true_label}"),
+            ("#555555", f"False: {false_label}"))]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=True,
               edgecolor="grey")
     return fig
 
 
-def bucket_figure(series: dict[str, Sequence[dict]], *, key: str, title: str, ylabel: str,
-                  xlabel: str = "source length (tokens)") -> Figure:
+def bucket_figure(series: dict[str, Sequence[dict]], *, key: str, title: str,
+                  ylabel: str, xlabel: str = "source length (tokens)") -> Figure:
     """Grouped bars: one group per length bucket, one bar per named series.
 
     Each series is a list of ``{"bucket": label, key: value}`` rows, as
     :func:`attnlab.metrics.bleu_by_length` returns.
     """
     fig, ax = _figure()
-    labels = list(dict.fromkeys(row["bucket"] for rows in series.values() for row in rows))
+    labels = list(dict.fromkeys(row["bucket"] for rows in series.values()
+                                for row in rows))
     width = 0.8 / len(series)
     for k, (name, rows) in enumerate(series.items()):
         values = {row["bucket"]: row[key] for row in rows}
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(labels))]
-        bars = ax.bar(xs, [values.get(label, np.nan) for label in labels], width, label=name)
+        bars = ax.bar(xs, [values.get(label, np.nan) for label in labels], width,
+                      label=name)
         ax.bar_label(bars, fmt="%.2g", fontsize=7, padding=1)
     ax.set_xticks(range(len(labels)), labels)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -171,8 +183,9 @@ def bucket_figure(series: dict[str, Sequence[dict]], *, key: str, title: str, yl
     return fig
 
 
-def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
-                  xlabel: str, ylabel: str, logx: bool = False, logy: bool = False) -> Figure:
+def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+                  title: str, xlabel: str, ylabel: str, logx: bool = False,
+                  logy: bool = False) -> Figure:
     """Named (x, y) curves on one axis, optionally on log scales."""
     fig, ax = _figure()
     for name, (xs, ys) in curves.items():
@@ -189,7 +202,8 @@ def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
 
 def bars_grid(series: dict[str, Sequence[float]], *, labels: Sequence[str], title: str,
               ylabel: str = "attention weight") -> Figure:
-    """One small bar chart per named series, side by side, over the same labelled items."""
+    """One small bar chart per named series, side by side, over the same labelled
+    items."""
     fig = Figure(figsize=(2.6 * len(series), 2.8), layout="constrained")
     axes = fig.subplots(1, len(series), sharey=True)
     for ax, (name, values) in zip(np.atleast_1d(axes), series.items()):
@@ -203,10 +217,12 @@ def bars_grid(series: dict[str, Sequence[float]], *, labels: Sequence[str], titl
 
 def heads_figure(weights, *, row_labels: Sequence[str], col_labels: Sequence[str],
                  title: str) -> Figure:
-    """(H, T, S) attention weights as H labelled heatmaps side by side, one colour bar."""
+    """(h, T, S) attention weights as h labelled heatmaps side by side, one colour
+    bar."""
     weights = np.asarray(weights, dtype=float)
     heads = weights.shape[0]
-    fig = Figure(figsize=(2.4 * heads + 1.2, 0.28 * len(row_labels) + 1.8), layout="constrained")
+    fig = Figure(figsize=(2.4 * heads + 1.2, 0.28 * len(row_labels) + 1.8),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, heads, sharey=True))
     for h, ax in enumerate(axes):
         image = ax.imshow(weights[h], cmap="Blues", vmin=0, vmax=1, aspect="auto")

@@ -1,4 +1,5 @@
-"""Each chapter's headline numbers, kept as JSON so later chapters and benchmarks can read them.
+"""Each chapter's headline numbers, kept as JSON so later chapters and benchmarks can
+read them.
 
 One file a chapter in ``<build dir>/results/`` (see :func:`attnlab.runtime.build_dir`).
 """
@@ -27,12 +28,13 @@ def _plain(value):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"cannot record a {type(value).__name__} as a result; convert it first")
+    raise TypeError(f"cannot record a {type(value).__name__} as a result; "
+                    "convert it first")
 
 
 def record_results(chapter: str, results: dict) -> Path:
-    """Write ``results`` for ``chapter`` (e.g. ``"02_encoder_decoder"``), with the profile,
-    time, versions and machine added; replaces the chapter's earlier record."""
+    """Write ``results`` for ``chapter`` (e.g. ``"02_encoder_decoder"``), with the
+    profile, time, versions and machine added; replaces the chapter's earlier record."""
     if not chapter or "/" in chapter or chapter.startswith("."):
         raise ValueError(f"chapter name {chapter!r} must be a plain file name")
     record = {
@@ -54,8 +56,9 @@ def load_results(chapter: str) -> dict:
     """The record :func:`record_results` wrote for ``chapter``."""
     path = results_dir() / f"{chapter}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no results recorded for chapter {chapter!r} in {path.parent}; "
-                                "run that chapter first")
+        raise FileNotFoundError("no results recorded for chapter "
+                                f"{chapter!r} in {path.parent}; run that "
+                                "chapter first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

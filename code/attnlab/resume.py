@@ -23,19 +23,22 @@ FORMAT = "attnlab-resume-1"
 
 
 class ResumeError(RuntimeError):
-    """A resume point is unreadable or belongs to another run; the message says which."""
+    """A resume point is unreadable or belongs to another run; the message says
+    which."""
 
 
 def rng_states() -> dict:
-    """The state of Python's, NumPy's and torch's generators (CPU, and CUDA/MPS if in use)."""
+    """The state of Python's, NumPy's and torch's generators (CPU, and CUDA/MPS if in
+    use)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        "mps": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,
-    }
+    return {"python": random.getstate(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                   cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized()
+            else [],
+            "mps": torch.mps.get_rng_state() if torch.backends.mps.is_available()
+            else None,}
 
 
 def set_rng_states(states: dict) -> None:
@@ -65,16 +68,19 @@ def load(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or foreign files raise several types
-        raise ResumeError(f"{path} is not a readable resume point ({type(exc).__name__}: {exc}); "
-                          "delete it to train from the start") from None
+        raise ResumeError(f"{path} is not a readable resume point "
+                          f"({type(exc).__name__}: {exc}); delete it "
+                          "to train from the start") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ResumeError(f"{path} is not an attnlab resume point (format {FORMAT}); delete it "
-                          "to train from the start")
+        raise ResumeError(f"{path} is not an attnlab resume point "
+                          f"(format {FORMAT}); delete it to train "
+                          "from the start")
     return state
 
 
 def batch_order(batches) -> object | None:
-    """The sampler whose ``epoch`` fixes the order of ``batches`` (None for a list of batches).
+    """The sampler whose ``epoch`` fixes the order of ``batches`` (None for a list of
+    batches).
 
     A run can only resume if its batches come again in the same order: a list,
     or a loader whose batch sampler counts epochs (``Seq2SeqData.loader``).
@@ -84,5 +90,7 @@ def batch_order(batches) -> object | None:
         return sampler
     if isinstance(batches, (list, tuple)):
         return None
-    raise ValueError(f"cannot resume training on a {type(batches).__name__}: its batches cannot be "
-                     "replayed in the same order; use Seq2SeqData.loader or a list of batches")
+    raise ValueError("cannot resume training "
+                     f"on a {type(batches).__name__}: its batches cannot be "
+                     "replayed in the same order; use "
+                     "Seq2SeqData.loader or a list of batches")

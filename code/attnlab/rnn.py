@@ -5,26 +5,20 @@ hidden state); the decoder starts from that state and sees ``c`` again at
 every step; a prediction head turns each decoder state into a distribution
 over the target vocabulary.
 
-Shapes: B batch, S source length, T target length, E embedding size,
-H hidden size, L layers, V vocabulary size.
+Shapes: B batch, S source length, T target length, N layers, V vocabulary
+size; ``embed`` and ``hidden`` are the embedding and hidden sizes, written out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .checkpoints import register
-
-
-def init_embedding(embedding: nn.Embedding) -> nn.Embedding:
-    """N(0, 1/E) initialisation, keeping the padding row at zero."""
-    nn.init.normal_(embedding.weight, std=embedding.embedding_dim ** -0.5)
-    if embedding.padding_idx is not None:
-        with torch.no_grad():
-            embedding.weight[embedding.padding_idx].zero_()
-    return embedding
+from .contract import Batched, Seq2SeqOutput, Step, batch_dim, register
+from .layers import init_embedding
 
 
 class GRUEncoder(nn.Module):
@@ -34,81 +28,110 @@ class GRUEncoder(nn.Module):
     a sentence gets the same encoding whatever batch it is in.
     """
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bidirectional: bool = False, pad_id: int = 0):
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
+                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
+                 pad_id: int = 0):
         super().__init__()
-        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size, padding_idx=pad_id))
+        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size,
+                                                     padding_idx=pad_id))
         self.rnn = nn.GRU(embed_size, hidden_size, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
+                          dropout=dropout if num_layers > 1 else 0.0,
+                          bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor,
+            torch.Tensor]:
         """Encode a padded batch.
 
         Shapes:
             src: (B, S) token ids; src_len: (B,) true lengths.
-            returns outputs: (B, S, H * directions), zero at padded positions;
-            state: (L * directions, B, H), each sentence's final hidden state.
+            returns outputs: (B, S, hidden * directions), zero at padded positions;
+            state: (N * directions, B, hidden), each sentence's final hidden state.
         """
-        embedded = self.dropout(self.embedding(src))                     # (B, S, E)
+        embedded = self.dropout(self.embedding(src))                     # (B, S, embed)
         if bool((src_len == src.shape[1]).all()):
-            return self.rnn(embedded)      # no padding in this batch: packing would only cost time
+            # no padding in this batch: packing would only cost time
+            return self.rnn(embedded)
         packed = pack_padded_sequence(embedded, src_len.cpu(), batch_first=True,
                                       enforce_sorted=False)
         outputs, state = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True,
+                                         total_length=src.shape[1])
         return outputs, state
 
 
 class PredictionHead(nn.Module):
-    """Scores for every target word from the decoder state, the previous word and the context.
+    """Scores for every target word from the decoder state, the previous word and the
+    context.
 
     A narrow layer (``proj_size``) sits before the vocabulary-sized one, as in
     Cho et al.'s "deep output": the last layer, the costliest part of the
-    model, then has ``proj_size x V`` weights instead of ``H x V``.
+    model, then has ``proj_size x V`` weights instead of ``hidden x V``.
     """
 
-    def __init__(self, in_size: int, proj_size: int, vocab_size: int, dropout: float = 0.0):
+    def __init__(self, in_size: int, proj_size: int, vocab_size: int,
+                 dropout: float = 0.0):
         super().__init__()
         self.proj = nn.Linear(in_size, proj_size)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(proj_size, vocab_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(..., in_size) -> (..., V) logits; their softmax is the next-token distribution."""
+        """(..., in_size) -> (..., V) logits; their softmax is the next-token
+        distribution."""
         return self.out(self.dropout(torch.tanh(self.proj(features))))
 
 
 class ContextGRUDecoder(nn.Module):
-    """A GRU decoder that starts from the encoder's state and reads the context at every step.
+    """A GRU decoder that starts from the encoder's state and reads the context at every
+    step.
 
     The input at step t is ``[embedding(y_{t-1}); c]`` where ``c`` is the top
     layer of the encoder's final state, as in Cho et al. (2014).
     """
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_layers: int = 1,
-                 proj_size: int = 128, dropout: float = 0.0, pad_id: int = 0):
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
+                 num_layers: int = 1, proj_size: int = 128, dropout: float = 0.0,
+                 pad_id: int = 0):
         super().__init__()
-        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size, padding_idx=pad_id))
-        self.rnn = nn.GRU(embed_size + hidden_size, hidden_size, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0)
+        self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size,
+                                                     padding_idx=pad_id))
+        self.rnn = nn.GRU(embed_size + hidden_size, hidden_size, num_layers,
+                          batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
-        self.head = PredictionHead(hidden_size + embed_size + hidden_size, proj_size, vocab_size,
-                                   dropout)
+        self.head = PredictionHead(hidden_size + embed_size + hidden_size, proj_size,
+                                   vocab_size, dropout)
 
     def forward(self, tgt_in: torch.Tensor, state: torch.Tensor,
                 context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode T steps with the given inputs (teacher forcing, or T = 1 when generating).
+        """Decode T steps with the given inputs (teacher forcing, or T = 1 when
+        generating).
 
         Shapes:
-            tgt_in: (B, T) previous tokens; state: (L, B, H); context: (B, H).
-            returns logits: (B, T, V) and the new state (L, B, H).
+            tgt_in: (B, T) previous tokens; state: (N, B, hidden); context: (B, hidden).
+            returns logits: (B, T, V) and the new state (N, B, hidden).
         """
-        embedded = self.dropout(self.embedding(tgt_in))                   # (B, T, E)
-        context = context[:, None, :].expand(-1, tgt_in.shape[1], -1)     # (B, T, H)
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, embed)
+        context = context[:, None, :].expand(-1, tgt_in.shape[1], -1)  # (B, T, hidden)
         outputs, state = self.rnn(torch.cat([embedded, context], dim=-1), state)
         features = torch.cat([self.dropout(outputs), embedded, context], dim=-1)
         return self.head(features), state
+
+
+@dataclass
+class ContextMemory(Batched):
+    """What the encoder passes on: the context vector and the state the decoder starts
+    from."""
+
+    context: torch.Tensor  # (B, hidden): the top layer's final state
+    state: torch.Tensor = batch_dim(1)  # (N, B, hidden): every layer's final state
+
+
+@dataclass
+class RecurrentState(Batched):
+    """The decoder's hidden state between generation steps."""
+
+    hidden: torch.Tensor = batch_dim(1)             # (N, B, hidden)
 
 
 @register
@@ -116,45 +139,34 @@ class EncoderDecoder(nn.Module):
     """The RNN encoder-decoder: encoder, context vector, decoder, prediction head.
 
     ``forward`` trains with teacher forcing; ``encode`` and ``decode_step``
-    are what :mod:`attnlab.decoding` calls to generate one token at a time.
+    generate one token at a time (see :mod:`attnlab.contract`).
     """
 
     def __init__(self, src_vocab: int, tgt_vocab: int, embed_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, proj_size: int = 128,
                  dropout: float = 0.1, pad_id: int = 0):
         super().__init__()
-        self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, embed_size=embed_size,
-                           hidden_size=hidden_size, num_layers=num_layers, proj_size=proj_size,
-                           dropout=dropout, pad_id=pad_id)
-        self.encoder = GRUEncoder(src_vocab, embed_size, hidden_size, num_layers, dropout,
-                                  pad_id=pad_id)
+        self.encoder = GRUEncoder(src_vocab, embed_size, hidden_size, num_layers,
+                                  dropout, pad_id=pad_id)
         self.decoder = ContextGRUDecoder(tgt_vocab, embed_size, hidden_size, num_layers,
                                          proj_size, dropout, pad_id=pad_id)
 
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> dict:
-        """Read the source. The context vector c is the top layer's final state, (B, H)."""
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> ContextMemory:
+        """Read the source. The context vector c is the top layer's final state."""
         _, state = self.encoder(src, src_len)
-        return {"context": state[-1], "state": state}
+        return ContextMemory(context=state[-1], state=state)
 
-    @staticmethod
-    def reorder(memory_or_state, index: torch.Tensor):
-        """Select batch rows (for beam search): the memory dict or the (L, B, H) state."""
-        if isinstance(memory_or_state, dict):
-            return {"context": memory_or_state["context"][index],
-                    "state": memory_or_state["state"][:, index]}
-        return memory_or_state[:, index]
-
-    def decode_step(self, prev: torch.Tensor, memory: dict,
-                    state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """One generation step: (B,) previous tokens -> (B, V) logits, the new state, and
-        no attention weights (this model has none)."""
-        state = memory["state"] if state is None else state
-        logits, state = self.decoder(prev[:, None], state, memory["context"])
-        return logits[:, 0], state, None
+    def decode_step(self, prev: torch.Tensor, memory: ContextMemory,
+                    state: RecurrentState | None) -> Step:
+        """One generation step: (B,) previous tokens -> (B, V) logits and the new state
+        (no attention weights: this model has none)."""
+        hidden = memory.state if state is None else state.hidden
+        logits, hidden = self.decoder(prev[:, None], hidden, memory.context)
+        return Step(logits[:, 0], RecurrentState(hidden))
 
     def forward(self, *, src: torch.Tensor, src_len: torch.Tensor,
-                tgt_in: torch.Tensor) -> torch.Tensor:
+                tgt_in: torch.Tensor) -> Seq2SeqOutput:
         """(B, S), (B,), (B, T) -> (B, T, V) logits, with teacher forcing."""
         memory = self.encode(src, src_len)
-        logits, _ = self.decoder(tgt_in, memory["state"], memory["context"])
-        return logits
+        logits, _ = self.decoder(tgt_in, memory.state, memory.context)
+        return Seq2SeqOutput(logits)

@@ -58,9 +58,11 @@ def choose_device(prefer: str | None = None) -> torch.device:
     if prefer:
         device = torch.device(prefer)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but CUDA is not available here")
+            raise RuntimeError(f"device {prefer!r} was asked for but "
+                               "CUDA is not available here")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but Apple MPS is not available here")
+            raise RuntimeError(f"device {prefer!r} was asked for but "
+                               "Apple MPS is not available here")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -80,7 +82,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def project_root(start: Path | None = None) -> Path | None:
-    """The course's root folder (it holds ``_toc.yml``), searched upwards from ``start``."""
+    """The course's root folder (it holds ``_toc.yml``), searched upwards from
+    ``start``."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file() and (folder / "code" / "attnlab").is_dir():
@@ -89,7 +92,8 @@ def project_root(start: Path | None = None) -> Path | None:
 
 
 def build_dir() -> Path:
-    """Where results and trained models are kept: ``ATTNLAB_BUILD_DIR``, else ``<root>/_build``.
+    """Where results and trained models are kept: ``ATTNLAB_BUILD_DIR``, else
+    ``<root>/_build``.
 
     Outside a checkout of the course (e.g. in Colab) it is ``./_build``.
     """

@@ -20,11 +20,13 @@ from .vocab import Vocab
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
           "september", "october", "november", "december"]
-WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+            "sunday"]
 
 
 def _ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd",
+                                                 3: "rd"}.get(day % 10, "th")
     return f"{day}{suffix}"
 
 
@@ -37,8 +39,10 @@ DATE_FORMATS: dict[str, Callable[[dt.date], str]] = {
     "dd/mm/yyyy": lambda d: f"{d.day:02d}/{d.month:02d}/{d.year}",
     "dd.mm.yyyy": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",
     "yyyy/mm/dd": lambda d: f"{d.year}/{d.month:02d}/{d.day:02d}",
-    "weekday, month d, yyyy": lambda d: f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",
-    "the dth of month yyyy": lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",
+    "weekday, month d, yyyy":
+        lambda d: f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",
+    "the dth of month yyyy":
+        lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",
     "dth mon yyyy": lambda d: f"{_ordinal(d.day)} {MONTHS[d.month - 1][:3]} {d.year}",
     "month dth yyyy": lambda d: f"{MONTHS[d.month - 1]} {_ordinal(d.day)} {d.year}",
 }
@@ -63,7 +67,8 @@ def dates_task(*, n_train: int = 20_000, n_val: int = 1_000, n_test: int = 1_000
     validation and test; training examples are drawn from the others.
     """
     rng = random.Random(seed)
-    days = [FIRST_DATE + dt.timedelta(days=i) for i in range((LAST_DATE - FIRST_DATE).days + 1)]
+    days = [FIRST_DATE + dt.timedelta(days=i)
+            for i in range((LAST_DATE - FIRST_DATE).days + 1)]
     rng.shuffle(days)
     n_held = int(len(days) * test_fraction)
     held, seen = days[:n_held], days[n_held:]
@@ -73,17 +78,28 @@ def dates_task(*, n_train: int = 20_000, n_val: int = 1_000, n_test: int = 1_000
     def draw(pool: list[dt.date], n: int) -> list[TokenPair]:
         return [date_pair(rng.choice(pool), rng.choice(formats)) for _ in range(n)]
 
-    train, val, test = draw(seen, n_train), draw(val_days, n_val), draw(test_days, n_test)
+    train, val, test = draw(seen, n_train), draw(val_days, n_val), draw(test_days,
+            n_test)
     # The vocabularies cover every character any format can produce.
     every = [date_pair(day, fmt) for day in days[:400] for fmt in formats]
-    return Seq2SeqData("dates", train, val, test, _chars_vocab(every, 0), _chars_vocab(every, 1),
-                       info={"seed": seed, "formats": len(formats), "held_out_days": n_held})
+    return Seq2SeqData("dates", train, val, test, _chars_vocab(every, 0),
+                       _chars_vocab(every, 1),
+                       info={"seed": seed, "formats": len(formats),
+            "held_out_days": n_held}, units="symbols", length_edges=(10, 15, 20, 30))
+
+
+def length_edges(min_len: int, max_len: int) -> tuple[int, ...]:
+    """Where evaluation by length cuts the strings of a synthetic task: every 5 symbols
+    up to 20, then every 10, up to ``max_len``."""
+    edges = [e for e in (5, 10, 15, 20, 30, 40, 60, 80) if min_len <= e < max_len]
+    return (*edges, max_len)
 
 
 def reversal_task(*, n_train: int = 20_000, n_val: int = 1_000, n_test: int = 2_000,
-                  min_len: int = 5, max_len: int = 40, alphabet: str = string.ascii_lowercase,
-                  seed: int = 0) -> Seq2SeqData:
-    """Sequence reversal: ``"a b c"`` -> ``"c b a"``, lengths uniform in [min_len, max_len].
+                  min_len: int = 5, max_len: int = 40,
+                  alphabet: str = string.ascii_lowercase, seed: int = 0) -> Seq2SeqData:
+    """Sequence reversal: ``"a b c"`` -> ``"c b a"``, lengths uniform in [min_len,
+    max_len].
 
     Validation and test strings never occur in training.
     """
@@ -106,4 +122,5 @@ def reversal_task(*, n_train: int = 20_000, n_val: int = 1_000, n_test: int = 2_
     train = [pair for pair in draw(n_train, set()) if "".join(pair[0]) not in held]
     vocab = Vocab([list(alphabet)])
     return Seq2SeqData("reversal", train, val, test, vocab, vocab,
-                       info={"seed": seed, "min_len": min_len, "max_len": max_len})
+                       info={"seed": seed, "min_len": min_len, "max_len": max_len},
+                       units="symbols", length_edges=length_edges(min_len, max_len))

@@ -1,13 +1,11 @@
 """Training a sequence-to-sequence model with teacher forcing.
 
-A model for the trainer takes keyword arguments ``src`` (B, S), ``src_len``
-(B,) and ``tgt_in`` (B, T) and returns logits of shape (B, T, V), or a tuple
-whose first element is those logits (attention models also return weights).
+The trainer needs only the models' contract (:mod:`attnlab.contract`):
+``model(src=..., src_len=..., tgt_in=...).logits`` is (B, T, V).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,8 +22,8 @@ from .batching import Batch
 from .runtime import choose_device
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int = 0,
-                         label_smoothing: float = 0.0) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
+                         pad_id: int = 0, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over the non-padding target tokens.
 
     Shapes:
@@ -33,21 +31,17 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id:
         targets: (B, T) ids; positions equal to ``pad_id`` contribute nothing.
     """
     if logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)}")
+        raise ValueError(f"logits {tuple(logits.shape)} do not match "
+                         f"targets {tuple(targets.shape)}")
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id,
                            label_smoothing=label_smoothing)
-
-
-def logits_of(output) -> torch.Tensor:
-    """The logits of a model's output (the first element when it returns a tuple)."""
-    return output[0] if isinstance(output, tuple) else output
 
 
 def batch_loss(model: nn.Module, batch: Batch, *, pad_id: int = 0,
                label_smoothing: float = 0.0) -> torch.Tensor:
     """The teacher-forced training loss of ``model`` on ``batch``."""
-    output = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
-    return masked_cross_entropy(logits_of(output), batch.tgt_out, pad_id=pad_id,
+    logits = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in).logits
+    return masked_cross_entropy(logits, batch.tgt_out, pad_id=pad_id,
                                 label_smoothing=label_smoothing)
 
 
@@ -73,23 +67,31 @@ class Trainer:
     """Adam, gradient clipping and masked cross-entropy, with a progress bar.
 
     ``optimizer`` and ``scheduler`` can be passed in to replace the defaults
-    (Adam at ``lr``, no schedule). The scheduler is stepped after every step.
+    (Adam at ``lr``, 1e-3 unless given; no schedule). The scheduler is stepped
+    after every step.
     """
 
-    def __init__(self, model: nn.Module, *, lr: float = 1e-3, clip: float | None = 1.0,
-                 label_smoothing: float = 0.0, pad_id: int = 0,
-                 device: torch.device | str | None = None,
+    def __init__(self, model: nn.Module, *, lr: float | None = None,
+                 clip: float | None = 1.0, label_smoothing: float = 0.0,
+                 pad_id: int = 0, device: torch.device | str | None = None,
                  optimizer: torch.optim.Optimizer | None = None,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None):
         self.device = torch.device(device) if device is not None else choose_device()
         self.model = model.to(self.device)
-        self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+        if optimizer is not None and lr is not None:
+            raise ValueError("give either lr (for the default Adam) or "
+                             "an optimizer, not both: the optimizer's "
+                             "own learning rate would silently win")
+        self.optimizer = optimizer or torch.optim.Adam(model.parameters(),
+                                                       lr=1e-3 if lr is None else lr)
         self.scheduler = scheduler
         self.clip, self.label_smoothing, self.pad_id = clip, label_smoothing, pad_id
 
-    def loss(self, batch: Batch, *, label_smoothing: float | None = None) -> torch.Tensor:
+    def loss(self, batch: Batch, *,
+             label_smoothing: float | None = None) -> torch.Tensor:
         smoothing = self.label_smoothing if label_smoothing is None else label_smoothing
-        return batch_loss(self.model, batch, pad_id=self.pad_id, label_smoothing=smoothing)
+        return batch_loss(self.model, batch, pad_id=self.pad_id,
+                          label_smoothing=smoothing)
 
     def train_step(self, batch: Batch) -> float:
         """One optimisation step on ``batch``; returns its loss."""
@@ -97,8 +99,9 @@ class Trainer:
         batch = batch.to(self.device)
         loss = self.loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()}; lower the "
-                                     "learning rate or check the data")
+            raise FloatingPointError("the training loss became "
+                                     f"{loss.item()}; lower the learning "
+                                     "rate or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip is not None:
@@ -124,10 +127,12 @@ class Trainer:
 
     def fit(self, batches: Iterable[Batch], *, max_steps: int,
             val_batches: Iterable[Batch] | None = None, eval_every: int | None = None,
-            log_every: int = 10, callbacks: Sequence[Callback] = (), progress: bool = True,
-            desc: str = "training", resume_path: str | os.PathLike | None = None,
+            log_every: int = 10, callbacks: Sequence[Callback] = (),
+            progress: bool = True, desc: str = "training",
+            resume_path: str | os.PathLike | None = None,
             save_every: int | None = None) -> History:
-        """Train for ``max_steps`` steps, cycling through ``batches`` (e.g. a DataLoader).
+        """Train for ``max_steps`` steps, cycling through ``batches`` (e.g. a
+        DataLoader).
 
         Every ``log_every`` steps the mean training loss is recorded and each
         callback (e.g. :class:`attnlab.plots.LiveLossPlot`) is called with the
@@ -144,12 +149,14 @@ class Trainer:
         order = resume.batch_order(batches) if resume_path is not None else None
         run = _Run(history=History())
         if resume_path is not None and Path(resume_path).exists():
-            iterator, rng = self._resume(run, resume.load(resume_path), batches, order, max_steps)
+            iterator, rng = self._resume(run, resume.load(resume_path), batches, order,
+                                         max_steps)
         else:
             iterator, rng = None, None
         start = time.perf_counter() - run.history.seconds
         bar = tqdm(total=max_steps, initial=run.step, desc=desc, disable=not progress)
-        if rng is not None:  # after replaying the data, which draws a number to seed the loader
+        # after replaying the data, which draws a number to seed the loader
+        if rng is not None:
             resume.set_rng_states(rng)
         while run.step < max_steps:
             if iterator is None:
@@ -181,7 +188,8 @@ class Trainer:
                 history.seconds = time.perf_counter() - start
                 for callback in callbacks:
                     callback(history)
-            if resume_path is not None and (step % save_every == 0 or step == max_steps):
+            if resume_path is not None and (step % save_every == 0
+                                            or step == max_steps):
                 run.history.seconds = time.perf_counter() - start
                 self._save_resume_point(resume_path, run, max_steps)
         bar.close()
@@ -192,35 +200,43 @@ class Trainer:
         return run.history
 
     def _save_resume_point(self, path, run: "_Run", max_steps: int) -> None:
-        resume.save(path, {
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "max_steps": max_steps, "step": run.step, "epoch": run.epoch, "position": run.position,
-            "running": run.running, "count": run.count, "history": run.history.to_dict(),
-            "rng": resume.rng_states()})
+        resume.save(path,
+                    {"model": {k: v.detach().cpu() for k,
+                                     v in self.model.state_dict().items()},
+                           "optimizer": self.optimizer.state_dict(),
+                           "scheduler": self.scheduler.state_dict()
+                           if self.scheduler is not None else None,
+                           "max_steps": max_steps, "step": run.step, "epoch": run.epoch,
+                           "position": run.position, "running": run.running,
+                           "count": run.count, "history": run.history.to_dict(),
+                           "rng": resume.rng_states()})
 
     def _resume(self, run: "_Run", state: dict, batches, order, max_steps: int):
-        """Restore a resume point; return an iterator at the same place in the data, and the
-        generators' states (put back once that iterator exists)."""
+        """Restore a resume point; return an iterator at the same place in the data, and
+        the generators' states (put back once that iterator exists)."""
+        def refuse(reason: str):
+            raise resume.ResumeError(f"the resume point {reason}; delete it to train "
+                                     "from the start")
+
+        own = self.model.state_dict()
         if state["max_steps"] != max_steps:
-            raise resume.ResumeError(f"the resume point was written by a run of {state['max_steps']} "
-                                     f"steps, not {max_steps}; delete it to train from the start")
-        if self.model.state_dict().keys() != state["model"].keys() or any(
-                v.shape != state["model"][k].shape for k, v in self.model.state_dict().items()):
-            raise resume.ResumeError(f"the resume point holds another model than "
-                                     f"{type(self.model).__name__}; delete it to train from the start")
+            refuse(f"was written by a run of {state['max_steps']} steps, "
+                   f"not {max_steps}")
+        if own.keys() != state["model"].keys() or any(
+                v.shape != state["model"][k].shape for k, v in own.items()):
+            refuse(f"holds another model than {type(self.model).__name__}")
+        if (state["scheduler"] is None) != (self.scheduler is None):
+            refuse("and this trainer disagree on having a learning-rate schedule")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if (state["scheduler"] is None) != (self.scheduler is None):
-            raise resume.ResumeError("the resume point and this trainer disagree on having a "
-                                     "learning-rate schedule; delete it to train from the start")
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         run.history = History(**state["history"])
-        run.step, run.epoch, run.position = state["step"], state["epoch"], state["position"]
+        run.step, run.epoch = state["step"], state["epoch"]
+        run.position = state["position"]
         run.running, run.count = state["running"], state["count"]
-        # A resume point is written after a step, so inside a pass over the data: replay that
+        # A resume point is written after a step, so inside a pass over the data: replay
+        # that
         # pass's order and skip the batches already trained on.
         if order is not None:
             order.epoch = run.epoch
@@ -232,7 +248,8 @@ class Trainer:
 
 @dataclass
 class _Run:
-    """Where a call of :meth:`Trainer.fit` is: what a resume point saves besides the tensors."""
+    """Where a call of :meth:`Trainer.fit` is: what a resume point saves besides the
+    tensors."""
 
     history: History
     step: int = 0
@@ -242,31 +259,32 @@ class _Run:
     count: int = 0
 
 
-def perplexity(loss: float) -> float:
-    """exp(loss): the effective number of choices the model hesitates between."""
-    return math.exp(loss)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def warmup_linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
                            total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Learning rate rising linearly for ``warmup`` steps, then falling linearly to zero at
-    ``total``: the schedule that keeps small post-norm attention models stable."""
-    if not 0 < warmup < total:
-        raise ValueError(f"need 0 < warmup < total, got warmup={warmup}, total={total}")
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / (total - warmup))))
+    """Learning rate rising linearly for ``warmup`` steps, then falling linearly to zero
+    at ``total``: the schedule that keeps small post-norm attention models stable. With
+    ``warmup=0``, a linear decay from the first step."""
+    if not 0 <= warmup < total:
+        raise ValueError("need 0 <= warmup < total, got "
+                         f"warmup={warmup}, total={total}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                             lambda step: min((step + 1) / warmup
+            if warmup else 1.0, max(0.0, (total - step) / (total - warmup))))
 
 
 def inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
                           d_model: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Vaswani et al.'s schedule: the rate grows linearly for ``warmup`` steps, then decays
-    as 1/sqrt(step): ``d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)``, a factor on
-    the optimiser's base rate (set it to 1.0 to follow the paper exactly)."""
+    """Vaswani et al.'s schedule: the rate grows linearly for ``warmup`` steps, then
+    decays as 1/sqrt(step): ``d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)``, a
+    factor on the optimiser's base rate (set it to 1.0 to follow the paper exactly)."""
     if warmup < 1 or d_model < 1:
-        raise ValueError(f"warmup and d_model must be positive, got {warmup}, {d_model}")
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: d_model ** -0.5 * min((step + 1) ** -0.5, (step + 1) * warmup ** -1.5))
+        raise ValueError("warmup and d_model must be positive, "
+                         f"got {warmup}, {d_model}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                             lambda step: d_model ** -0.5
+                                             * min((step + 1) ** -0.5,
+            (step + 1) * warmup ** -1.5))

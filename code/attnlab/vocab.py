@@ -22,11 +22,13 @@ class Vocab:
         self.min_freq = min_freq
         if tokens is None:
             counts = Counter(token for sentence in sentences for token in sentence)
-            kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in RESERVED),
+            kept = sorted((t for t,
+                           c in counts.items() if c >= min_freq and t not in RESERVED),
                           key=lambda t: (-counts[t], t))
             tokens = [*RESERVED, *kept]
         if tuple(tokens[: len(RESERVED)]) != RESERVED:
-            raise ValueError(f"a vocabulary must start with the reserved tokens {RESERVED}")
+            raise ValueError("a vocabulary must start with the "
+                             f"reserved tokens {RESERVED}")
         if len(set(tokens)) != len(tokens):
             raise ValueError("a vocabulary cannot list a token twice")
         self.itos: list[str] = list(tokens)
@@ -51,7 +53,8 @@ class Vocab:
         return [self.stoi.get(token, self.unk_id) for token in tokens]
 
     def decode(self, ids: Iterable[int], *, strip: bool = True) -> list[str]:
-        """Tokens of ``ids``. With ``strip``, stop at ``<eos>`` and drop ``<pad>``/``<bos>``."""
+        """Tokens of ``ids``. With ``strip``, stop at ``<eos>`` and drop
+        ``<pad>``/``<bos>``."""
         out = []
         for i in ids:
             i = int(i)

@@ -1,0 +1,53 @@
+"""Batches for teacher forcing, length buckets, loaders and random batches."""
+
+from __future__ import annotations
+
+import torch
+
+from attnlab import corpus
+from attnlab.batching import BucketBatchSampler, PairDataset, random_batch
+from attnlab.data import translation_data
+from attnlab.vocab import Vocab
+
+
+def test_batch_layout_for_teacher_forcing():
+    vocab = Vocab([["a", "b", "c"]])
+    dataset = PairDataset([(["a", "b", "c"], ["c"]), (["a"], ["b", "a"])], vocab, vocab)
+    batch = dataset.collate([dataset[0], dataset[1]])
+    a, b, c, eos, bos, pad = (vocab.stoi[t] for t in ["a", "b", "c", "<eos>", "<bos>", "<pad>"])
+    assert batch.src.tolist() == [[a, b, c, eos], [a, eos, pad, pad]]
+    assert batch.src_len.tolist() == [4, 2]
+    assert batch.tgt_in.tolist() == [[bos, c, pad], [bos, b, a]]
+    assert batch.tgt_out.tolist() == [[c, eos, pad], [b, a, eos]]
+    assert batch.src_mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.tgt_mask.tolist() == [[True, True, False], [True, True, True]]
+
+
+def test_bucketing_reduces_padding_and_covers_each_item_once():
+    lengths = [(i * 7919) % 37 + 1 for i in range(1000)]
+    sampler = BucketBatchSampler(lengths, 32, seed=1)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    plain = BucketBatchSampler(lengths, 32, seed=1, bucket=False)
+    padded_plain = sum(len(b) * max(lengths[i] for i in b) for b in plain)
+    assert padded < 0.8 * padded_plain
+    # Same seed and epoch, same batches; the next epoch differs.
+    assert list(BucketBatchSampler(lengths, 32, seed=1)) == batches
+    assert list(sampler) != batches
+
+
+def test_loader_yields_batches(fra_eng_dir):
+    data = translation_data(corpus.load_fra_eng(fra_eng_dir)[:3000], n_val=50, n_test=50)
+    loader = data.loader("train", 64)
+    batches = list(loader)
+    assert sum(len(b) for b in batches) == len(data.train)
+    assert all(b.src.shape[0] == b.tgt_in.shape[0] for b in batches)
+
+
+def test_random_batch_has_no_padding_and_aligned_targets():
+    batch = random_batch(12, 9, 5, 3, generator=torch.Generator().manual_seed(0))
+    assert batch.src.shape == (3, 5) and batch.tgt_in.shape == batch.tgt_out.shape == (3, 5)
+    assert batch.src.min() >= 4 and batch.tgt_out.max() < 9          # no reserved ids
+    assert batch.src_mask.all() and batch.tgt_mask.all()
+    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])   # shifted by one

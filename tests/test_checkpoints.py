@@ -1,0 +1,154 @@
+"""Checkpoints, the model cache, and a cache key that covers the training code."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from attnlab import checkpoints, experiments, synthetic
+from attnlab.checkpoints import CheckpointError, code_hash
+from attnlab.training import Trainer
+from test_training import TinySeq2Seq, _task, _train
+
+
+def test_checkpoint_round_trip(tmp_path):
+    task = _task()
+    model, _ = _train(task, steps=5)
+    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model,
+                                       vocabs={"src": task.src_vocab, "tgt": task.tgt_vocab},
+                                       meta={"steps": 5, "loss": torch.tensor(1.5)})
+    loaded = checkpoints.load_checkpoint(path)
+    assert isinstance(loaded.model, TinySeq2Seq)
+    for a, b in zip(model.state_dict().values(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert loaded.vocabs["tgt"] == task.tgt_vocab and loaded.meta == {"steps": 5, "loss": 1.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
+
+
+def test_checkpoint_mismatch_and_corruption_errors(tmp_path):
+    task = _task()
+    model, _ = _train(task, steps=2)
+    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
+    other = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab), hidden=16)
+    with pytest.raises(CheckpointError, match="config"):
+        checkpoints.load_checkpoint(path, model=other)
+    with pytest.raises(CheckpointError, match="shape mismatch: gru.bias_hh_l0: model \\(48,\\) vs checkpoint \\(96,\\)"):
+        checkpoints.load_weights(other, model.state_dict())
+    with pytest.raises(CheckpointError, match="missing from checkpoint: out.bias"):
+        state = model.state_dict()
+        del state["out.bias"]
+        checkpoints.load_weights(model, state, origin="checkpoint")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoints.load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoints.load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    task = _task()
+    model, _ = _train(task, steps=2)
+    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
+    good = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_checkpoint(path, model)
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_model_cache_reuses_and_retrains_identically(tmp_path):
+    task = _task()
+    calls = []
+
+    def build():
+        return TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
+
+    def train(model, resume_path):
+        calls.append(1)
+        history = Trainer(model, lr=3e-3, device="cpu").fit(
+            task.loader("train", 64), max_steps=10, progress=False)
+        return {"history": history.to_dict()}
+
+    spec = {"hidden": 32, "steps": 10}
+    vocabs = {"src": task.src_vocab, "tgt": task.tgt_vocab}
+    first, meta = checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=vocabs)
+    second, meta2 = checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=vocabs)
+    assert len(calls) == 1 and not meta["from_cache"] and meta2["from_cache"]
+    assert meta2["history"] == meta["history"]
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    # An empty cache retrains to the very same weights.
+    retrained, _ = checkpoints.train_or_load("tiny", spec, build=build, train=train,
+                                              vocabs=vocabs, folder=tmp_path / "empty")
+    assert len(calls) == 2
+    for a, b in zip(first.state_dict().values(), retrained.state_dict().values()):
+        assert torch.equal(a, b)
+    # Another spec is another cache entry.
+    checkpoints.train_or_load("tiny", {**spec, "steps": 11}, build=build, train=train, vocabs=vocabs)
+    assert len(calls) == 3
+    wrong = {"src": task.tgt_vocab, "tgt": task.tgt_vocab}
+    with pytest.raises(CheckpointError, match="other vocabularies"):
+        checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=wrong)
+
+
+def test_every_module_is_classified():
+    package = {p.stem for p in (checkpoints.Path(checkpoints.__file__).parent).glob("*.py")}
+    training, other = set(checkpoints.TRAINING_CODE), set(checkpoints.OTHER_CODE)
+    assert not training & other
+    assert training | other == package, f"place these modules: {package - training - other}"
+
+
+def _edited_copy(tmp_path, module, old, new):
+    folder = tmp_path / "attnlab"
+    shutil.copytree(checkpoints.Path(checkpoints.__file__).parent, folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / f"{module}.py"
+    source = path.read_text()
+    assert old in source
+    path.write_text(source.replace(old, new, 1))
+    return folder
+
+
+@pytest.mark.parametrize("module, old, new, retrains", [
+    # Code that trains: a changed clipping threshold, a changed model, a changed batch order.
+    ("training", "clip: float | None = 1.0", "clip: float | None = 5.0", True),
+    ("rnn", "batch_first=True", "batch_first=True, bias=True", True),
+    ("batching", "bucket_factor: int = 50", "bucket_factor: int = 40", True),
+    # Documentation and comments of that code, and presentation code: no retraining.
+    ("training", '"""One optimisation step on ``batch``; returns its loss."""', '"""One step."""', False),
+    ("training", "# loss summed since the last logged step", "# (a comment edited)", False),
+    ("plots", 'ax.grid(alpha=0.3)', 'ax.grid(alpha=0.5)', False),
+    ("explorer", "TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)", "TEMPERATURES = (0.5, 1.0, 2.0)", False),
+    ("decoding", "def ", "def _unused():\n    return 1\n\n\ndef ", False),
+])
+def test_code_hash_follows_training_code_only(tmp_path, module, old, new, retrains):
+    original = code_hash(checkpoints.Path(checkpoints.__file__).parent)
+    edited = code_hash(_edited_copy(tmp_path, module, old, new))
+    assert (edited != original) == retrains
+
+
+def test_model_cache_retrains_when_the_training_code_changes(tmp_path, monkeypatch):
+    task = synthetic.reversal_task(n_train=64, n_val=8, n_test=8, min_len=3, max_len=6, seed=0)
+    calls = []
+
+    def train(model, resume_path):
+        calls.append(resume_path)
+        Trainer(model, device="cpu").fit(task.loader("train", 32), max_steps=2, progress=False,
+                                         resume_path=resume_path)
+        return {}
+
+    def cached():
+        return checkpoints.train_or_load("tiny", {"steps": 2}, build=lambda: experiments.gru_model(task),
+                                         train=train)[1]["from_cache"]
+
+    assert [cached(), cached()] == [False, True]
+    monkeypatch.setattr(checkpoints, "code_hash", lambda: "edited-training-code")
+    assert [cached(), cached()] == [False, True]
+    assert len(calls) == 2 and not any(p.exists() for p in calls)

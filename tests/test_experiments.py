@@ -1,0 +1,71 @@
+"""The course's shared settings: budgets, their cache keys, schedules, and train_model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from attnlab import evaluation, experiments, rnn, runtime, synthetic
+
+
+def test_budgets_and_settings():
+    smoke, full = runtime.Profile("smoke"), runtime.Profile("full")
+    assert experiments.budget("fra-eng", smoke).steps < experiments.budget("fra-eng", full).steps
+    assert experiments.fra_eng_settings(full)["n_train"] == 20_000
+    with pytest.raises(ValueError, match="unknown task"):
+        experiments.budget("chess", full)
+    # The Transformer gets chapters 2-3's steps and batch, with its own optimiser settings.
+    for profile in (smoke, full):
+        shared, own = (experiments.budget(t, profile) for t in ("fra-eng", "fra-eng-transformer"))
+        assert (own.steps, own.batch_size) == (shared.steps, shared.batch_size)
+        assert own.label_smoothing == 0.1 and own.betas == (0.9, 0.98) and own.warmup > 0
+        assert own.lr == shared.lr
+
+
+def test_every_budget_setting_enters_the_cache_key():
+    plain = experiments.Budget(steps=10, batch_size=8, lr=1e-3, log_every=5, eval_every=10)
+    changed = dict(steps=11, batch_size=9, lr=2e-3, log_every=2, eval_every=5, warmup=3,
+                   label_smoothing=0.1, betas=(0.9, 0.98), decay=True)
+    assert set(changed) == {f.name for f in dataclasses.fields(plain)}
+    for name, value in changed.items():
+        assert dataclasses.replace(plain, **{name: value}).spec() != plain.spec(), name
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(), [1.0, 1.0, 1.0, 1.0]),
+    (dict(decay=True), [1.0, 0.75, 0.5, 0.25]),
+    (dict(warmup=2), [0.5, 1.0, 1.0, 0.5]),
+])
+def test_make_schedule(settings, expected):
+    plan = experiments.Budget(steps=4, batch_size=8, lr=1.0, log_every=1, eval_every=4, **settings)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = experiments.make_schedule(optimizer, plan)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+    assert rates == pytest.approx(expected)
+
+
+def test_train_model_caches_the_experiment():
+    profile = runtime.Profile("smoke")
+    data = synthetic.reversal_task(n_train=200, n_val=20, n_test=40, min_len=3, max_len=8, seed=0)
+    plan = experiments.Budget(steps=12, batch_size=32, lr=3e-3, log_every=4, eval_every=12)
+
+    def build():
+        return rnn.EncoderDecoder(len(data.src_vocab), len(data.tgt_vocab), embed_size=8,
+                                  hidden_size=16, proj_size=8, dropout=0.0)
+
+    model, meta = experiments.train_model("tiny-rev", build, data, plan, profile=profile, device="cpu")
+    again, meta2 = experiments.train_model("tiny-rev", build, data, plan, profile=profile, device="cpu")
+    assert not meta["from_cache"] and meta2["from_cache"]
+    assert meta2["history"]["train_loss"] == meta["history"]["train_loss"]
+    assert meta["history"]["val_steps"] == [12]
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    scores = evaluation.evaluate_exact_match(model, data)
+    assert 0.0 <= scores["exact_match"] <= 1.0 and scores["by_length"][0]["bucket"] == "3-5"

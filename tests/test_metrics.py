@@ -1,0 +1,52 @@
+"""Scores: corpus BLEU through sacreBLEU with every reference, exact match, by length."""
+
+from __future__ import annotations
+
+import pytest
+import sacrebleu
+
+from attnlab import metrics
+
+
+def test_length_buckets():
+    lengths = [1, 3, 4, 5, 6, 10, 11]
+    buckets = metrics.length_buckets(lengths, [3, 5, 10])
+    assert buckets == [("1-3", [0, 1]), ("4-5", [2, 3]), ("6-10", [4, 5])]
+    assert metrics.length_buckets([5, 7], [5, 10], start=5) == [("5", [0]), ("6-10", [1])]
+
+
+def test_scores_by_length_are_scores_of_the_subsets():
+    hyps = ["a b c d", "je suis là", "x y", "le chat dort ici"]
+    refs = [["a b c d"], ["je suis ici"], ["x z"], ["le chat dort ici"]]
+    rows = metrics.bleu_by_length(hyps, refs, [2, 2, 9, 9], [5, 10])
+    assert [r["bucket"] for r in rows] == ["1-5", "6-10"]
+    assert rows[0]["bleu"] == pytest.approx(metrics.bleu(hyps[:2], refs[:2]))
+    assert rows[1]["sentences"] == 2
+    rows = metrics.exact_match_by_length([["a"], ["b"], ["c"]], [["a"], ["x"], ["c"]], [1, 1, 7], [5, 10])
+    assert [(r["bucket"], r["exact_match"]) for r in rows] == [("1-5", 0.5), ("6-10", 1.0)]
+
+
+def test_bleu_equals_sacrebleu():
+    hyps = ["le chat est sur le tapis.", "il fait beau aujourd'hui."]
+    refs = [["le chat est sur le tapis."], ["il fait très beau aujourd'hui."]]
+    expected = sacrebleu.corpus_bleu(hyps, [[r[0] for r in refs]]).score
+    assert metrics.bleu(hyps, refs) == pytest.approx(expected)
+    assert 0 < expected < 100
+
+
+def test_bleu_uses_every_reference():
+    hyps = ["je suis parti.", "regarde!"]
+    one = [["je suis partie."], ["attention!"]]
+    several = [["je suis partie.", "je suis parti."], ["attention!", "regarde!"]]
+    assert metrics.bleu(hyps, several) == pytest.approx(100.0)
+    assert metrics.bleu(hyps, one) < 50
+    with pytest.raises(ValueError, match="2 hypotheses but 1"):
+        metrics.bleu(hyps, one[:1])
+    with pytest.raises(ValueError, match="at least one reference"):
+        metrics.bleu(hyps, [[], ["x"]])
+
+
+def test_exact_match():
+    assert metrics.exact_match([["a", "b"], ["c"]], [["a", "b"], ["d"]]) == 0.5
+    with pytest.raises(ValueError):
+        metrics.exact_match([], [])
