@@ -26,14 +26,12 @@ from .rnn import GRUEncoder, PredictionHead
 
 @dataclass
 class AttentionMemory(Batched):
-    """What the encoder passes on: one state per source word, and what decoding
-    reuses."""
+    """What the encoder passes on: a state per source word, and what decoding reuses."""
 
-    keys: torch.Tensor  # (B, S, keys): the encoder states, keys and values at once
+    keys: torch.Tensor              # (B, S, keys): encoder states, the keys and values
     mask: torch.Tensor              # (B, 1, S): True at real source positions
     projected_keys: torch.Tensor    # (B, S, A): W_k h_j, computed once per sentence
-    # (B, hidden): the decoder's state before the first step
-    initial_state: torch.Tensor
+    initial_state: torch.Tensor     # (B, hidden): the decoder's state at the start
 
 
 @dataclass
@@ -89,8 +87,7 @@ class BahdanauDecoder(nn.Module):
             states.append(state)
             contexts.append(context)
             alphas.append(alpha)
-        # The prediction head does not feed back into the loop: apply it to all steps at
-        # once.
+        # The prediction head does not feed back into the loop: one call for all steps.
         features = torch.cat([self.dropout(torch.stack(states, 1)), embedded,
                               torch.stack(contexts, 1)], dim=-1)
         return self.head(features), state, torch.stack(alphas, 1)

@@ -152,14 +152,10 @@ def spec_hash(spec: dict) -> str:
 
 
 # The library's modules whose code determines a trained model's weights: data, models,
-# training
-# and the settings of the shared experiments. A cached model is keyed by their code, so
-# editing
-# any of them retrains. Presentation and measurement modules are left out, so that
-# editing a
-# plot, a widget or an evaluation never does. Every module is in one list or the other
-# (a test
-# checks), so a new module must be placed.
+# training and the settings of the shared experiments. A cached model is keyed by their
+# code, so editing any of them retrains. Presentation and measurement modules are left
+# out, so that editing a plot, a widget or an evaluation never does. Every module is in
+# one list or the other (a test checks), so a new module must be placed.
 TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "corpus", "data", "experiments", "layers", "masks", "multihead",
                  "positions", "resume", "rnn", "runtime", "selfattention", "synthetic",

@@ -30,8 +30,7 @@ from .transformer import Transformer
 from .vocab import EOS, Vocab
 
 
-# chapters 2, 3, 5
-MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")
+MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")  # ch. 2, 3, 5
 
 
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData,

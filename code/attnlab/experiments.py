@@ -41,8 +41,7 @@ class Budget:
     warmup: int = 0      # steps of linear warm-up, then linear decay (0: constant rate)
     label_smoothing: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)    # Adam's
-    # with warmup=0: decay linearly from the start instead of a constant rate
-    decay: bool = False
+    decay: bool = False  # with warmup=0: decay linearly from the start, not constant
 
     def spec(self) -> dict:
         """The budget as it enters a model's cache key: every field."""
@@ -54,8 +53,7 @@ class Sizes:
     """The sizes of the course's recurrent models for one kind of task."""
 
     embed: int           # embedding size
-    # hidden size of the GRUs (the decoder's; the encoder's, both directions)
-    hidden: int
+    hidden: int          # the GRUs' hidden size (decoder; encoder, both directions)
     attention: int       # hidden size of the additive attention
     proj: int            # width of the prediction head before the vocabulary layer
     dropout: float
@@ -110,10 +108,8 @@ def budget(task: str, profile: Profile) -> Budget:
                                        full=Budget(600, 128, 2e-3, 50, 600, warmup=50)),
     }
     # The Transformer trains on fra-eng with the same steps and batch size as chapters 2
-    # and 3,
-    # and peak learning rate, and the optimiser settings of Vaswani et al. (2017): warm-
-    # up,
-    # label smoothing 0.1, Adam's beta2 = 0.98.
+    # and 3, and peak learning rate, and the optimiser settings of Vaswani et al.
+    # (2017): warm- up, label smoothing 0.1, Adam's beta2 = 0.98.
     budgets["fra-eng-transformer"] = replace(budgets["fra-eng"],
                                              warmup=profile.pick(smoke=10, full=200),
                                              label_smoothing=0.1, betas=(0.9, 0.98))

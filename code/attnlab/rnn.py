@@ -120,18 +120,17 @@ class ContextGRUDecoder(nn.Module):
 
 @dataclass
 class ContextMemory(Batched):
-    """What the encoder passes on: the context vector and the state the decoder starts
-    from."""
+    """What the encoder passes on: the context vector, the decoder's first state."""
 
-    context: torch.Tensor  # (B, hidden): the top layer's final state
-    state: torch.Tensor = batch_dim(1)  # (N, B, hidden): every layer's final state
+    context: torch.Tensor                  # (B, hidden): the top layer's final state
+    state: torch.Tensor = batch_dim(1)     # (N, B, hidden): every layer's final state
 
 
 @dataclass
 class RecurrentState(Batched):
     """The decoder's hidden state between generation steps."""
 
-    hidden: torch.Tensor = batch_dim(1)             # (N, B, hidden)
+    hidden: torch.Tensor = batch_dim(1)    # (N, B, hidden)
 
 
 @register

@@ -236,8 +236,7 @@ class Trainer:
         run.position = state["position"]
         run.running, run.count = state["running"], state["count"]
         # A resume point is written after a step, so inside a pass over the data: replay
-        # that
-        # pass's order and skip the batches already trained on.
+        # that pass's order and skip the batches already trained on.
         if order is not None:
             order.epoch = run.epoch
         iterator = iter(batches)

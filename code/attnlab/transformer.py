@@ -70,14 +70,13 @@ class EncodedSource(Batched):
 
     output: torch.Tensor             # (B, S, D): the encoder's output
     mask: torch.Tensor               # (B, 1, S): True at real source positions
-    memory: list[KeyValue]  # per decoder layer: its cross-attention's keys and values
-    weights: list  # per encoder layer: (B, h, S, S) self-attention, if asked
+    memory: list[KeyValue]           # per decoder layer: its cross-attention's K and V
+    weights: list                    # per encoder layer: (B, h, S, S), if asked for
 
 
 @dataclass
 class DecoderCache(Batched):
-    """The decoding state: how many tokens were written, and each layer's key/value
-    cache."""
+    """The decoding state: tokens written so far, and each layer's key/value cache."""
 
     step: int
     layers: list[KeyValue | None]

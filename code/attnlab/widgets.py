@@ -15,12 +15,10 @@ from html import escape
 import ipywidgets as widgets
 
 # ipywidgets 8 has a Stack, whose selected child a jslink switches in the browser alone:
-# the
-# website, where no kernel runs, depends on it. ipywidgets 7 has no Stack, and Colab's
-# front end
-# renders only ipywidgets 7 (a kernel with 8 shows no widgets there), so on 7 a live
-# kernel swaps
-# the shown view instead. This is the one place where the two versions differ.
+# the website, where no kernel runs, depends on it. ipywidgets 7 has no Stack, and
+# Colab's front end renders only ipywidgets 7 (a kernel with 8 shows no widgets there),
+# so on 7 a live kernel swaps the shown view instead. This is the one place where the
+# two versions differ.
 HAS_STACK = hasattr(widgets, "Stack")
 
 
