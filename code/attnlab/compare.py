@@ -30,7 +30,8 @@ from .transformer import Transformer
 from .vocab import EOS, Vocab
 
 
-MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")  # ch. 2, 3, 5
+# The models of chapters 2, 3 and 5.
+MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")
 
 
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData,
