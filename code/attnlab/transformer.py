@@ -49,12 +49,8 @@ class DecoderLayer(nn.Module):
         holds only the past. The keys and values returned are the next step's cache.
         """
         def self_attend(z):
-            projected = self.self_attention.project(key=z, value=z)
-            if cache is not None:
-                projected = cache.extend(projected)                  # (B, h, t, d_k)
-            out, weights = self.self_attention(query=z, projected=projected,
-                                               mask=self_mask,
-                                               need_weights=need_weights)
+            out, weights, projected = self.self_attention.self_attend(
+                z, cache=cache, mask=self_mask, need_weights=need_weights)
             return out, (weights, projected)
 
         y, (self_weights, projected) = self.residuals[0](y, self_attend)
