@@ -25,7 +25,7 @@ def test_source_gradient_norms_match_autograd_and_ignore_padding():
     original = model.encoder.embedding.forward
     model.encoder.embedding.forward = lambda ids: embedded
     try:
-        logits = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in)
+        logits = model(src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in).logits
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
                                                  ignore_index=0)
         (grad,) = torch.autograd.grad(loss, embedded)

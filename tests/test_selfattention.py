@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from attnlab import runtime
-from attnlab.attention import padding_mask
-from attnlab.selfattention import SelfAttentionTagger
-from attnlab.transformer import EncoderLayer
+from attnlab.masks import padding_mask
+from attnlab.selfattention import EncoderLayer, SelfAttentionTagger
 
 
 def _tagger(**kwargs):

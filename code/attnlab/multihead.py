@@ -75,7 +75,7 @@ class MultiHeadAttention(nn.Module):
         Returns the output (B, T, D) and, if ``need_weights``, the per-head
         weights (B, h, T, S); otherwise ``None``.
         """
-        q = self.split_heads(self.W_q(query))                        # (B, h, T, d_k)
+        q = self.split_heads(self.W_q(query))                       # (B, h, T, d_k)
         if projected is None:
             projected = self.project(key=key, value=value)
         return self.attend(q, projected.key, projected.value, mask=mask,
@@ -85,11 +85,11 @@ class MultiHeadAttention(nn.Module):
                     mask: torch.Tensor | None = None, need_weights: bool = False):
         """Self-attention of ``x`` (B, T, D), extending a key/value ``cache`` of the
         positions before it when generating. Returns the output (B, T, D), the weights
-        (or ``None``), and the keys and values, cache included: the next step's cache."""
-        q = self.split_heads(self.W_q(x))                            # (B, h, T, d_k)
+        (or ``None``), and the keys and values, cache included: the next cache."""
+        q = self.split_heads(self.W_q(x))                           # (B, h, T, d_k)
         projected = self.project(key=x, value=x)
         if cache is not None:
-            projected = cache.extend(projected)                      # (B, h, t, d_k)
+            projected = cache.extend(projected)                     # (B, h, t, d_k)
         out, weights = self.attend(q, projected.key, projected.value, mask=mask,
                                    need_weights=need_weights)
         return out, weights, projected
@@ -97,7 +97,7 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
                mask: torch.Tensor | None = None,
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The attention itself, on projections split into heads, (B, h, S or T, d_k)."""
+        """Attention on projections already split into heads, (B, h, T or S, d_k)."""
         batch, _, queries, _ = q.shape
         # (B or 1, 1, T or 1, S)
         mask = masks.for_heads(masks.check(mask, queries, k.shape[2]))
