@@ -126,3 +126,23 @@ def test_inverse_sqrt_schedule_peaks_at_the_end_of_warmup():
     with pytest.raises(ValueError):
         inverse_sqrt_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
                               warmup=0, d_model=16)
+
+
+def test_token_loss_weighs_every_token_alike():
+    """Two batches of 1 and 3 target tokens: the loss per token, not the mean of two means."""
+    from attnlab.batching import Batch
+    from attnlab.training import token_loss
+
+    def batch(targets):
+        tgt = torch.tensor([targets])
+        length = torch.tensor([sum(t != 0 for t in targets)])
+        return Batch(src=tgt, src_len=length, tgt_in=tgt, tgt_out=tgt, tgt_len=length)
+
+    batches = [batch([3, 0, 0]), batch([1, 2, 4])]
+    scores = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(0))
+    per_token = [-torch.log_softmax(scores[0, t], -1)[b.tgt_out[0, t]]
+                 for b in batches for t in range(3) if b.tgt_out[0, t] != 0]
+    loss = token_loss(lambda b: scores, batches, device="cpu")
+    assert loss == pytest.approx(float(torch.stack(per_token).mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="no target tokens"):
+        token_loss(lambda b: scores, [batch([0, 0, 0])], device="cpu")

@@ -8,13 +8,13 @@ your own is evaluated on its own terms.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .corpus import detokenize
 from .data import Seq2SeqData
 from .decoding import translate_tokens
 from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
+from .training import token_loss
 
 
 def evaluate_translation(model: nn.Module, data: Seq2SeqData, split: str = "test",
@@ -73,13 +73,6 @@ def language_model_loss(model: nn.Module, data: Seq2SeqData, split: str = "val",
     :class:`~attnlab.selfattention.SelfAttentionTagger` that reads ``tgt_in``) on
     ``split``, with or without the causal mask, whatever the model was trained with."""
     model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for batch in data.loader(split, 512):
-        batch = batch.to(device)
-        logits, _ = model.label(batch.tgt_in, causal=causal)
-        mask = batch.tgt_mask
-        total += F.cross_entropy(logits[mask], batch.tgt_out[mask],
-                                 reduction="sum").item()
-        count += int(mask.sum())
-    return total / count
+    return token_loss(lambda batch: model.label(batch.tgt_in, causal=causal)[0],
+                      data.loader(split, 512), device=next(model.parameters()).device,
+                      pad_id=data.tgt_vocab.pad_id)

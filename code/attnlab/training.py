@@ -45,6 +45,24 @@ def batch_loss(model: nn.Module, batch: Batch, *, pad_id: int = 0,
                                 label_smoothing=label_smoothing)
 
 
+@torch.no_grad()
+def token_loss(logits_of: Callable[[Batch], torch.Tensor], batches: Iterable[Batch],
+               *, device: torch.device | str, pad_id: int = 0) -> float:
+    """Cross-entropy per target token over all ``batches``: summed over every real
+    token, divided by their number (a batch weighs by its tokens, not as one mean).
+    ``logits_of(batch)`` gives the (B, T, V) scores of ``batch.tgt_out``."""
+    total, count = 0.0, 0
+    for batch in batches:
+        batch = batch.to(device)
+        logits = logits_of(batch)
+        total += F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
+                                 ignore_index=pad_id, reduction="sum").item()
+        count += int((batch.tgt_out != pad_id).sum())
+    if count == 0:
+        raise ValueError("no target tokens to score")
+    return total / count
+
+
 @dataclass
 class History:
     """What a run of :meth:`Trainer.fit` measured."""
@@ -115,15 +133,9 @@ class Trainer:
     def evaluate(self, batches: Iterable[Batch]) -> float:
         """Mean per-token cross-entropy (no label smoothing) over ``batches``."""
         self.model.eval()
-        total, count = 0.0, 0
-        for batch in batches:
-            batch = batch.to(self.device)
-            n = int((batch.tgt_out != self.pad_id).sum())
-            total += self.loss(batch, label_smoothing=0.0).item() * n
-            count += n
-        if count == 0:
-            raise ValueError("evaluate() was given no target tokens")
-        return total / count
+        return token_loss(lambda batch: self.model(src=batch.src, src_len=batch.src_len,
+                                                   tgt_in=batch.tgt_in).logits,
+                          batches, device=self.device, pad_id=self.pad_id)
 
     def fit(self, batches: Iterable[Batch], *, max_steps: int,
             val_batches: Iterable[Batch] | None = None, eval_every: int | None = None,
