@@ -78,13 +78,13 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: in
         prev = token
         if bool(finished.all()):
             break
-    return Decoded(tokens=torch.stack(steps, dim=1), lengths=lengths,
-                   probs=torch.stack(probs, dim=1),
-                   top_ids=torch.stack([t.indices for t in tops], dim=1) if tops
-                   else None,
-                   top_probs=torch.stack([t.values for t in tops], dim=1) if tops
-                   else None,
-                   attention=torch.stack(attention, dim=1) if attention else None,)
+    def stacked(items):                      # a list of (B, ...) steps -> (B, T, ...)
+        return torch.stack(items, dim=1) if items else None
+
+    return Decoded(tokens=stacked(steps), lengths=lengths, probs=stacked(probs),
+                   top_ids=stacked([t.indices for t in tops]),
+                   top_probs=stacked([t.values for t in tops]),
+                   attention=stacked(attention))
 
 
 def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab,

@@ -117,9 +117,8 @@ class Trainer:
         batch = batch.to(self.device)
         loss = self.loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError("the training loss became "
-                                     f"{loss.item()}; lower the learning "
-                                     "rate or check the data")
+            raise FloatingPointError(f"the training loss became {loss.item()}; "
+                                     "lower the learning rate or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip is not None:
