@@ -50,3 +50,20 @@ def test_exact_match():
     assert metrics.exact_match([["a", "b"], ["c"]], [["a", "b"], ["d"]]) == 0.5
     with pytest.raises(ValueError):
         metrics.exact_match([], [])
+
+
+def test_chrf_and_the_signatures_with_several_references():
+    hyps = ["le chat est sur le tapis .", "il pleut ."]
+    refs = [["le chat est assis sur le tapis .", "un chat est sur le tapis ."], ["il pleut ."]]
+    streams = [[r[0] for r in refs], [refs[0][1], None]]
+    assert metrics.chrf(hyps, refs) == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
+    # Partial credit for a word right but for its ending, where BLEU sees one wrong word either way.
+    ref = [["je suis fatigué ."]]
+    near, wrong = ["je suis fatiguée ."], ["je suis malade ."]
+    assert metrics.bleu(near, ref) == metrics.bleu(wrong, ref)
+    assert metrics.chrf(near, ref) > metrics.chrf(wrong, ref) + 20
+    signature = metrics.signature(hyps, refs)
+    assert signature["BLEU"].startswith("nrefs:var|case:mixed") and "tok:13a" in signature["BLEU"]
+    assert signature["chrF"].startswith("nrefs:var|") and f"version:{sacrebleu.__version__}" in signature["chrF"]
+    with pytest.raises(ValueError, match="2 hypotheses but 1 reference lists"):
+        metrics.chrf(hyps, refs[:1])

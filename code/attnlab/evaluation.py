@@ -13,7 +13,7 @@ from torch import nn
 from .corpus import detokenize
 from .data import Seq2SeqData
 from .decoding import translate_tokens
-from .metrics import bleu, bleu_by_length, exact_match, exact_match_by_length
+from .metrics import bleu, bleu_by_length, chrf, exact_match, exact_match_by_length
 from .training import token_loss
 
 
@@ -27,9 +27,9 @@ def evaluate_translation(model: nn.Module, data: Seq2SeqData, split: str = "test
                   for t in translate_tokens(model, sources, data.src_vocab,
             data.tgt_vocab, max_len=max_len, beam_size=beam_size)]
     lengths = [len(s) for s in sources]
-    return {"bleu": bleu(hypotheses, references),
-            "bleu_by_length": bleu_by_length(hypotheses, references, lengths,
-            data.length_edges), "sources": [" ".join(s) for s in sources],
+    by_length = bleu_by_length(hypotheses, references, lengths, data.length_edges)
+    return {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references),
+            "bleu_by_length": by_length, "sources": [" ".join(s) for s in sources],
             "hypotheses": hypotheses, "references": references}
 
 

@@ -1,10 +1,27 @@
-"""Scores: corpus BLEU through sacreBLEU, and exact match for synthetic tasks."""
+"""Scores: corpus BLEU and chrF through sacreBLEU, exact match for synthetic tasks."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import sacrebleu
+from sacrebleu.metrics import BLEU, CHRF
+
+
+def _streams(hypotheses: Sequence[str],
+             references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacreBLEU's reference streams: one per reference slot, None where a sentence has
+    fewer references than the most."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses "
+                         f"but {len(references)} reference lists")
+    if not hypotheses:
+        raise ValueError("BLEU of an empty corpus is undefined")
+    if any(len(refs) == 0 for refs in references):
+        raise ValueError("every sentence needs at least one reference")
+    width = max(len(refs) for refs in references)
+    return [[refs[k] if k < len(refs) else None for refs in references]
+            for k in range(width)]
 
 
 def bleu_score(hypotheses: Sequence[str],
@@ -14,18 +31,26 @@ def bleu_score(hypotheses: Sequence[str],
     ``references[i]`` lists *every* reference translation of sentence ``i``; the
     number may differ from sentence to sentence (Tatoeba often has several).
     """
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses "
-                         f"but {len(references)} reference lists")
-    if not hypotheses:
-        raise ValueError("BLEU of an empty corpus is undefined")
-    if any(len(refs) == 0 for refs in references):
-        raise ValueError("every sentence needs at least one reference")
-    width = max(len(refs) for refs in references)
-    # sacreBLEU takes one stream per reference slot; None fills the missing ones.
-    streams = [[refs[k] if k < len(refs) else None for refs in references]
-               for k in range(width)]
-    return sacrebleu.corpus_bleu(list(hypotheses), streams)
+    return sacrebleu.corpus_bleu(list(hypotheses), _streams(hypotheses, references))
+
+
+def signature(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
+    """sacreBLEU's signatures of the BLEU and chrF computed here: what a score needs
+    beside it to be reproduced (number of references, case, tokenisation, version)."""
+    streams = _streams(hypotheses, references)
+    found = {}
+    for name, metric in (("BLEU", BLEU()), ("chrF", CHRF())):
+        metric.corpus_score(list(hypotheses), streams)
+        found[name] = str(metric.get_signature())
+    return found
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Corpus chrF (0-100): the F-score of character n-grams (Popovic, 2015), which
+    gives partial credit to a word right but for its ending; with all of each
+    sentence's references."""
+    return float(sacrebleu.corpus_chrf(list(hypotheses),
+                                       _streams(hypotheses, references)).score)
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
