@@ -118,6 +118,24 @@ def test_shared_alignment_and_agreement():
     echo = compare.alignment_agreement(Echo(), transformer, ["the cat sat .", "the dog ran ."],
                                        src_vocab, tgt_vocab)
     assert echo["layer_mean"][-1] == 1.0
+    assert 0 <= echo["diagonal"] <= 1 and 0 < echo["chance"] < 1
+
+    class Diagonal(torch.nn.Module):   # attends along the diagonal: the baseline, exactly
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, *, src, src_len, tgt_in):
+            T, S = tgt_in.shape[1], src.shape[1]
+            alpha = torch.zeros(1, T, S)
+            alpha[0, torch.arange(T), compare.diagonal(T, S - 1)] = 1.0
+            return Seq2SeqOutput(torch.zeros(1, T, 3), attention=alpha)
+
+    # Every output word but <eos> is scored: the diagonal of T words over S - 1 source words.
+    straight = compare.alignment_agreement(Diagonal(), transformer, ["the cat sat ."],
+                                           src_vocab, tgt_vocab)
+    assert straight["diagonal"] == 1.0
+    assert compare.diagonal(3, 5).tolist() == [0, 2, 4] and compare.diagonal(1, 4).tolist() == [0]
 
 
 def test_graph_depth_counts_the_longest_chain():

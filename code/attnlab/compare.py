@@ -148,8 +148,10 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
     """How often the source word Bahdanau's model attends to most is also the one the
     Transformer's cross-attention attends to most, over every output word (``<eos>``
     excluded) of ``sentences``: for each layer's mean of heads, and for its best
-    head."""
-    rows = 0
+    head. Two baselines to beat: ``diagonal``, a monotone alignment that walks through
+    the source words at an even pace, and ``chance``, a source position drawn at
+    random."""
+    rows, diagonal_hits, chance = 0, 0, 0.0
     mean_hits: list[int] = []
     head_hits: list[list[int]] = []
     for sentence in sentences:
@@ -158,6 +160,8 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
         if words == 0:
             continue
         peak = shared["bahdanau"][:words].argmax(-1)
+        diagonal_hits += int((diagonal(words, len(shared["source"]) - 1) == peak).sum())
+        chance += words / len(shared["source"])
         for i, layer in enumerate(shared["transformer"]):
             if len(mean_hits) <= i:
                 mean_hits.append(0)
@@ -169,7 +173,15 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
     if rows == 0:
         raise ValueError("no output words to compare")
     return {"words": rows, "layer_mean": [hits / rows for hits in mean_hits],
-            "best_head": [max(hits) / rows for hits in head_hits]}
+            "best_head": [max(hits) / rows for hits in head_hits],
+            "diagonal": diagonal_hits / rows, "chance": chance / rows}
+
+
+def diagonal(target_words: int, source_words: int) -> torch.Tensor:
+    """(T,) the source position a monotone alignment at an even pace gives each output
+    word: the first to the first, the last to the last."""
+    steps = torch.arange(target_words, dtype=torch.float64)
+    return (steps * (source_words - 1) / max(target_words - 1, 1)).round().long()
 
 
 def graph_depth(output: torch.Tensor) -> int:
