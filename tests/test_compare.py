@@ -34,7 +34,8 @@ def test_compare_translation_measures_every_model_alike(data):
     for name, row in table.items():
         assert row["parameters"] == 123 and row["train_seconds"] == 4.5 and row["device"] == "cpu"
         assert row["test_bleu"] == evaluation.evaluate_translation(models[name][0], data)["bleu"]
-        assert 0 <= row["test_bleu_beam3"] <= 100
+        assert 0 <= row["test_bleu_beam3"] <= 100 and 0 <= row["test_chrf_beam3"] <= 100
+        assert row["test_chrf"] == evaluation.evaluate_translation(models[name][0], data)["chrf"]
         assert row["sentences_per_second"] > 0 and row["sentences_per_second_beam3"] > 0
         assert len(row["hypotheses"]) == len(data.references("test")[0])
         assert [r["bucket"] for r in row["bleu_by_length"]]

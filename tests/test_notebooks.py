@@ -90,7 +90,8 @@ def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
            "ATTNLAB_BUILD_DIR": str(build)}
     comparison = {name: {"parameters": 1_234_567 * (i + 1), "train_seconds": 4321.0 + i,
                          "device": "sentinel-device", "test_bleu": 91.3 + i,
-                         "test_bleu_beam5": 93.7 + i, "sentences_per_second": 7777.0 + i,
+                         "test_bleu_beam5": 93.7 + i, "test_chrf": 44.4 + i,
+                         "sentences_per_second": 7777.0 + i,
                          "sentences_per_second_beam5": 6666.0,
                          "bleu_by_length": [{"bucket": "1-3", "bleu": 55.5, "sentences": 1},
                                             {"bucket": "8-10", "bleu": 66.6 + i, "sentences": 1}]}
@@ -113,6 +114,7 @@ def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
     for i in range(3):
         assert f"{1.234567 * (i + 1):.2f} M" in outputs and f"{4321 + i} s" in outputs
         assert f"{91.3 + i:.1f}" in outputs and f"{93.7 + i:.1f}" in outputs
+        assert f"{44.4 + i:.1f}" in outputs
         assert f"{66.6 + i:.1f}" in outputs and f"{7777 + i}" in outputs
     assert "sentinel-device" in outputs
 

@@ -37,9 +37,9 @@ MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData,
                         *, split: str = "test", beam_size: int = 5) -> dict[str, dict]:
     """For each named ``(model, training metadata)``: parameters, training time,
-    held-out BLEU greedy and with a beam, BLEU by source length, and decoding speed
-    (sentences per second over the whole split, batched), measured on the model's
-    device."""
+    held-out BLEU and chrF, greedy and with a beam, BLEU by source length, and decoding
+    speed (sentences per second over the whole split, batched), measured on the
+    model's device."""
     table = {}
     for name, (model, meta) in models.items():
         row = {"parameters": meta["parameters"], "train_seconds": meta["seconds"],
@@ -49,6 +49,7 @@ def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2
             scores = evaluate_translation(model, data, split, beam_size=beam)
             seconds = time.perf_counter() - start
             row[f"test_bleu{suffix}"] = scores["bleu"]
+            row[f"test_chrf{suffix}"] = scores["chrf"]
             row[f"sentences_per_second{suffix}"] = len(scores["sources"]) / seconds
             if beam == 1:
                 row["bleu_by_length"] = scores["bleu_by_length"]
