@@ -14,8 +14,10 @@ from the model cache; the chapters' budget notes are written from these records
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import traceback
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +70,23 @@ def trained_models(models: Path, before: set[Path]) -> list[dict]:
     return found
 
 
+def headline(build: Path, chapter: str) -> dict:
+    """The results ``chapter`` recorded in the build folder ``build``: its numbers, words
+    and small tables of numbers (lists, such as curves, are left out)."""
+    path = build / "results" / f"{chapter}.json"
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text(encoding="utf-8"))
+
+    def small(value) -> bool:
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            return True
+        return isinstance(value, dict) and all(
+            isinstance(v, (int, float, str, bool)) or v is None for v in value.values())
+
+    return {key: value for key, value in record["results"].items() if small(value)}
+
+
 def main() -> None:
     import argparse
 
@@ -78,13 +97,17 @@ def main() -> None:
     parser.add_argument("--build-dir", type=Path, default=None,
                         help="keep each profile's models and results in BUILD_DIR/PROFILE "
                              "(default: a temporary folder, deleted afterwards)")
+    parser.add_argument("--passes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"],
+                        help="cold: from an empty model cache; warm: again, every model cached")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="record a chapter that fails and go on with the next")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     device = common.device_of(args)
     chapters = CHAPTERS[:1] if args.quick else CHAPTERS
     profiles = ["smoke"] if args.quick else args.profiles
-    passes = ["cold"] if args.quick else ["cold", "warm"]
+    passes = ["cold"] if args.quick else args.passes
     measurements = []
     for profile in profiles:
         with tempfile.TemporaryDirectory(prefix=f"attnlab-bench-{profile}-") as build:
@@ -99,11 +122,23 @@ def main() -> None:
                             if args.build_dir is not None else None)
                     models = Path(build) / "models"
                     before = set(models.glob("*.pt")) if models.is_dir() else set()
-                    seconds = execute(path, env, keep)
-                    measurements.append({"chapter": path.stem, "profile": profile, "cache": cache,
-                                         "seconds": seconds,
-                                         "trained": trained_models(models, before)})
-                    print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s", flush=True)
+                    started = time.perf_counter()
+                    try:
+                        seconds, error = execute(path, env, keep), None
+                    except Exception as failure:  # noqa: BLE001 -- recorded, then re-raised
+                        if not args.keep_going:
+                            raise
+                        seconds = time.perf_counter() - started
+                        error = "".join(traceback.format_exception_only(failure))[-4000:]
+                    measurement = {"chapter": path.stem, "profile": profile, "cache": cache,
+                                   "seconds": seconds,
+                                   "trained": trained_models(models, before),
+                                   "results": headline(Path(build), path.stem)}
+                    if error is not None:
+                        measurement["error"] = error
+                    measurements.append(measurement)
+                    print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s"
+                          + ("  FAILED" if error else ""), flush=True)
                     written = common.write("chapters", args, device, measurements)  # after each
     if written:
         print(f"written to {written}")

@@ -80,7 +80,10 @@ def machine(device: torch.device) -> dict:
             "python": platform.python_version(), "torch": torch.__version__,
             "device": str(device), "threads": torch.get_num_threads()}
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        properties = torch.cuda.get_device_properties(device)
+        info.update(gpu=properties.name, gpu_memory_gib=round(properties.total_memory / 2**30, 1),
+                    multiprocessors=properties.multi_processor_count,
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return info
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from attnlab import corpus
-from attnlab.batching import BucketBatchSampler, PairDataset, random_batch
+from attnlab.batching import BucketBatchSampler, PairDataset, make_loader, random_batch
 from attnlab.data import translation_data
 from attnlab.vocab import Vocab
 
@@ -51,3 +51,15 @@ def test_random_batch_has_no_padding_and_aligned_targets():
     assert batch.src.min() >= 4 and batch.tgt_out.max() < 9          # no reserved ids
     assert batch.src_mask.all() and batch.tgt_mask.all()
     assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])   # shifted by one
+
+
+def test_batches_are_pinned_for_a_gpu_only_when_there_is_one(fra_eng_dir):
+    data = translation_data(corpus.load_fra_eng(fra_eng_dir)[:500], n_val=50, n_test=50)
+    assert data.loader("train", 64).pin_memory == torch.cuda.is_available()
+    assert make_loader(data.dataset("val"), 8, pin_memory=False).pin_memory is False
+    batch = next(iter(data.loader("val", 8)))
+    moved = batch.to("cpu", non_blocking=True)
+    assert all(torch.equal(getattr(moved, f), getattr(batch, f))
+               for f in ("src", "src_len", "tgt_in", "tgt_out", "tgt_len"))
+    if torch.cuda.is_available():
+        assert batch.pin_memory().src.is_pinned()

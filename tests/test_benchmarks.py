@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 
-SCRIPTS = ["d2l", "torch", "decoding", "peak", "chapters"]
+SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
 
 
 @pytest.mark.slow
@@ -36,6 +36,12 @@ def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
             assert m["speedup"] == pytest.approx(m["theirs"]["median"] / m["ours"]["median"])
     if name == "chapters":
         assert [m["chapter"] for m in record["measurements"]] == ["01_sentences_to_tensors"]
+        assert record["measurements"][0]["results"]["src_vocab"] > 0   # what it recorded
+        assert "error" not in record["measurements"][0]
+    if name == "steps":
+        assert [m["name"] for m in record["measurements"]] == ["gru", "bahdanau", "transformer"]
+        assert all(m["profile"]["wall_ms_per_step"] > 0 and m["steps_per_second_queued"] > 0
+                   for m in record["measurements"])
 
 
 def test_benchmarks_refuse_to_time_different_computations():

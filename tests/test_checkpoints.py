@@ -122,7 +122,7 @@ def _edited_copy(tmp_path, module, old, new):
     ("rnn", "batch_first=True", "batch_first=True, bias=True", True),
     ("batching", "bucket_factor: int = 50", "bucket_factor: int = 40", True),
     # Documentation and comments of that code, and presentation code: no retraining.
-    ("training", '"""One optimisation step on ``batch``; returns its loss."""', '"""One step."""', False),
+    ("training", '""":meth:`step`, then wait for its loss and check it is finite."""', '"""One step."""', False),
     ("training", "# loss summed since the last logged step", "# (a comment edited)", False),
     ("plots", 'ax.grid(alpha=0.3)', 'ax.grid(alpha=0.5)', False),
     ("explorer", "TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)", "TEMPERATURES = (0.5, 1.0, 2.0)", False),

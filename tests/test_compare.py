@@ -159,3 +159,14 @@ def test_recurrence_is_a_chain_and_self_attention_is_not():
         a, b, c = depth[name]
         assert c - b == 2 * (b - a) > 0, name                    # grows linearly with length
     assert len(set(depth["Transformer"])) == 1                   # does not grow
+
+
+def test_sequential_depth_leaves_the_model_as_it_was():
+    """It measures on the CPU without moving the caller's model there (a model on a GPU
+    stays on it) or changing its mode."""
+    model = compare.timing_models(vocab=30, width=8)["Transformer"].eval()
+    before = {name: p for name, p in model.named_parameters()}
+    compare.sequential_depth(model, 8, vocab=30)
+    assert not model.training
+    assert all(p is before[name] for name, p in model.named_parameters())
+    assert all(p.grad is None for p in model.parameters())

@@ -69,3 +69,20 @@ print("draws", plot.draws, "points", len(history.steps))
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert len(images) == 1 and len(bars) == 1
     assert "draws 5 points 4" in text  # 4 logged points + the final redraw, all in one figure
+
+
+def test_figures_take_tensors_from_autograd_and_any_device():
+    """Attention weights straight from a model (part of an autograd graph, on a GPU
+    when there is one) plot as they are: NumPy alone would refuse them."""
+    import torch
+
+    weights = torch.softmax(torch.randn(2, 3, 4, requires_grad=True), -1)
+    with pytest.raises((RuntimeError, TypeError)):
+        np.asarray(weights)                                  # what the plots must avoid
+    fig = plots.heatmap(weights[0], row_labels=["a", "b", "c"], col_labels=list("wxyz"),
+                        title="t")
+    assert np.allclose(fig.axes[0].images[0].get_array(), weights[0].detach().numpy())
+    fig = plots.heads_figure(weights, row_labels=["a", "b", "c"], col_labels=list("wxyz"),
+                             title="t")
+    assert len(fig.axes) == 3                                # two heads and a colour bar
+    plots.matrix_figure(weights[0], title="t", xlabel="x", ylabel="y")

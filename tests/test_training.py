@@ -146,3 +146,50 @@ def test_token_loss_weighs_every_token_alike():
     assert loss == pytest.approx(float(torch.stack(per_token).mean()), rel=1e-6)
     with pytest.raises(ValueError, match="no target tokens"):
         token_loss(lambda b: scores, [batch([0, 0, 0])], device="cpu")
+
+
+def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
+    """``step`` hands back the loss as a tensor, detached; ``fit`` reads the device's
+    running sum (one wait) only at the steps it logs, and the logged means are those
+    of the individual steps."""
+    task = _task()
+    runtime.seed_everything(0)
+    trainer = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3,
+                      device="cpu")
+    batch = next(iter(task.loader("train", 16)))
+    loss = trainer.step(batch)
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and not loss.requires_grad
+
+    reads, item = [], torch.Tensor.item
+
+    def counted(tensor):
+        reads.append(tensor)
+        return item(tensor)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted)
+    returned, step = [], Trainer.step
+
+    def recorded(self, b):
+        returned.append(step(self, b))
+        return returned[-1]
+
+    monkeypatch.setattr(Trainer, "step", recorded)
+    history = trainer.fit(task.loader("train", 16), max_steps=20, log_every=5,
+                          progress=False)
+    assert not any(r is loss for r in reads for loss in returned)    # no wait per step
+    assert sum(r.dtype == torch.float64 for r in reads) == 4         # one per log
+    losses = [item(loss) for loss in returned]
+    assert history.train_loss == pytest.approx(
+        [sum(losses[i:i + 5]) / 5 for i in range(0, 20, 5)], rel=1e-12)
+
+
+def test_fit_stops_on_a_loss_that_is_not_finite():
+    task = _task()
+    trainer = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3,
+                      device="cpu")
+    with torch.no_grad():
+        trainer.model.out.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"steps up to 5\b.*lower the learning"):
+        trainer.fit(task.loader("train", 16), max_steps=20, log_every=5, progress=False)
+    with pytest.raises(FloatingPointError, match="became nan"):
+        trainer.train_step(next(iter(task.loader("train", 16))))

@@ -46,12 +46,22 @@ class Batch:
         """(B, T) bool, True where a target position counts in the loss."""
         return length_mask(self.tgt_len, self.tgt_out.shape[1])
 
-    def to(self, device: torch.device | str) -> "Batch":
-        return Batch(*(getattr(self, name).to(device) for name in
-                       ("src", "src_len", "tgt_in", "tgt_out", "tgt_len")))
+    def to(self, device: torch.device | str, *, non_blocking: bool = False) -> "Batch":
+        """The batch on ``device``. With ``non_blocking`` and a batch in pinned memory
+        (:meth:`pin_memory`), a copy to a GPU is queued and the host does not wait."""
+        return Batch(*(getattr(self, name).to(device, non_blocking=non_blocking)
+                       for name in _FIELDS))
+
+    def pin_memory(self) -> "Batch":
+        """The batch in page-locked host memory, which a GPU copies from
+        asynchronously; a DataLoader with ``pin_memory=True`` calls this."""
+        return Batch(*(getattr(self, name).pin_memory() for name in _FIELDS))
 
     def __len__(self) -> int:
         return self.src.shape[0]
+
+
+_FIELDS = ("src", "src_len", "tgt_in", "tgt_out", "tgt_len")
 
 
 def random_batch(src_vocab: int, tgt_vocab: int, length: int, batch_size: int, *,
@@ -155,11 +165,16 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def make_loader(dataset: PairDataset, batch_size: int, *, shuffle: bool = True,
-                seed: int = 0, bucket: bool = True) -> DataLoader:
+                seed: int = 0, bucket: bool = True,
+                pin_memory: bool | None = None) -> DataLoader:
     """A DataLoader of :class:`Batch` objects, length-bucketed unless
-    ``bucket=False``."""
+    ``bucket=False``. Batches come in pinned memory (``pin_memory``, by default
+    whenever CUDA is present), so that copying them to the GPU need not wait."""
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
     lengths = [max(len(s), len(t)) for s,
                t in (dataset[i] for i in range(len(dataset)))]
     sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed,
                                  bucket=bucket)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate,
+                      pin_memory=pin_memory)

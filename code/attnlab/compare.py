@@ -10,6 +10,7 @@ parameters, their gradients and Adam's two moments.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping, Sequence
 
@@ -210,10 +211,17 @@ def sequential_depth(model: nn.Module, length: int, *, vocab: int,
                      batch_size: int = 2) -> int:
     """:func:`graph_depth` of a training loss on random sequences of ``length`` tokens
     (source and target), on the CPU, where PyTorch records every step of a
-    recurrence."""
+    recurrence (a copy of ``model`` there if it is elsewhere: ``model`` itself stays
+    where it is)."""
     batch = random_batch(vocab, vocab, length, batch_size,
                          generator=torch.Generator().manual_seed(0))
-    return graph_depth(batch_loss(model.cpu().train(), batch))
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        model = copy.deepcopy(model).cpu()
+    was_training = model.training
+    try:
+        return graph_depth(batch_loss(model.train(), batch))
+    finally:
+        model.train(was_training)
 
 
 def training_flops(model: nn.Module, length: int, *, vocab: int,

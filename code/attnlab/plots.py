@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from .training import History
@@ -105,13 +106,21 @@ def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int],
     return fig
 
 
+def _array(values) -> np.ndarray:
+    """``values`` as a float NumPy array: a tensor may be on any device and part of
+    an autograd graph."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=float)
+
+
 def heatmap(matrix, *, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
             xlabel: str = "", ylabel: str = "", colorbar: str = "",
             cmap: str = "viridis", vmin: float | None = None,
             vmax: float | None = None) -> Figure:
     """A labelled heatmap: one row per ``row_labels`` token, one column per
     ``col_labels`` token."""
-    matrix = np.asarray(matrix, dtype=float)
+    matrix = _array(matrix)
     if matrix.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix of shape {matrix.shape} does not "
                          f"fit {len(row_labels)} row and {len(col_labels)} "
@@ -219,7 +228,7 @@ def heads_figure(weights, *, row_labels: Sequence[str], col_labels: Sequence[str
                  title: str) -> Figure:
     """(h, T, S) attention weights as h labelled heatmaps side by side, one colour
     bar."""
-    weights = np.asarray(weights, dtype=float)
+    weights = _array(weights)
     heads = weights.shape[0]
     fig = Figure(figsize=(2.4 * heads + 1.2, 0.28 * len(row_labels) + 1.8),
                  layout="constrained")
@@ -238,7 +247,7 @@ def matrix_figure(matrix, *, title: str, xlabel: str, ylabel: str, colorbar: str
                   cmap: str = "RdBu") -> Figure:
     """A numeric matrix as an image with a colour bar (e.g. positional encodings)."""
     fig, ax = _figure()
-    image = ax.imshow(np.asarray(matrix, dtype=float), cmap=cmap, aspect="auto")
+    image = ax.imshow(_array(matrix), cmap=cmap, aspect="auto")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     fig.colorbar(image, ax=ax, label=colorbar)
     return fig

@@ -6,6 +6,7 @@ The trainer needs only the models' contract (:mod:`attnlab.contract`):
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -51,16 +52,16 @@ def token_loss(logits_of: Callable[[Batch], torch.Tensor], batches: Iterable[Bat
     """Cross-entropy per target token over all ``batches``: summed over every real
     token, divided by their number (a batch weighs by its tokens, not as one mean).
     ``logits_of(batch)`` gives the (B, T, V) scores of ``batch.tgt_out``."""
-    total, count = 0.0, 0
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
     for batch in batches:
-        batch = batch.to(device)
+        count += int((batch.tgt_out != pad_id).sum())    # counted on the host
+        batch = batch.to(device, non_blocking=True)
         logits = logits_of(batch)
         total += F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(),
-                                 ignore_index=pad_id, reduction="sum").item()
-        count += int((batch.tgt_out != pad_id).sum())
+                                 ignore_index=pad_id, reduction="sum")
     if count == 0:
         raise ValueError("no target tokens to score")
-    return total / count
+    return total.item() / count
 
 
 @dataclass
@@ -111,14 +112,14 @@ class Trainer:
         return batch_loss(self.model, batch, pad_id=self.pad_id,
                           label_smoothing=smoothing)
 
-    def train_step(self, batch: Batch) -> float:
-        """One optimisation step on ``batch``; returns its loss."""
+    def step(self, batch: Batch) -> torch.Tensor:
+        """One optimisation step on ``batch``; returns its loss as a tensor on the
+        device. Nothing here waits for the device: on a GPU the step is queued and
+        the host goes on to the next batch (read the loss with ``.item()`` only when
+        it is needed, as :meth:`fit` does every ``log_every`` steps)."""
         self.model.train()
-        batch = batch.to(self.device)
-        loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()}; "
-                                     "lower the learning rate or check the data")
+        batch = batch.to(self.device, non_blocking=True)
+        loss = self.loss(batch)                 # teacher forcing, padding masked
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip is not None:
@@ -126,7 +127,11 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss.item()
+        return loss.detach()
+
+    def train_step(self, batch: Batch) -> float:
+        """:meth:`step`, then wait for its loss and check it is finite."""
+        return _finite(self.step(batch).item(), "the training loss")
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> float:
@@ -165,6 +170,9 @@ class Trainer:
         else:
             iterator, rng = None, None
         start = time.perf_counter() - run.history.seconds
+        # The losses since the last log, summed where they are computed (float64: exact
+        # for these few float32 values, so where the sum is read does not change it).
+        pending = torch.zeros((), dtype=torch.float64, device=self.device)
         bar = tqdm(total=max_steps, initial=run.step, desc=desc, disable=not progress)
         # after replaying the data, which draws a number to seed the loader
         if rng is not None:
@@ -181,7 +189,7 @@ class Trainer:
                 run.epoch += order is None
                 continue
             run.position += 1
-            run.running += self.train_step(batch)
+            pending += self.step(batch)       # summed on the device: no wait per step
             run.history.tokens += int(batch.tgt_len.sum())
             run.count += 1
             run.step += 1
@@ -189,6 +197,7 @@ class Trainer:
             step, history = run.step, run.history
             evaluate_now = step % eval_every == 0 or step == max_steps
             if step % log_every == 0 or evaluate_now:
+                run.running += self._collect(pending, run)
                 history.steps.append(step)
                 history.train_loss.append(run.running / run.count)
                 bar.set_postfix(loss=f"{run.running / run.count:.3f}")
@@ -201,6 +210,7 @@ class Trainer:
                     callback(history)
             if resume_path is not None and (step % save_every == 0
                                             or step == max_steps):
+                run.running += self._collect(pending, run)
                 run.history.seconds = time.perf_counter() - start
                 self._save_resume_point(resume_path, run, max_steps)
         bar.close()
@@ -209,6 +219,14 @@ class Trainer:
             if hasattr(callback, "close"):
                 callback.close(run.history)
         return run.history
+
+    @staticmethod
+    def _collect(pending: torch.Tensor, run: "_Run") -> float:
+        """Read the losses summed on the device since the last call (one wait for the
+        device), check them and reset the sum."""
+        value = _finite(pending.item(), f"the training loss (steps up to {run.step})")
+        pending.zero_()
+        return value
 
     def _save_resume_point(self, path, run: "_Run", max_steps: int) -> None:
         resume.save(path,
@@ -267,6 +285,13 @@ class _Run:
     position: int = 0     # batches already taken from this pass
     running: float = 0.0  # loss summed since the last logged step
     count: int = 0
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{what} became {value}; "
+                                 "lower the learning rate or check the data")
+    return value
 
 
 def count_parameters(model: nn.Module) -> int:
