@@ -8,10 +8,10 @@
 #                                                # on whatever device is here (a rehearsal)
 #
 # For a machine with no network: wheels of the packages it lacks may wait in .whl/ (or
-# WHEELS; they
-# are installed into a private folder, nothing system-wide), and the corpus zip in the
+# WHEELS; they are installed into a private folder, nothing system-wide), and the corpus zip in the
 # folder ATTNLAB_DATA_DIR names. Each step has a time limit, so that one slow step
-# cannot take the others' time; each writes its results as soon as it has them.
+# cannot take the others' time (TOTAL_LIMIT bounds them all); each writes its results as
+# soon as it has them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-benchmarks/results}
@@ -41,7 +41,9 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu
 start=$SECONDS
 step() {   # step SECONDS NAME COMMAND...: run with a time limit, say how long it took
     local limit=$1 name=$2; shift 2
-    local t0=$SECONDS
+    local t0=$SECONDS left=$(( ${TOTAL_LIMIT:-100000} - (SECONDS - start) ))
+    (( left < limit )) && limit=$left      # TOTAL_LIMIT: seconds for all the steps together
+    (( limit < 10 )) && { echo "== $name: skipped, no time left"; return; }
     timeout --signal=INT --kill-after=10 "$limit" "$@"
     echo "== $name: exit $?, $((SECONDS - t0)) s (all: $((SECONDS - start)) s)"
 }
