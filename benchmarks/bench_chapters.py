@@ -99,13 +99,16 @@ def main() -> None:
                              "(default: a temporary folder, deleted afterwards)")
     parser.add_argument("--passes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"],
                         help="cold: from an empty model cache; warm: again, every model cached")
+    parser.add_argument("--chapters", nargs="+", default=None, metavar="NN",
+                        help="only these chapters, by number (e.g. 02 05)")
     parser.add_argument("--keep-going", action="store_true",
                         help="record a chapter that fails and go on with the next")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     device = common.device_of(args)
-    chapters = CHAPTERS[:1] if args.quick else CHAPTERS
+    chapters = CHAPTERS[:1] if args.quick else [
+        path for path in CHAPTERS if args.chapters is None or path.name[:2] in args.chapters]
     profiles = ["smoke"] if args.quick else args.profiles
     passes = ["cold"] if args.quick else args.passes
     measurements = []

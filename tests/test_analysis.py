@@ -47,3 +47,22 @@ def test_time_training_step_reports_each_length():
                                        batch_size=4, repeats=2)
     assert [r["length"] for r in rows] == [4, 8] and all(r["seconds"] > 0 for r in rows)
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))  # it trained
+
+
+def test_source_gradient_norms_backward_avoids_cudnn_in_eval_mode():
+    """The measurement runs the model in evaluation mode (no dropout) and differentiates
+    it; cuDNN's GRU refuses that ("cudnn RNN backward can only be called in training
+    mode"), so the backward pass must run with cuDNN off, on any device."""
+    model, batch = _reversal_model_and_batch()
+    seen = []
+    def watch(module, inputs, output):          # returns None: the output is kept
+        output.register_hook(lambda grad: seen.append((torch.backends.cudnn.enabled,
+                                                       module.training)))
+
+    handle = model.encoder.embedding.register_forward_hook(watch)
+    try:
+        analysis.source_gradient_norms(model, batch)
+    finally:
+        handle.remove()
+    assert seen == [(False, False)]
+    assert torch.backends.cudnn.enabled                      # restored afterwards

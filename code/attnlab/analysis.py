@@ -34,7 +34,10 @@ def source_gradient_norms(model: nn.Module, batch: Batch, *,
     model.eval()  # no dropout: the gradient of the model itself
     try:
         model.zero_grad(set_to_none=True)
-        batch_loss(model, batch, pad_id=pad_id).backward()
+        # cuDNN's recurrent layers refuse a backward pass in evaluation mode; PyTorch's
+        # own do not (and compute the same gradient).
+        with torch.backends.cudnn.flags(enabled=False):
+            batch_loss(model, batch, pad_id=pad_id).backward()
     finally:
         handle.remove()
         model.train(was_training)
@@ -82,7 +85,7 @@ def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int,
 
 def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup,
                 device, seed):
-    model = model.to(device)
+    model = model.to(device).train()     # a training step, dropout and all
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(seed)
     results = []

@@ -78,10 +78,10 @@ def random_batch(src_vocab: int, tgt_vocab: int, length: int, batch_size: int, *
 def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
     """Right-pad integer sequences into one (B, longest) tensor."""
     longest = max(len(s) for s in sequences)
-    out = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-    return out
+    # One tensor from nested lists: a copy per row would cost more than the batch's
+    # training step on a GPU.
+    return torch.tensor([[*map(int, seq), *[pad_id] * (longest - len(seq))]
+                         for seq in sequences], dtype=torch.long)
 
 
 class PairDataset(Dataset):
