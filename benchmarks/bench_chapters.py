@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-import traceback
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import nbformat
@@ -27,6 +28,7 @@ from nbclient import NotebookClient
 
 import common
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")          # colours in a kernel's traceback
 CHAPTERS = sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -40,12 +42,11 @@ def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
         start = time.perf_counter()
         NotebookClient(notebook, timeout=3600, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
-        seconds = time.perf_counter() - start
-        if keep is not None:
+        return time.perf_counter() - start
+    finally:
+        if keep is not None:                     # also when it failed: what it printed
             keep.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook, keep)
-        return seconds
-    finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -132,7 +133,8 @@ def main() -> None:
                         if not args.keep_going:
                             raise
                         seconds = time.perf_counter() - started
-                        error = "".join(traceback.format_exception_only(failure))[-4000:]
+                        error = ANSI.sub("", "".join(traceback.format_exception_only(failure)))
+                        error = [line for line in error.splitlines() if line.strip()][-1]
                     measurement = {"chapter": path.stem, "profile": profile, "cache": cache,
                                    "seconds": seconds,
                                    "trained": trained_models(models, before),

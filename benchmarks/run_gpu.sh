@@ -49,7 +49,7 @@ step() {   # step SECONDS NAME COMMAND...: run with a time limit, say how long i
 }
 PROFILE=full QUICK=()
 [ -n "${DRY_RUN:-}" ] && PROFILE=smoke QUICK=(--quick)
-step "${CHAPTERS_LIMIT:-420}" chapters python3 benchmarks/bench_chapters.py --profiles $PROFILE \
+step "${CHAPTERS_LIMIT:-500}" chapters python3 benchmarks/bench_chapters.py --profiles $PROFILE \
     --passes cold --keep-going --build-dir "$BUILD" --output "$RESULTS/chapters-cuda.json"
 for name in steps:60 peak:45 decoding:45 torch:45 d2l:60; do
     step "${name#*:}" "${name%:*}" python3 "benchmarks/bench_${name%:*}.py" "${QUICK[@]}" \

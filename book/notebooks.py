@@ -81,7 +81,7 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         record = json.loads(path.read_text(encoding="utf-8"))
         runs = {(m["profile"], m["cache"]): m for m in record["measurements"]
                 if m["chapter"] == chapter}
-        if ("full", "cold") not in runs:
+        if ("full", "cold") not in runs and device == "cpu":   # the reference: required
             raise ValueError(f"{path.name} has no full-profile run of {chapter}: run "
                              "benchmarks/bench_chapters.py")
         columns.append((record, runs))
@@ -89,6 +89,8 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         raise ValueError(f"no chapters-*.json in {results}: run benchmarks/bench_chapters.py")
 
     def trained(runs):
+        if ("full", "cold") not in runs:
+            return "not measured yet"
         models = runs[("full", "cold")].get("trained")
         if models is None:
             return "not recorded"
@@ -96,7 +98,18 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
                           for m in models) or "nothing"
 
     def cell(runs, key):
-        return _duration(runs[key]["seconds"]) if key in runs else "–"
+        if key not in runs:
+            return "–"
+        return "did not finish" if "error" in runs[key] else _duration(runs[key]["seconds"])
+
+    unfinished = [f"On {_device_name(record['machine'])}, the run of "
+                  f"{record['measured_at'][:10]} did not finish this chapter: "
+                  f"{runs[('full', 'cold')]['error']}."
+                  if ("full", "cold") in runs else
+                  f"On {_device_name(record['machine'])}, the run of "
+                  f"{record['measured_at'][:10]} did not reach this chapter."
+                  for record, runs in columns
+                  if "error" in runs.get(("full", "cold"), {"error": None})]
 
     rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
             ("with its models cached", lambda r: cell(r, ("full", "warm"))),
@@ -120,6 +133,7 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         "",
         *lines,
         "",
+        *([" ".join(unfinished), ""] if unfinished else []),
         f"Source: {sources}.",
         ":::"]))
 

@@ -141,6 +141,18 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     assert "chapters-cuda.json`, 2026-11-26" in note
     with pytest.raises(ValueError, match="no full-profile run of 07_y"):
         notebooks.budget_note("07_y", tmp_path)
+    # A GPU run that failed in this chapter, or never reached it: said, not hidden.
+    failed = json.loads((tmp_path / "chapters-cuda.json").read_text())
+    failed["measurements"][1]["error"] = "RuntimeError: out of memory"
+    (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert "| top to bottom | 6.7 min | did not finish |" in note
+    assert "the run of 2026-11-26 did not finish this chapter: RuntimeError: out of memory." in note
+    failed["measurements"] = []
+    (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert "| trains | `gru-fra-eng`: 3,200 steps, 4.0 min | not measured yet |" in note
+    assert "did not reach this chapter" in note
 
 
 def test_every_chapter_is_in_the_table_of_contents():
