@@ -16,12 +16,15 @@ def test_budgets_and_settings():
     assert experiments.fra_eng_settings(full)["n_train"] == 20_000
     with pytest.raises(ValueError, match="unknown task"):
         experiments.budget("chess", full)
-    # The Transformer gets chapters 2-3's steps and batch, with its own optimiser settings.
+    # One recipe for the three fra-eng models (Vaswani et al.'s): no model has its own.
     for profile in (smoke, full):
-        shared, own = (experiments.budget(t, profile) for t in ("fra-eng", "fra-eng-transformer"))
-        assert (own.steps, own.batch_size) == (shared.steps, shared.batch_size)
-        assert own.label_smoothing == 0.1 and own.betas == (0.9, 0.98) and own.warmup > 0
-        assert own.lr == shared.lr
+        shared = experiments.budget("fra-eng", profile)
+        assert shared.label_smoothing == 0.1 and shared.betas == (0.9, 0.98)
+        assert 0 < shared.warmup < shared.steps
+        with pytest.raises(ValueError, match="unknown task"):
+            experiments.budget("fra-eng-transformer", profile)
+        ablation = experiments.budget("transformer-ablation", profile)
+        assert (ablation.label_smoothing, ablation.betas) == (shared.label_smoothing, shared.betas)
 
 
 def test_every_budget_setting_enters_the_cache_key():

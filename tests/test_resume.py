@@ -26,7 +26,7 @@ def stop_at(step):
 
 
 @pytest.mark.parametrize("task, factory", [("fra-eng", experiments.gru_model),
-                                           ("fra-eng-transformer", experiments.transformer_model)])
+                                           ("fra-eng", experiments.transformer_model)])
 def test_interrupted_training_resumes_to_identical_weights(tmp_path, monkeypatch, fra_eng_dir,
                                                            task, factory):
     monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
