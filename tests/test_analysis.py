@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from attnlab import analysis, rnn, runtime, synthetic
@@ -66,3 +67,45 @@ def test_source_gradient_norms_backward_avoids_cudnn_in_eval_mode():
         handle.remove()
     assert seen == [(False, False)]
     assert torch.backends.cudnn.enabled                      # restored afterwards
+
+
+def test_parallel_and_sequential_grows_the_tokens_both_ways(monkeypatch):
+    """Both series start from the same shape and reach the same token counts, one by more
+    sentences, the other by longer ones; each time is a real measurement of that shape."""
+    shapes = []
+    real = analysis.time_training_step
+
+    def recording(model, *, lengths, batch_size, **kwargs):
+        shapes.extend((batch_size, n) for n in lengths)
+        return real(model, lengths=lengths, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(analysis, "time_training_step", recording)
+    model = rnn.EncoderDecoder(20, 20, embed_size=8, hidden_size=8, proj_size=8, dropout=0.0)
+    result = analysis.parallel_and_sequential(model, vocab=20, batch_size=2, length=3,
+                                              factors=[1, 2, 4], repeats=1)
+    assert [(r["batch"], r["length"]) for r in result["batch"]] == [(2, 3), (4, 3), (8, 3)]
+    assert [(r["batch"], r["length"]) for r in result["length"]] == [(2, 3), (2, 6), (2, 12)]
+    assert [r["tokens"] for r in result["batch"]] == [r["tokens"] for r in result["length"]] == [6, 12, 24]
+    assert sorted(shapes) == sorted([(2, 3), (4, 3), (8, 3), (2, 3), (2, 6), (2, 12)])
+    assert all(r["seconds"] > 0 for rows in result.values() for r in rows)
+    with pytest.raises(ValueError, match="factors"):
+        analysis.parallel_and_sequential(model, vocab=20, batch_size=2, length=3, factors=[0])
+
+
+def test_gradient_norms_are_measured_before_clipping():
+    """The norms recorded are those of the raw gradient; clipping changes the update, so
+    the two runs part after their first step, which they share exactly."""
+    task = synthetic.reversal_task(n_train=64, n_val=2, n_test=2, min_len=3, max_len=9, seed=1)
+    batches = list(task.loader("train", 16))[:4]
+
+    def run(clip):
+        runtime.seed_everything(0)
+        model = rnn.EncoderDecoder(len(task.src_vocab), len(task.tgt_vocab), embed_size=8,
+                                   hidden_size=16, proj_size=8, dropout=0.0)
+        return analysis.gradient_norms_during_training(model, batches, lr=0.05, clip=clip)
+
+    free, clipped = run(None), run(1e-3)
+    assert len(free["norms"]) == len(free["losses"]) == 4
+    assert free["norms"][0] == clipped["norms"][0] > 1e-3          # the same first gradient
+    assert free["losses"][0] == clipped["losses"][0]
+    assert free["losses"][1:] != clipped["losses"][1:]             # then different updates

@@ -30,7 +30,7 @@ def test_budgets_and_settings():
 def test_every_budget_setting_enters_the_cache_key():
     plain = experiments.Budget(steps=10, batch_size=8, lr=1e-3, log_every=5, eval_every=10)
     changed = dict(steps=11, batch_size=9, lr=2e-3, log_every=2, eval_every=5, warmup=3,
-                   label_smoothing=0.1, betas=(0.9, 0.98), decay=True)
+                   label_smoothing=0.1, betas=(0.9, 0.98), decay=True, cooldown=2)
     assert set(changed) == {f.name for f in dataclasses.fields(plain)}
     for name, value in changed.items():
         assert dataclasses.replace(plain, **{name: value}).spec() != plain.spec(), name
@@ -39,7 +39,9 @@ def test_every_budget_setting_enters_the_cache_key():
 @pytest.mark.parametrize("settings, expected", [
     (dict(), [1.0, 1.0, 1.0, 1.0]),
     (dict(decay=True), [1.0, 0.75, 0.5, 0.25]),
-    (dict(warmup=2), [0.5, 1.0, 1.0, 0.5]),
+    (dict(warmup=2), [0.5, 1.0, 1.0, 1.0]),
+    (dict(warmup=2, decay=True), [0.5, 1.0, 1.0, 0.5]),
+    (dict(warmup=1, cooldown=2), [1.0, 1.0, 1.0, 0.5]),
 ])
 def test_make_schedule(settings, expected):
     plan = experiments.Budget(steps=4, batch_size=8, lr=1.0, log_every=1, eval_every=4, **settings)

@@ -117,6 +117,13 @@ def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
         assert f"{44.4 + i:.1f}" in outputs
         assert f"{66.6 + i:.1f}" in outputs and f"{7777 + i}" in outputs
     assert "sentinel-device" in outputs
+    # The prose that reads the table is written from the same numbers, in the text itself.
+    prose = " ".join("".join(output.get("data", {}).get("text/markdown", ""))
+                     for cell in notebooks.read(executed).cells if cell.cell_type == "code"
+                     for output in cell.get("outputs", []))
+    assert f"greedy: {MODEL_NAMES[0]} 91.3, {MODEL_NAMES[1]} 92.3, {MODEL_NAMES[2]} 93.3" in prose
+    assert "each model translates better than the one before" in prose
+    assert "4323 s (Transformer) on `sentinel-device`" in prose
 
 
 def test_budget_notes_come_from_the_measured_timings(tmp_path):

@@ -111,6 +111,15 @@ def test_warmup_linear_schedule():
     # Without warm-up: a linear decay from the first step.
     rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=0, total=4), 4)
     assert rates == pytest.approx([1.0, 3 / 4, 2 / 4, 1 / 4])
+    # Without decay: the peak is held after the warm-up.
+    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay=False), 12)
+    assert rates == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 9)
+    # Held, then a decay over the last 4 steps (warm-up, stable, decay).
+    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay_steps=4), 12)
+    assert rates == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 5 + [1.0, 3 / 4, 2 / 4, 1 / 4])
+    with pytest.raises(ValueError, match="decay_steps"):
+        warmup_linear_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                               warmup=4, total=12, decay_steps=9)
     for warmup in (10, -1):
         with pytest.raises(ValueError, match="warmup"):
             warmup_linear_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),

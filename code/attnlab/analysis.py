@@ -108,3 +108,65 @@ def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmu
         results.append({"length": length, "seconds": statistics.median(times),
                         "spread": max(times) - min(times)})
     return results
+
+
+def parallel_and_sequential(model: nn.Module, *, vocab: int, batch_size: int,
+                            length: int, factors: list[int], repeats: int = 3,
+                            warmup: int = 1,
+                            device: torch.device | str = "cpu",
+                            seed: int = 0) -> dict[str, list[dict]]:
+    """One training step's time as the tokens per step grow by each of ``factors``, two
+    ways from the same start (``batch_size`` sentences of ``length`` tokens):
+
+    * ``"batch"``: more sentences of the same length, independent of each other, which
+      any model can process side by side;
+    * ``"length"``: the same number of longer sentences, whose positions a recurrent
+      model must process one after another.
+
+    Each row has ``tokens`` (batch x length), ``batch``, ``length``, ``seconds`` and
+    ``spread``. Equal times along both ways mean the work is parallel in both; time
+    growing only along ``"length"`` means sequential work.
+    """
+    if not factors or min(factors) < 1:
+        raise ValueError(f"factors must be positive integers, got {factors!r}")
+    by_batch = []
+    for factor in factors:
+        (row,) = time_training_step(model, src_vocab=vocab, tgt_vocab=vocab,
+                                    lengths=[length], batch_size=batch_size * factor,
+                                    repeats=repeats, warmup=warmup, device=device,
+                                    seed=seed)
+        by_batch.append({**row, "batch": batch_size * factor})
+    by_length = [{**row, "batch": batch_size}
+                 for row in time_training_step(model, src_vocab=vocab, tgt_vocab=vocab,
+                                               lengths=[length * f for f in factors],
+                                               batch_size=batch_size, repeats=repeats,
+                                               warmup=warmup, device=device, seed=seed)]
+    for row in by_batch + by_length:
+        row["tokens"] = row["batch"] * row["length"]
+    return {"batch": by_batch, "length": by_length}
+
+
+def gradient_norms_during_training(model: nn.Module, batches: list[Batch], *,
+                                   lr: float, clip: float | None,
+                                   device: torch.device | str = "cpu"
+                                   ) -> dict[str, list]:
+    """Train ``model`` with Adam at ``lr`` for one step per batch of ``batches``,
+    clipping the gradient's norm at ``clip`` (``None``: never), and record at every
+    step the norm of the whole gradient **before** clipping and the loss.
+
+    Returns ``{"norms": [...], "losses": [...]}``, one value per step.
+    """
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    norms, losses = [], []
+    for batch in batches:
+        batch = batch.to(device)
+        loss = batch_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(model.parameters(),
+                                        clip if clip is not None else float("inf"))
+        optimizer.step()
+        norms.append(float(norm))
+        losses.append(float(loss))
+    return {"norms": norms, "losses": losses}

@@ -299,16 +299,28 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def warmup_linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
-                           total: int) -> torch.optim.lr_scheduler.LambdaLR:
+                           total: int, decay: bool = True,
+                           decay_steps: int | None = None
+                           ) -> torch.optim.lr_scheduler.LambdaLR:
     """Learning rate rising linearly for ``warmup`` steps, then falling linearly to zero
-    at ``total``: the schedule that keeps small post-norm attention models stable. With
-    ``warmup=0``, a linear decay from the first step."""
+    at ``total``. With ``decay=False`` it is held at its peak instead; with
+    ``decay_steps``, it is held, then falls to zero over the last ``decay_steps``
+    steps. With ``warmup=0``, no warm-up."""
     if not 0 <= warmup < total:
         raise ValueError("need 0 <= warmup < total, got "
                          f"warmup={warmup}, total={total}")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer,
-                                             lambda step: min((step + 1) / warmup
-            if warmup else 1.0, max(0.0, (total - step) / (total - warmup))))
+    if decay_steps is None:
+        decay_steps = total - warmup if decay else 0
+    if not 0 <= decay_steps <= total - warmup:
+        raise ValueError(f"decay_steps must be between 0 and total - warmup = "
+                         f"{total - warmup}, got {decay_steps}")
+
+    def factor(step: int) -> float:
+        rise = (step + 1) / warmup if warmup else 1.0
+        fall = min(1.0, max(0.0, (total - step) / decay_steps)) if decay_steps else 1.0
+        return min(rise, fall)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def inverse_sqrt_schedule(optimizer: torch.optim.Optimizer, *, warmup: int,
