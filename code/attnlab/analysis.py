@@ -168,5 +168,5 @@ def gradient_norms_during_training(model: nn.Module, batches: list[Batch], *,
                                         clip if clip is not None else float("inf"))
         optimizer.step()
         norms.append(float(norm))
-        losses.append(float(loss))
+        losses.append(loss.item())
     return {"norms": norms, "losses": losses}
