@@ -8,8 +8,8 @@
 #                                                # on whatever device is here (a rehearsal)
 #
 # For a machine with no network: wheels of the packages it lacks may wait in .whl/ (or
-# WHEELS; they are installed into a private folder, nothing system-wide), and the corpus zip in the
-# folder ATTNLAB_DATA_DIR names. Each step has a time limit, so that one slow step
+# WHEELS; they are installed into a private folder, nothing system-wide), and the corpus
+# zip in the folder ATTNLAB_DATA_DIR names. Each step has a time limit, so that one slow step
 # cannot take the others' time (TOTAL_LIMIT bounds them all); each writes its results as
 # soon as it has them.
 set -uo pipefail

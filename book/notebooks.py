@@ -102,14 +102,14 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
             return "–"
         return "did not finish" if "error" in runs[key] else _duration(runs[key]["seconds"])
 
-    unfinished = [f"On {_device_name(record['machine'])}, the run of "
-                  f"{record['measured_at'][:10]} did not finish this chapter: "
-                  f"{runs[('full', 'cold')]['error']}."
-                  if ("full", "cold") in runs else
-                  f"On {_device_name(record['machine'])}, the run of "
-                  f"{record['measured_at'][:10]} did not reach this chapter."
-                  for record, runs in columns
-                  if "error" in runs.get(("full", "cold"), {"error": None})]
+    unfinished = []                   # full runs that failed in, or never reached, it
+    for record, runs in columns:
+        run = f"On {_device_name(record['machine'])}, the run of {record['measured_at'][:10]}"
+        if ("full", "cold") not in runs:
+            unfinished.append(f"{run} did not reach this chapter.")
+        elif "error" in runs[("full", "cold")]:
+            unfinished.append(f"{run} did not finish this chapter: "
+                              f"{runs[('full', 'cold')]['error']}.")
 
     rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
             ("with its models cached", lambda r: cell(r, ("full", "warm"))),

@@ -56,6 +56,14 @@ def test_make_schedule(settings, expected):
     assert rates == pytest.approx(expected)
 
 
+def test_make_schedule_refuses_two_decays():
+    plan = experiments.Budget(steps=4, batch_size=8, lr=1.0, log_every=1, eval_every=4,
+                              decay=True, cooldown=2)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        experiments.make_schedule(optimizer, plan)
+
+
 def test_train_model_caches_the_experiment():
     profile = runtime.Profile("smoke")
     data = synthetic.reversal_task(n_train=200, n_val=20, n_test=40, min_len=3, max_len=8, seed=0)

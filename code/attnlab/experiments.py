@@ -163,6 +163,9 @@ def transformer_model(data: Seq2SeqData, *, norm_first: bool = False,
 
 def make_schedule(optimizer: torch.optim.Optimizer, plan: Budget):
     """The learning-rate schedule ``plan`` asks for (``None``: a constant rate)."""
+    if plan.decay and plan.cooldown:
+        raise ValueError("a budget decays either from the warm-up's end (decay=True) "
+                         f"or over its last steps (cooldown={plan.cooldown}), not both")
     if plan.warmup or plan.decay or plan.cooldown:
         return warmup_linear_schedule(optimizer, warmup=plan.warmup, total=plan.steps,
                                       decay=plan.decay,
