@@ -25,6 +25,12 @@ def test_budgets_and_settings():
             experiments.budget("fra-eng-transformer", profile)
         ablation = experiments.budget("transformer-ablation", profile)
         assert (ablation.label_smoothing, ablation.betas) == (shared.label_smoothing, shared.betas)
+    # Every budget gives a schedule (none asks for two decays at once).
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    for profile in (smoke, full):
+        for task in ("fra-eng", "reversal", "positions", "language-model",
+                     "transformer-ablation", "reversal-transformer"):
+            experiments.make_schedule(optimizer, experiments.budget(task, profile))
 
 
 def test_every_budget_setting_enters_the_cache_key():

@@ -119,7 +119,7 @@ def budget(task: str, profile: Profile) -> Budget:
     }
     # Chapter 5's ablation: short runs at twice that peak rate, where warm-up decides.
     budgets["transformer-ablation"] = replace(
-        budgets["fra-eng"], lr=4e-3, decay=True, **profile.pick(
+        budgets["fra-eng"], lr=4e-3, decay=True, cooldown=0, **profile.pick(
             smoke=dict(steps=20, log_every=5, eval_every=10, warmup=5),
             full=dict(steps=300, log_every=25, eval_every=75, warmup=75)))
     # Chapter 6: the Transformer on reversal, with the RNNs' steps, batch and peak rate.
