@@ -82,8 +82,10 @@ class BahdanauDecoder(nn.Module):
         """
         embedded = self.dropout(self.embedding(tgt_in))                 # (B, T, embed)
         states, contexts, alphas = [], [], []
-        for t in range(tgt_in.shape[1]):  # sequential: each query is the previous state
-            state, context, alpha = self.step(embedded[:, t], state, memory)
+        # sequential: each query is the previous state. (unbind, not embedded[:, t]: the
+        # backward pass then stacks T gradients once instead of adding T full-size ones)
+        for embedded_t in embedded.unbind(1):
+            state, context, alpha = self.step(embedded_t, state, memory)
             states.append(state)
             contexts.append(context)
             alphas.append(alpha)
