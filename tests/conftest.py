@@ -103,3 +103,27 @@ def decode_stepwise(model, src, src_len, tgt_in):
         weights.append(step.attention)
     stacked = torch.stack(weights, 1) if weights[0] is not None else None
     return torch.stack(logits, 1), stacked, state
+
+
+def assert_transformer_weights(model, src_vocab, tgt_vocab, source, weights, atol=1e-4):
+    """An exported Transformer's weights of a greedy decode (``weights``: "encoder",
+    "decoder_self" and "cross" arrays, one row per step) against every layer and head of
+    PyTorch's pass over the same final prefix."""
+    import numpy as np
+    import torch
+
+    from attnlab import decoding
+
+    ids = src_vocab.encode(source) + [src_vocab.eos_id]
+    steps = np.asarray(weights["cross"]).shape[2]
+    written = decoding.greedy_decode(
+        model, torch.tensor([ids]), torch.tensor([len(ids)]), bos_id=tgt_vocab.bos_id,
+        eos_id=tgt_vocab.eos_id, max_len=steps).tokens[0].tolist()
+    prefix = [tgt_vocab.bos_id] + written[:steps - 1]
+    with torch.no_grad():
+        out = model(src=torch.tensor([ids]), src_len=torch.tensor([len(ids)]),
+                    tgt_in=torch.tensor([prefix]), need_weights=True)
+    for key, layers in (("encoder", out.layers.encoder),
+                        ("decoder_self", out.layers.decoder_self), ("cross", out.layers.cross)):
+        np.testing.assert_allclose(np.asarray(weights[key], dtype=np.float32),
+                                   torch.cat(layers).numpy(), atol=atol)

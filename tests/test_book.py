@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from attnlab import export
+from conftest import ROOT, assert_transformer_weights
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -288,3 +290,148 @@ def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
     assert "no results committed yet" not in text
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
+
+
+# --- Live translation on the static site (book/live, attnlab.export) -------------------
+
+LIVE_MODELS = {"gru-fra-eng": "02_encoder_decoder", "bahdanau-fra-eng": "03_bahdanau_attention",
+               "transformer-fra-eng": "05_transformer"}
+
+
+def _heavy(url: str) -> bool:
+    return "/_static/models/" in url or "onnxruntime-web" in url or "/live/translate.mjs" in url
+
+
+@pytest.mark.slow
+def test_the_build_publishes_the_chapters_models(built_book):
+    html, _ = built_book
+    index = json.loads((html / "_static" / "models" / "index.json").read_text())
+    assert sorted(m["name"] for m in index["models"]) == sorted(LIVE_MODELS)
+    assert {m["profile"] for m in index["models"]} == {"smoke"}
+    for name in LIVE_MODELS:
+        export.load_manifest(html / "_static" / "models" / name)       # hashes checked
+    pages = {stem: (html / "chapters" / f"{stem}.html").read_text(encoding="utf-8")
+             for stem in CHAPTER_PAGES}
+    with_box = {stem for stem, text in pages.items() if "live/live.mjs" in text}
+    assert with_box == {"03_bahdanau_attention", "05_transformer", "06_comparison"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LIVE_MODELS))
+def test_the_browser_decodes_as_pytorch(site, browser, built_book, name, fra_eng_dir,
+                                        monkeypatch):
+    """On the static page, 50 held-out sentences per model: the browser's tokens are
+    PyTorch's greedy ones and its attention weights are within 1e-4 of PyTorch's."""
+    html, _ = built_book
+    model = _trained(html, name)
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    data = _smoke_data()
+    sentences = [" ".join(s) for s in data.references("test")[0][:50]]
+    assert len(sentences) == 50
+    page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
+    assert not [url for url in requests if _heavy(url)]       # nothing loaded before asked
+    results = page.evaluate("""async ([name, sentences]) => {
+        const base = new URL("../_static/", location.href);
+        const { translate } = await import(new URL("live/translate.mjs", base).href);
+        const out = [];
+        for (const s of sentences) {
+            const r = await translate(new URL(`models/${name}/`, base), new URL("vendor/", base), s);
+            out.push({ tokens: r.tokens, weights: r.weights });
+        }
+        return out;
+    }""", [name, sentences])
+    for sentence, ours in zip(sentences, results):
+        assert_browser_matches_pytorch(model, data, sentence, ours)
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def _smoke_data():
+    from attnlab import experiments
+    from attnlab.runtime import get_profile
+
+    return experiments.fra_eng_data(get_profile("smoke"))
+
+
+def _trained(html, name):
+    """The model the smoke build trained, from its model cache."""
+    from attnlab.checkpoints import load_checkpoint
+
+    (path,) = sorted((html.parents[1] / "attnlab" / "models").glob(f"{name}-*[0-9a-f].pt"))
+    return load_checkpoint(path).model.eval()
+
+
+def assert_browser_matches_pytorch(model, data, sentence, ours, atol=1e-4):
+    import numpy as np
+
+    from attnlab import decoding
+
+    theirs = decoding.translate(model, sentence, data.src_vocab, data.tgt_vocab)
+    assert ours["tokens"] == theirs.tokens, sentence
+    weights = {k: np.array(v, dtype=np.float32) for k, v in ours["weights"].items()}
+    if "attention" in weights:
+        np.testing.assert_allclose(weights["attention"], theirs.attention.numpy(), atol=atol)
+    if "cross" in weights:
+        assert_transformer_weights(model, data.src_vocab, data.tgt_vocab, theirs.source,
+                                   weights, atol)
+
+
+@pytest.mark.slow
+def test_live_box_handles_bad_input_and_broken_files(site, browser):
+    """Chapter 3's live box: a translation with its step view; then every kind of bad
+    input gets a message, markup stays text, and a model file that fails to load or does
+    not match its hash leaves a message while the precomputed explorer keeps working."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    box = page.locator(".attnlab-live")
+    field, button = box.locator("input[type=text]"), box.locator("button")
+    status, results = box.locator(".attnlab-live-status"), box.locator(".attnlab-live-results")
+    assert not [url for url in requests if _heavy(url)]
+
+    def ask(text):
+        field.fill(text)
+        button.click()
+        page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=60_000)
+        return status.inner_text(), results.inner_text()
+
+    message, shown = ask("The cat is on the mat.")
+    assert message == "" and "Translation:" in shown
+    assert box.locator(".attnlab-live-steps input[type=range]").count() == 1
+    assert box.locator(".attnlab-live-map tr").count() >= 2
+    assert [url for url in requests if _heavy(url)]           # now the model was fetched
+
+    message, shown = ask("   ")
+    assert "nothing to translate" in message and shown == ""
+    message, shown = ask("qwxz vbnm plkj")
+    assert message == "" and "Read as <unk>" in shown and "qwxz" in shown
+    message, shown = ask(" ".join(["cat"] * 500))
+    assert "cut to its first 50 words" in shown
+    message, shown = ask("😀 Здравствуйте 你好 ✨")
+    assert message == "" and "Read as <unk>" in shown and "😀" in shown
+    message, shown = ask('<script>alert("x")</script><img src=x onerror=alert(1)>')
+    assert message == "" and "<script>" in shown
+    assert dialogs == [] and box.locator("script, img").count() == 0
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+    # A broken deployment: the vocabulary altered, then the model file missing.
+    for route, expected in (
+            (lambda r: r.fulfill(status=200, body='["<pad>"]', content_type="application/json"),
+             "does not match its SHA-256"),
+            (lambda r: r.fulfill(status=404, body="gone"), "HTTP 404")):
+        page, requests, errors = open_page(browser,
+                                           f"{site}/chapters/03_bahdanau_attention.html")
+        page.route("**/models/bahdanau-fra-eng/tgt-vocab.json" if "SHA" in expected
+                   else "**/models/bahdanau-fra-eng/model.onnx", route)
+        box = page.locator(".attnlab-live")
+        box.locator("input[type=text]").fill("The cat is on the mat.")
+        box.locator("button").click()
+        page.wait_for_function("b => !b.disabled",
+                               arg=box.locator("button").element_handle(), timeout=60_000)
+        assert expected in box.locator(".attnlab-live-status").inner_text()
+        # the precomputed explorer is untouched
+        assert page.locator(".attnlab-step").count() == 1
+        errors = [e for e in errors if "404" not in e]             # the failure we made
+        assert_offline_and_clean(site, page, requests, errors)
+        page.close()

@@ -37,7 +37,15 @@ def main() -> int:
     shutil.copy2(mathjax / "tex-chtml.js", staging / "mathjax" / "tex-chtml.js")
     for folder in ("input/tex/extensions", "output/chtml/fonts", "ui", "a11y", "adaptors"):
         shutil.copytree(mathjax / folder, staging / "mathjax" / folder)
-    for licence in ("mathjax/LICENSE", "@jupyter-widgets/html-manager/LICENSE"):
+    # onnxruntime-web, for live translation: its WebAssembly-only build (an ES module) and
+    # the single-threaded use of its SIMD WebAssembly (pages on a static host are not
+    # cross-origin isolated, so they get no threads). Loaded only when a reader asks.
+    ort = MODULES / "onnxruntime-web" / "dist"
+    (staging / "onnxruntime-web").mkdir()
+    for name in ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+        shutil.copy2(ort / name, staging / "onnxruntime-web" / name)
+    for licence in ("mathjax/LICENSE", "@jupyter-widgets/html-manager/LICENSE",
+                    "onnxruntime-web/LICENSE"):
         source = MODULES / licence
         if source.exists():
             shutil.copy2(source, staging / f"{licence.split('/')[-2]}-LICENSE")

@@ -14,7 +14,8 @@ the imports and holds every module to this)::
         |
     evaluation    metrics, evaluation, inspection, analysis, compare, results
         |
-    presentation  plots, widgets, explorer, notebook   (the only users of ipywidgets)
+    presentation  plots, widgets, explorer, notebook,   (the only users of ipywidgets)
+                  export
 
 One line a module:
 
@@ -51,6 +52,7 @@ One line a module:
 - ``widgets``: widgets that work on the static website and live, on ipywidgets 7 and 8.
 - ``explorer``: the attention explorers.
 - ``notebook``: a chapter's setup cell and ``show_source``.
+- ``export``: the trained models for the website's live translation (ONNX).
 
 Shapes use one alphabet everywhere, as in the papers: B batch, S source length,
 T target length, D model width, h heads, N layers, V vocabulary size, d_k key

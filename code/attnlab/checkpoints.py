@@ -161,8 +161,8 @@ TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "positions", "resume", "rnn", "runtime", "selfattention", "synthetic",
                  "training", "transformer", "vocab")
 OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "evaluation", "explorer",
-              "files", "inspection", "metrics", "notebook", "plots", "results",
-              "widgets")
+              "export", "files", "inspection", "metrics", "notebook", "plots",
+              "results", "widgets")
 
 
 def _code_without_docs(source: str) -> str:

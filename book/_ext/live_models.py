@@ -1,0 +1,70 @@
+"""Publish the chapters' exported models with the site, for live translation in the
+reader's browser.
+
+The chapters write each trained fra-eng model, exported for the browser, under
+``attnlab.export.browser_dir()`` as they execute. When the HTML build finishes, this
+extension copies every export whose files match its manifest's hashes into
+``_static/models/<name>/`` and writes ``_static/models/index.json``, the list the page
+offers; an export that does not match is left out, with a warning. Nothing is loaded
+by a page until its reader asks for a live translation.
+
+The boxes themselves are ``<div class="attnlab-live" data-models="...">`` elements in
+a chapter; the pages that have one load ``_static/live/live.mjs`` (``book/live/``), a
+small module that draws the text box and imports the rest on the first request.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+LIVE = Path(__file__).resolve().parents[1] / "live"
+MARKER = 'class="attnlab-live"'
+
+
+def _add_module(app: Sphinx, pagename: str, templatename: str, context: dict,
+                doctree) -> None:
+    # Only the pages with a live box load its script.
+    if MARKER in (context.get("body") or ""):
+        app.add_js_file("live/live.mjs", type="module")
+
+
+def _publish(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    from attnlab import export
+
+    scripts = Path(app.outdir) / "_static" / "live"
+    shutil.rmtree(scripts, ignore_errors=True)
+    scripts.mkdir(parents=True)
+    for script in LIVE.glob("*.mjs"):
+        shutil.copy2(script, scripts / script.name)
+    source = export.browser_dir()
+    target = Path(app.outdir) / "_static" / "models"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    published = []
+    for folder in sorted(p for p in source.glob("*") if (p / "manifest.json").is_file()):
+        try:
+            manifest = export.load_manifest(folder)
+        except ValueError as error:
+            logger.warning("live_models: %s left out: %s", folder.name, error)
+            continue
+        shutil.copytree(folder, target / folder.name,
+                        ignore=lambda _, names: [n for n in names if n.startswith(".")])
+        published.append({key: manifest[key]
+                          for key in ("name", "kind", "profile", "test_bleu")})
+    (target / "index.json").write_text(json.dumps({"models": published}, indent=1))
+    logger.info("live_models: %d model(s) published in %s", len(published), target)
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("html-page-context", _add_module)
+    app.connect("build-finished", _publish)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,186 @@
+// The live translation boxes of the website: <div class="attnlab-live" data-models="...">.
+//
+// Each box offers a text field. Nothing else is loaded until the reader asks for a
+// translation: then translate.mjs, onnxruntime-web and the named models are fetched from
+// this site (never from another host), and the translation is shown with its attention,
+// drawn as the precomputed explorers draw it. Everything the reader typed is shown as
+// text (textContent), never as markup.
+
+const STATIC = new URL("../", import.meta.url); // the site's _static/
+const KINDS = ["encoder self-attention", "decoder self-attention", "cross-attention"];
+const OUTPUT_OF_KIND = { [KINDS[0]]: "encoder", [KINDS[1]]: "decoder_self", [KINDS[2]]: "cross" };
+const AXES = {
+  [KINDS[0]]: "Rows: source words (queries); columns: source words (keys).",
+  [KINDS[1]]: "Rows: the word written at each step; columns: what the decoder has read "
+    + "(<bos>, then the words already written).",
+  [KINDS[2]]: "Rows: the word written at each step; columns: source words.",
+};
+const TITLES = { "gru-fra-eng": "GRU encoder-decoder (chapter 2)",
+                 "bahdanau-fra-eng": "Bahdanau attention (chapter 3)",
+                 "transformer-fra-eng": "Transformer (chapter 5)" };
+
+let engine = null;
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "style") node.style.cssText = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function cellStyle(weight) {
+  const text = weight > 0.55 ? "#fff" : "#222";
+  return `background:rgba(33, 102, 172, ${weight.toFixed(3)});color:${text}`;
+}
+
+// A labelled attention map, as attnlab.explorer.matrix_html draws it.
+function matrix(weights, rows, cols, currentRow = null) {
+  const table = el("table", { class: "attnlab-live-map",
+    style: "border-collapse:separate;border-spacing:1px;margin-top:8px;font-family:monospace;font-size:90%" });
+  const head = el("tr", {}, el("th"));
+  for (const label of cols) {
+    head.append(el("th", { text: label, style: "padding:2px 4px;font-weight:normal;"
+      + "writing-mode:vertical-rl;transform:rotate(180deg)" }));
+  }
+  table.append(head);
+  weights.forEach((row, t) => {
+    const current = t === currentRow;
+    const tr = el("tr", { style: current ? "outline:3px solid #d9822b" : "" },
+      el("th", { text: (current ? "▶ " : "") + rows[t],
+                 style: `text-align:right;padding:0 6px;font-weight:${current ? "bold" : "normal"}` }));
+    for (const w of row) {
+      tr.append(el("td", { style: `${cellStyle(w)};width:22px;height:18px`, title: w.toFixed(2),
+                           "data-weight": String(w) }));
+    }
+    table.append(tr);
+  });
+  return table;
+}
+
+function note(text) {
+  return el("p", { text, style: "font-size:85%;color:#555" });
+}
+
+function bahdanauView(result, rows) {
+  const source = [...result.source, "<eos>"];
+  const box = el("div", { class: "attnlab-live-steps" });
+  const slider = el("input", { type: "range", min: "0", max: String(rows.length - 1), value: "0",
+                               "aria-label": "decoding step" });
+  const view = el("div");
+  const draw = () => {
+    const step = Number(slider.value);
+    const weights = result.weights.attention;
+    const spans = source.map((token, j) => el("span", {
+      style: `${cellStyle(weights[step][j])};padding:3px 6px;margin:1px;border-radius:3px;`
+        + "display:inline-block;text-align:center" },
+      token, el("br"), el("small", { text: weights[step][j].toFixed(2) })));
+    view.replaceChildren(
+      el("p", {}, `Step ${step + 1} of ${rows.length}: the decoder writes `,
+         el("b", { text: rows[step], style: "font-size:120%" }), ", looking at:"),
+      el("div", { style: "font-family:monospace" }, ...spans),
+      matrix(weights, rows, source, step),
+      note("Rows: output words; columns: source words; darker = more weight."));
+  };
+  slider.addEventListener("input", draw);
+  draw();
+  box.append(el("label", {}, "Step: ", slider), view);
+  return box;
+}
+
+function select(label, options) {
+  const node = el("select", { "aria-label": label });
+  options.forEach(([value, text]) => node.append(el("option", { value, text })));
+  return node;
+}
+
+function transformerView(result, rows) {
+  const source = [...result.source, "<eos>"];
+  const inputs = ["<bos>", ...rows].slice(0, rows.length);
+  const layers = result.weights.cross.length;
+  const heads = result.weights.cross[0].length;
+  const kind = select("kind of attention", KINDS.map((k) => [k, k]));
+  const layer = select("layer", [...Array(layers).keys()].map((i) => [String(i), `layer ${i + 1}`]));
+  const head = select("head", [["mean", "mean of the heads"],
+    ...[...Array(heads).keys()].map((i) => [String(i), `head ${i + 1}`])]);
+  const view = el("div");
+  const draw = () => {
+    const stacked = result.weights[OUTPUT_OF_KIND[kind.value]][Number(layer.value)];
+    const weights = head.value === "mean"
+      ? stacked[0].map((row, i) => row.map((_, j) => stacked.reduce((s, h) => s + h[i][j], 0) / stacked.length))
+      : stacked[Number(head.value)];
+    const [r, c] = kind.value === KINDS[0] ? [source, source]
+      : kind.value === KINDS[1] ? [rows, inputs] : [rows, source];
+    const which = head.value === "mean" ? "mean of the heads" : `head ${Number(head.value) + 1}`;
+    view.replaceChildren(
+      el("p", {}, el("b", { text: kind.value[0].toUpperCase() + kind.value.slice(1) }),
+         `, layer ${Number(layer.value) + 1}, ${which}`),
+      matrix(weights, r, c), note(`${AXES[kind.value]} Darker = more weight.`));
+  };
+  for (const control of [kind, layer, head]) control.addEventListener("change", draw);
+  draw();
+  return el("div", { class: "attnlab-live-layers" }, el("div", {}, kind, " ", layer, " ", head), view);
+}
+
+function resultView(name, result) {
+  const rows = result.rows;
+  const bleu = result.manifest.test_bleu;
+  const box = el("div", { class: "attnlab-live-result", "data-model": name },
+    el("h4", { text: `${TITLES[name] || name}${bleu == null ? "" : ` · held-out BLEU ${bleu.toFixed(1)}`}` }),
+    el("p", {}, el("span", { text: "Translation: " }),
+       el("b", { class: "attnlab-live-text", text: result.text || "(nothing: the model wrote <eos> first)" })));
+  if (result.manifest.profile === "smoke") {
+    box.append(note("This build used the smoke profile: its models are tiny and barely trained, so "
+      + "their translations are not meant to be good."));
+  }
+  if (result.unknown.length) {
+    box.append(note(`Read as <unk> (not in the model's vocabulary): ${result.unknown.join(", ")}`));
+  }
+  if (result.truncated) {
+    box.append(note(`The sentence was cut to its first ${result.manifest.max_src_len} words, as the library cuts it.`));
+  }
+  if (result.manifest.kind === "bahdanau") box.append(bahdanauView(result, rows));
+  else if (result.manifest.kind === "transformer") box.append(transformerView(result, rows));
+  else box.append(note("This model has no attention: its decoder sees the source only through one context vector."));
+  return box;
+}
+
+function mount(container) {
+  const names = (container.dataset.models || "").split(/\s+/).filter(Boolean);
+  const input = el("input", { type: "text", size: "50", maxlength: "5000",
+                              placeholder: "Type an English sentence", "aria-label": "English sentence" });
+  const button = el("button", { type: "submit", text: "Translate" });
+  const status = el("p", { class: "attnlab-live-status", role: "status", style: "min-height:1.2em" });
+  const results = el("div", { class: "attnlab-live-results" });
+  const form = el("form", {}, input, " ", button);
+  container.replaceChildren(
+    el("p", {}, el("b", { text: "Your own sentence" }),
+       " (translated in your browser; the models load the first time you ask)"),
+    form, status, results);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    results.replaceChildren();
+    status.textContent = "Loading and translating…";
+    try {
+      engine = engine || import(new URL("live/translate.mjs", STATIC).href);
+      const { translate } = await engine;
+      const vendor = new URL("vendor/", STATIC);
+      for (const name of names) {
+        const result = await translate(new URL(`models/${name}/`, STATIC), vendor, input.value);
+        results.append(resultView(name, result));
+      }
+      status.textContent = "";
+    } catch (error) {
+      status.textContent = `Live translation failed: ${error.message}`;
+      status.classList.add("attnlab-live-error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+for (const container of document.querySelectorAll(".attnlab-live")) mount(container);

@@ -1,0 +1,157 @@
+// Live translation in the reader's browser, with the course's exported models.
+//
+// The same steps as attnlab.export.onnx_translate (Python), which the tests hold to
+// PyTorch: tokenize exactly as the library does, read unknown words as <unk>, cut the
+// sentence to max_src_len tokens, then decode greedily, running the model's graph once
+// per output word on the words written so far. Nothing is fetched until a reader asks
+// for a translation; every file is checked against its SHA-256 in the manifest.
+
+import { detokenize, tokenize } from "./tokenize.mjs";
+
+const loaded = new Map(); // model URL -> Promise of {manifest, session, vocabs}
+let runtime = null; // Promise of the onnxruntime-web module
+
+export class LiveError extends Error {}
+
+function ortModule(vendorUrl) {
+  if (!runtime) {
+    runtime = import(new URL("onnxruntime-web/ort.wasm.min.mjs", vendorUrl).href).then((ort) => {
+      ort.env.wasm.numThreads = 1; // a static site is not cross-origin isolated
+      ort.env.wasm.wasmPaths = new URL("onnxruntime-web/", vendorUrl).href;
+      return ort;
+    });
+  }
+  return runtime;
+}
+
+async function fetchChecked(url, expected) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new LiveError(`could not load ${url.pathname.split("/").pop()}: ${error.message}`);
+  }
+  if (!response.ok) {
+    throw new LiveError(`could not load ${url.pathname.split("/").pop()} (HTTP ${response.status})`);
+  }
+  const bytes = await response.arrayBuffer();
+  if (expected) {
+    const digest = await crypto.subtle.digest("SHA-256", bytes);
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex !== expected) {
+      throw new LiveError(`${url.pathname.split("/").pop()} does not match its SHA-256 in the manifest`);
+    }
+  }
+  return bytes;
+}
+
+export function loadModel(modelUrl, vendorUrl) {
+  const key = modelUrl.href;
+  if (!loaded.has(key)) {
+    const promise = (async () => {
+      const manifestBytes = await fetchChecked(new URL("manifest.json", modelUrl), null);
+      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      if (manifest.format !== 1) {
+        throw new LiveError(`unknown manifest format ${manifest.format}`);
+      }
+      const file = (name) => fetchChecked(new URL(name, modelUrl), manifest.files[name].sha256);
+      const [model, src, tgt] = await Promise.all(
+        ["model.onnx", "src-vocab.json", "tgt-vocab.json"].map(file));
+      const decode = (bytes) => JSON.parse(new TextDecoder().decode(bytes));
+      const ort = await ortModule(vendorUrl);
+      const session = await ort.InferenceSession.create(new Uint8Array(model),
+                                                        { executionProviders: ["wasm"] });
+      return { ort, manifest, session, src: decode(src), tgt: decode(tgt) };
+    })();
+    promise.catch(() => loaded.delete(key)); // a failed load may be tried again
+    loaded.set(key, promise);
+  }
+  return loaded.get(key);
+}
+
+function argmaxRow(data, row, width) {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let j = 0; j < width; j += 1) {
+    const value = data[row * width + j];
+    if (value > bestValue) {
+      bestValue = value;
+      best = j;
+    }
+  }
+  return best;
+}
+
+// The weights of the final prefix, one row per step taken (the <eos> step included),
+// as nested arrays: attention [T][S]; encoder [L][h][S][S]; decoder_self [L][h][T][T];
+// cross [L][h][T][S].
+function nested(tensor, keep) {
+  const dims = tensor.dims;
+  const data = tensor.data;
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const build = (axis, offset) => {
+    const size = Math.min(dims[axis], keep[axis] ?? dims[axis]);
+    const out = [];
+    for (let i = 0; i < size; i += 1) {
+      const at = offset + i * strides[axis];
+      out.push(axis === dims.length - 1 ? data[at] : build(axis + 1, at));
+    }
+    return out;
+  };
+  return build(0, 0);
+}
+
+export async function translate(modelUrl, vendorUrl, sentence) {
+  const { ort, manifest, session, src, tgt } = await loadModel(modelUrl, vendorUrl);
+  const all = tokenize(sentence);
+  if (all.length === 0) {
+    throw new LiveError("type a sentence first: there is nothing to translate");
+  }
+  const truncated = all.length > manifest.max_src_len;
+  const tokens = all.slice(0, manifest.max_src_len);
+  const index = new Map(src.map((token, i) => [token, i]));
+  const special = manifest.special;
+  const ids = tokens.map((t) => (index.has(t) ? index.get(t) : special.unk)).concat([special.eos]);
+  const unknown = tokens.filter((t) => !index.has(t));
+  const feeds = {
+    src: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+    src_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(ids.length)]), [1]),
+  };
+  const prefix = [special.bos];
+  const written = [];
+  let outputs = null;
+  let steps = 0;
+  let ended = false;
+  for (let t = 0; t < manifest.max_len; t += 1) {
+    const width = manifest.fixed_prefix || prefix.length;
+    const tgtIds = prefix.concat(new Array(width - prefix.length).fill(special.pad));
+    feeds.tgt_in = new ort.Tensor("int64", BigInt64Array.from(tgtIds, BigInt), [1, width]);
+    // only the inputs the graph takes (the GRU's leaves out src_len, which it never reads)
+    outputs = await session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]])));
+    steps = prefix.length;
+    const logits = outputs.logits;
+    const vocab = logits.dims[2];
+    const token = argmaxRow(logits.data, steps - 1, vocab);
+    if (token === special.eos) {
+      ended = true;
+      break;
+    }
+    written.push(token);
+    prefix.push(token);
+  }
+  // As the library's translate: <pad> and <bos>, should a model write them, are not words.
+  const words = written.filter((i) => i !== special.pad && i !== special.bos).map((i) => tgt[i]);
+  const weights = {};
+  for (const name of manifest.outputs.slice(1)) {
+    const tensor = outputs[name];
+    if (name === "attention") weights[name] = nested(tensor, [1, steps])[0];
+    else if (name === "decoder_self") weights[name] = nested(tensor, [undefined, undefined, steps, steps]);
+    else if (name === "cross") weights[name] = nested(tensor, [undefined, undefined, steps]);
+    else weights[name] = nested(tensor, []);
+  }
+  // rows: what each decoding step wrote, <eos> included (the rows of the weights)
+  const writtenTokens = written.map((i) => tgt[i]);
+  const rows = ended ? [...writtenTokens, "<eos>"] : writtenTokens;
+  return { source: tokens, unknown, truncated, tokens: words, rows, text: detokenize(words),
+           weights, manifest };
+}

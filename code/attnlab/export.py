@@ -1,0 +1,248 @@
+"""The course's trained translation models, for the reader's browser.
+
+:func:`export_for_browser` writes, for one model, what a web page needs to translate
+with it: an ONNX graph, the two vocabularies, and a manifest that names every file
+with its SHA-256 hash. :func:`onnx_translate` decodes with that graph exactly as the
+page does, so that tests can hold the export to PyTorch's greedy decoding.
+
+Every model is exported as one graph over a whole prefix:
+``(src (1, S), src_len (1,), tgt_in (1, T)) -> logits (1, T, V)``, plus the attention
+weights the model has. Greedy decoding calls it once per output word, with the words
+written so far, and reads the last position. Recomputing the prefix costs little for
+sentences this short, and the page keeps no state between calls, so its loop is the
+same for the three models. Two details of the graphs:
+
+* Bahdanau's decoder is a loop over target positions, which the exporter unrolls: its
+  graph takes a prefix of fixed length ``max_len`` (padded with ``<pad>``; a position's
+  outputs depend only on the positions before it, so the padding changes nothing the
+  page reads);
+* the Transformer returns every layer's and head's weights, stacked by layer:
+  encoder (L, h, S, S), decoder self-attention (L, h, T, T), cross-attention
+  (L, h, T, S).
+
+Shapes: S source length, T prefix length, V target vocabulary, L layers, h heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .bahdanau import AttentionEncoderDecoder
+from .corpus import detokenize, tokenize
+from .files import atomic_path, atomic_write_text
+from .rnn import EncoderDecoder
+from .transformer import Transformer
+from .vocab import Vocab
+
+FORMAT = 1          # the manifest's format; a page refuses a manifest it does not know
+MAX_SRC_LEN = 50    # as :func:`attnlab.decoding.translate`
+MAX_LEN = 30
+
+
+class _Prefix(nn.Module):
+    """A model's teacher-forced pass as a graph of plain tensors."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor,
+                tgt_in: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if isinstance(self.model, Transformer):
+            out = self.model(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
+            layers = out.layers
+            return (out.logits, torch.cat(layers.encoder),
+                    torch.cat(layers.decoder_self), torch.cat(layers.cross))
+        out = self.model(src=src, src_len=src_len, tgt_in=tgt_in)
+        return (out.logits,) if out.attention is None else (out.logits, out.attention)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one exported graph takes and returns."""
+
+    kind: str                   # "gru", "bahdanau" or "transformer"
+    outputs: tuple[str, ...]    # the graph's output names, logits first
+    fixed_prefix: int | None    # the prefix length the graph needs, if it is fixed
+
+
+def layout_of(model: nn.Module, max_len: int = MAX_LEN) -> Layout:
+    if isinstance(model, Transformer):
+        return Layout("transformer", ("logits", "encoder", "decoder_self", "cross"),
+                      None)
+    if isinstance(model, AttentionEncoderDecoder):
+        return Layout("bahdanau", ("logits", "attention"), max_len)
+    if isinstance(model, EncoderDecoder):
+        return Layout("gru", ("logits",), None)
+    raise TypeError(f"no browser export for {type(model).__name__}: export takes the "
+                    "course's EncoderDecoder, AttentionEncoderDecoder or Transformer")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layout:
+    """Write ``model``'s prefix graph to ``path``, one self-contained ``.onnx`` file."""
+    layout = layout_of(model, max_len)
+    model = model.cpu().eval()
+    src = torch.tensor([[4, 5, 6, 2]])
+    prefix = layout.fixed_prefix or 3
+    tgt_in = torch.tensor([[1] + [4] * (prefix - 1)])
+    # Which axes vary: S always; T unless the graph's prefix has a fixed length.
+    axes = {"src": {1: "S"}, "tgt_in": {1: "T"}, "logits": {1: "T"},
+            "attention": {2: "S"}, "encoder": {2: "S", 3: "S"},
+            "decoder_self": {2: "T", 3: "T"}, "cross": {2: "T", 3: "S"}}
+    dynamic = {name: {axis: dim for axis, dim in axes[name].items()
+                      if dim == "S" or not layout.fixed_prefix}
+               for name in ("src", "tgt_in", *layout.outputs)}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # The legacy exporter traces the Python code once: the one branch it sees is the
+        # one a single sentence always takes (no padding to pack). It warns about both.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Prefix(model), (src, torch.tensor([src.shape[1]]), tgt_in),
+                          str(tmp), input_names=["src", "src_len", "tgt_in"],
+                          output_names=list(layout.outputs), dynamic_axes=dynamic,
+                          opset_version=17, dynamo=False)
+    return layout
+
+
+def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
+                       folder: Path, *, name: str, profile: str,
+                       test_bleu: float | None = None, max_len: int = MAX_LEN) -> Path:
+    """Write ``model.onnx``, ``src-vocab.json``, ``tgt-vocab.json`` and
+    ``manifest.json`` under ``folder / name``; returns the manifest's path."""
+    out = Path(folder) / name
+    out.mkdir(parents=True, exist_ok=True)
+    layout = export_onnx(model, out / "model.onnx", max_len=max_len)
+    for side, vocab in (("src", src_vocab), ("tgt", tgt_vocab)):
+        tokens = [vocab.itos[i] for i in range(len(vocab))]
+        atomic_write_text(out / f"{side}-vocab.json",
+                          json.dumps(tokens, ensure_ascii=False))
+    files = ["model.onnx", "src-vocab.json", "tgt-vocab.json"]
+    manifest = {
+        "format": FORMAT, "name": name, "model": type(model).__name__,
+        "kind": layout.kind, "profile": profile, "outputs": list(layout.outputs),
+        "fixed_prefix": layout.fixed_prefix, "max_len": max_len,
+        "max_src_len": MAX_SRC_LEN, "test_bleu": test_bleu,
+        "special": {"pad": tgt_vocab.pad_id, "bos": tgt_vocab.bos_id,
+                    "eos": tgt_vocab.eos_id, "unk": src_vocab.unk_id},
+        "files": {file: {"sha256": sha256(out / file),
+                         "bytes": (out / file).stat().st_size} for file in files},
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return out / "manifest.json"
+
+
+@dataclass
+class BrowserTranslation:
+    """What :func:`onnx_translate` returns: as the page shows it."""
+
+    source: list[str]             # the source tokens read (after truncation)
+    unknown: list[str]            # source words read as <unk>
+    truncated: bool
+    tokens: list[str]             # output tokens, without <eos>
+    text: str
+    weights: dict                 # output name -> the weights of the final prefix
+
+
+def load_manifest(folder: Path) -> dict:
+    """The manifest of an exported model, with every file's hash checked."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{folder}: manifest format {manifest.get('format')!r}, "
+                         f"expected {FORMAT}")
+    for file, info in manifest["files"].items():
+        if sha256(folder / file) != info["sha256"]:
+            raise ValueError(f"{folder / file}: its SHA-256 does not match the "
+                             "manifest")
+    return manifest
+
+
+def onnx_translate(session, manifest: dict, src_vocab: list[str], tgt_vocab: list[str],
+                   sentence: str) -> BrowserTranslation:
+    """Greedy decoding with an exported graph (an ``onnxruntime.InferenceSession``),
+    step by step as the page does it."""
+    import numpy as np
+
+    tokens = tokenize(sentence)
+    if not tokens:
+        raise ValueError("cannot translate an empty sentence")
+    truncated = len(tokens) > manifest["max_src_len"]
+    tokens = tokens[:manifest["max_src_len"]]
+    index = {token: i for i, token in enumerate(src_vocab)}
+    special = manifest["special"]
+    ids = [index.get(t, special["unk"]) for t in tokens] + [special["eos"]]
+    src = np.array([ids], dtype=np.int64)
+    src_len = np.array([len(ids)], dtype=np.int64)
+    prefix, written = [special["bos"]], []
+    fixed = manifest["fixed_prefix"]
+    # A graph takes the inputs it uses: the GRU's never reads src_len (one sentence has
+    # no padding), and the exporter leaves it out.
+    inputs = [i.name for i in session.get_inputs()]
+    outputs, steps = None, 0
+    for _ in range(manifest["max_len"]):
+        tgt = prefix + [special["pad"]] * ((fixed or 0) - len(prefix))
+        feeds = {"src": src, "src_len": src_len,
+                 "tgt_in": np.array([tgt], dtype=np.int64)}
+        outputs = session.run(None, {name: feeds[name] for name in inputs})
+        steps = len(prefix)
+        token = int(outputs[0][0, steps - 1].argmax())
+        if token == special["eos"]:
+            break
+        written.append(token)
+        prefix.append(token)
+    # As the library's translate: <pad> and <bos>, should a model write them, are not
+    # words.
+    words = [tgt_vocab[i] for i in written
+             if i not in (special["pad"], special["bos"])]
+    # One row per step taken (the step that wrote <eos> included), as PyTorch's
+    # greedy decoding reports them; a fixed-length graph's padded rows are dropped.
+    weights = {}
+    for name, value in zip(manifest["outputs"][1:], outputs[1:]):
+        if name == "attention":
+            value = value[0, :steps]                                 # (T, S)
+        elif name == "decoder_self":
+            value = value[:, :, :steps, :steps]
+        elif name == "cross":
+            value = value[:, :, :steps]
+        weights[name] = value
+    return BrowserTranslation(source=tokens,
+                              unknown=[t for t in tokens if t not in index],
+                              truncated=truncated, tokens=words,
+                              text=detokenize(words), weights=weights)
+
+
+def browser_dir() -> Path:
+    """Where the chapters leave their exported models for the book's build to publish:
+    ``<build dir>/browser`` (see :func:`attnlab.runtime.build_dir`)."""
+    from .runtime import build_dir
+
+    return build_dir() / "browser"
+
+
+def publish(model: nn.Module, data, *, name: str, profile: str,
+            test_bleu: float | None) -> Path | None:
+    """Export a chapter's trained fra-eng model for the website: the book's build
+    copies :func:`browser_dir` into the site (``_static/models``); nothing here is
+    committed.
+
+    The exporter needs the ``onnx`` package, which the book's requirements install and
+    Colab lacks; without it nothing is written (the website's build test then finds no
+    models) and ``None`` is returned, with a line saying why.
+    """
+    if importlib.util.find_spec("onnx") is None:
+        print(f"{name}: not exported for the website (no onnx package here; the "
+              "book's build installs it)")
+        return None
+    return export_for_browser(model, data.src_vocab, data.tgt_vocab, browser_dir(),
+                              name=name, profile=profile, test_bleu=test_bleu)

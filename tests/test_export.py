@@ -1,0 +1,148 @@
+"""The browser export: ONNX graphs that decode exactly as PyTorch does (onnxruntime)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from attnlab import decoding, experiments, export, runtime
+from attnlab.bahdanau import AttentionEncoderDecoder
+from attnlab.rnn import EncoderDecoder
+from attnlab.runtime import get_profile
+from attnlab.transformer import Transformer
+from conftest import TOY_SRC, TOY_TGT, assert_transformer_weights
+
+SENTENCES = ["The cat sat on a mat.", "dog ran", "A cat, a dog, a mat!",
+             "the zebra sat on the moon .", "cat " * 60]
+
+
+def _small(kind: str) -> torch.nn.Module:
+    runtime.seed_everything(0)
+    S, V = len(TOY_SRC), len(TOY_TGT)
+    model = {"gru": lambda: EncoderDecoder(S, V, embed_size=8, hidden_size=16,
+                                           proj_size=8, dropout=0.0),
+             "bahdanau": lambda: AttentionEncoderDecoder(S, V, embed_size=8, hidden_size=16,
+                                                         attention_size=8, proj_size=8,
+                                                         dropout=0.0),
+             "transformer": lambda: Transformer(S, V, d_model=16, num_heads=2, num_layers=2,
+                                                d_ff=32, dropout=0.0, max_len=64)}[kind]()
+    return model.eval()
+
+
+def _session(manifest_path):
+    folder = manifest_path.parent
+    manifest = export.load_manifest(folder)
+    session = ort.InferenceSession(str(folder / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    vocabs = [json.loads((folder / f"{side}-vocab.json").read_text(encoding="utf-8"))
+              for side in ("src", "tgt")]
+    return session, manifest, vocabs
+
+
+def assert_same_as_pytorch(model, session, manifest, vocabs, sentence, src_vocab,
+                           tgt_vocab, atol=1e-4):
+    ours = export.onnx_translate(session, manifest, *vocabs, sentence)
+    with pytest.warns(UserWarning) if ours.truncated else _nothing():
+        theirs = decoding.translate(model, sentence, src_vocab, tgt_vocab,
+                                    max_len=manifest["max_len"])
+    assert ours.source == theirs.source and ours.unknown == theirs.unknown
+    assert ours.truncated == theirs.truncated
+    assert ours.tokens == theirs.tokens and ours.text == theirs.text
+    if manifest["kind"] == "bahdanau":
+        np.testing.assert_allclose(ours.weights["attention"], theirs.attention.numpy(),
+                                   atol=atol)
+    if manifest["kind"] == "transformer":
+        assert_transformer_weights(model, src_vocab, tgt_vocab, ours.source, ours.weights,
+                                   atol)
+        np.testing.assert_allclose(ours.weights["cross"][-1].mean(0),
+                                   theirs.attention.numpy(), atol=atol)
+    return ours
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("kind", ["gru", "bahdanau", "transformer"])
+def test_exported_graph_decodes_as_pytorch(kind, tmp_path):
+    model = _small(kind)
+    manifest_path = export.export_for_browser(model, TOY_SRC, TOY_TGT, tmp_path,
+                                              name=f"toy-{kind}", profile="smoke",
+                                              test_bleu=None, max_len=12)
+    session, manifest, vocabs = _session(manifest_path)
+    assert manifest["kind"] == kind and manifest["max_src_len"] == 50
+    assert set(manifest["files"]) == {"model.onnx", "src-vocab.json", "tgt-vocab.json"}
+    for sentence in SENTENCES:
+        ours = assert_same_as_pytorch(model, session, manifest, vocabs, sentence, TOY_SRC,
+                                      TOY_TGT)
+    assert ours.truncated and len(ours.source) == 50        # the 60-word sentence
+    # Unknown words are listed as the library lists them.
+    zebra = export.onnx_translate(session, manifest, *vocabs, SENTENCES[3])
+    assert zebra.unknown == ["zebra", "moon"]
+    with pytest.raises(ValueError, match="empty"):
+        export.onnx_translate(session, manifest, *vocabs, "  \u00a0 ")
+
+
+def test_a_file_that_does_not_match_its_hash_is_refused(tmp_path):
+    manifest_path = export.export_for_browser(_small("gru"), TOY_SRC, TOY_TGT, tmp_path,
+                                              name="toy", profile="smoke")
+    vocab = manifest_path.parent / "tgt-vocab.json"
+    vocab.write_text(vocab.read_text(encoding="utf-8").replace("chat", "chien"),
+                     encoding="utf-8")
+    with pytest.raises(ValueError, match="tgt-vocab.json: its SHA-256 does not match"):
+        export.load_manifest(manifest_path.parent)
+
+
+def test_only_the_course_models_export(tmp_path):
+    with pytest.raises(TypeError, match="no browser export for Linear"):
+        export.export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gru", "bahdanau", "transformer"])
+def test_trained_models_on_the_held_out_sentences(kind, tmp_path, fra_eng_dir, monkeypatch):
+    """The smoke profile's trained fra-eng models, on every held-out source sentence:
+    the same output tokens as PyTorch's greedy decoding, the weights within 1e-4."""
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    profile = get_profile("smoke")
+    data = experiments.fra_eng_data(profile)
+    build = {"gru": experiments.gru_model, "bahdanau": experiments.bahdanau_model,
+             "transformer": experiments.transformer_model}[kind]
+    model, _ = experiments.train_model(f"{kind}-fra-eng", lambda: build(data), data,
+                                       experiments.budget("fra-eng", profile),
+                                       profile=profile, device="cpu")
+    model.eval()
+    manifest_path = export.export_for_browser(model, data.src_vocab, data.tgt_vocab,
+                                              tmp_path, name=kind, profile="smoke")
+    session, manifest, vocabs = _session(manifest_path)
+    sources, _ = data.references("test")
+    assert len(sources) >= 50
+    for source in sources:
+        assert_same_as_pytorch(model, session, manifest, vocabs, " ".join(source),
+                               data.src_vocab, data.tgt_vocab)
+
+
+def test_publish_writes_under_the_build_folder_or_says_why_not(tmp_path, monkeypatch,
+                                                               capsys):
+    data = type("Data", (), {"src_vocab": TOY_SRC, "tgt_vocab": TOY_TGT})()
+    manifest = export.publish(_small("transformer"), data, name="toy", profile="smoke",
+                              test_bleu=1.5)
+    assert manifest == export.browser_dir() / "toy" / "manifest.json"
+    assert export.browser_dir().is_relative_to(tmp_path)       # ATTNLAB_BUILD_DIR
+    assert export.load_manifest(manifest.parent)["test_bleu"] == 1.5
+    # Where onnx is missing (Colab), the chapter goes on: nothing written, one line.
+    real = export.importlib.util.find_spec
+    monkeypatch.setattr(export.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert export.publish(_small("gru"), data, name="toy-gru", profile="smoke",
+                          test_bleu=None) is None
+    assert "no onnx package" in capsys.readouterr().out
+    assert not (export.browser_dir() / "toy-gru").exists()
