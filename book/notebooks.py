@@ -102,7 +102,11 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
             return "–"
         return "did not finish" if "error" in runs[key] else _duration(runs[key]["seconds"])
 
-    unfinished = []                   # full runs that failed in, or never reached, it
+    # Said, not hidden: full runs that failed in this chapter or never reached it, and
+    # runs of another device that trained other budgets than the reference (CPU) run.
+    unfinished = []
+    reference = columns[0][1].get(("full", "cold")) or {}
+    steps = {m["name"]: m["steps"] for m in reference.get("trained") or []}
     for record, runs in columns:
         run = f"On {_device_name(record['machine'])}, the run of {record['measured_at'][:10]}"
         if ("full", "cold") not in runs:
@@ -110,6 +114,12 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         elif "error" in runs[("full", "cold")]:
             unfinished.append(f"{run} did not finish this chapter: "
                               f"{runs[('full', 'cold')]['error']}.")
+        other = [f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
+                 for m in (runs.get(("full", "cold")) or {}).get("trained") or []
+                 if m["name"] in steps and m["steps"] != steps[m["name"]]]
+        if other:
+            unfinished.append(f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
+                              "its times are not this version's.")
 
     rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
             ("with its models cached", lambda r: cell(r, ("full", "warm"))),

@@ -155,6 +155,12 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     note = notebooks.budget_note("02_x", tmp_path)
     assert "| top to bottom | 6.7 min | did not finish |" in note
     assert "the run of 2026-11-26 did not finish this chapter: RuntimeError: out of memory." in note
+    # A GPU run of an earlier version, with other budgets: said too.
+    failed["measurements"][1]["trained"][0]["steps"] = 4000
+    (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert ("trained an earlier version's budgets (`gru-fra-eng` 4,000 steps, not 3,200): "
+            "its times are not this version's.") in note
     failed["measurements"] = []
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
