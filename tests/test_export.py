@@ -80,6 +80,8 @@ def test_exported_graph_decodes_as_pytorch(kind, tmp_path):
     session, manifest, vocabs = _session(manifest_path)
     assert manifest["kind"] == kind and manifest["max_src_len"] == 50
     assert set(manifest["files"]) == {"model.onnx", "src-vocab.json", "tgt-vocab.json"}
+    for file in [*manifest["files"], "manifest.json"]:       # a web server may read them
+        assert (manifest_path.parent / file).stat().st_mode & 0o444 == 0o444
     for sentence in SENTENCES:
         ours = assert_same_as_pytorch(model, session, manifest, vocabs, sentence, TOY_SRC,
                                       TOY_TGT)

@@ -139,6 +139,8 @@ def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
                          "bytes": (out / file).stat().st_size} for file in files},
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    for file in [*files, "manifest.json"]:
+        (out / file).chmod(0o644)        # a web server serves them: readable by all
     return out / "manifest.json"
 
 
