@@ -32,8 +32,12 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+// The theme's own colours where it has them, so that the box reads in light and dark mode.
+const MUTED = "var(--pst-color-text-muted, #555)";
+const TEXT = "var(--pst-color-text-base, #222)";
+
 function cellStyle(weight) {
-  const text = weight > 0.55 ? "#fff" : "#222";
+  const text = weight > 0.55 ? "#fff" : TEXT;
   return `background:rgba(33, 102, 172, ${weight.toFixed(3)});color:${text}`;
 }
 
@@ -62,7 +66,7 @@ function matrix(weights, rows, cols, currentRow = null) {
 }
 
 function note(text) {
-  return el("p", { text, style: "font-size:85%;color:#555" });
+  return el("p", { text, style: `font-size:85%;color:${MUTED}` });
 }
 
 function bahdanauView(result, rows) {
@@ -83,7 +87,7 @@ function bahdanauView(result, rows) {
          el("b", { text: rows[step], style: "font-size:120%" }), ", looking at:"),
       el("div", { style: "font-family:monospace" }, ...spans),
       matrix(weights, rows, source, step),
-      note("Rows: output words; columns: source words; darker = more weight."));
+      note("Rows: output words; columns: source words; stronger blue = more weight."));
   };
   slider.addEventListener("input", draw);
   draw();
@@ -118,7 +122,7 @@ function transformerView(result, rows) {
     view.replaceChildren(
       el("p", {}, el("b", { text: kind.value[0].toUpperCase() + kind.value.slice(1) }),
          `, layer ${Number(layer.value) + 1}, ${which}`),
-      matrix(weights, r, c), note(`${AXES[kind.value]} Darker = more weight.`));
+      matrix(weights, r, c), note(`${AXES[kind.value]} Stronger blue = more weight.`));
   };
   for (const control of [kind, layer, head]) control.addEventListener("change", draw);
   draw();
