@@ -104,21 +104,21 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
 
     # Said, not hidden: full runs that failed in this chapter or never reached it, and
     # runs of another device that trained other budgets than the reference (CPU) run.
-    unfinished = []
+    caveats = []
     reference = columns[0][1].get(("full", "cold")) or {}
     steps = {m["name"]: m["steps"] for m in reference.get("trained") or []}
     for record, runs in columns:
         run = f"On {_device_name(record['machine'])}, the run of {record['measured_at'][:10]}"
         if ("full", "cold") not in runs:
-            unfinished.append(f"{run} did not reach this chapter.")
+            caveats.append(f"{run} did not reach this chapter.")
         elif "error" in runs[("full", "cold")]:
-            unfinished.append(f"{run} did not finish this chapter: "
+            caveats.append(f"{run} did not finish this chapter: "
                               f"{runs[('full', 'cold')]['error']}.")
         other = [f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
                  for m in (runs.get(("full", "cold")) or {}).get("trained") or []
                  if m["name"] in steps and m["steps"] != steps[m["name"]]]
         if other:
-            unfinished.append(f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
+            caveats.append(f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
                               "its times are not this version's.")
 
     rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
@@ -143,7 +143,7 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         "",
         *lines,
         "",
-        *([" ".join(unfinished), ""] if unfinished else []),
+        *([" ".join(caveats), ""] if caveats else []),
         f"Source: {sources}.",
         ":::"]))
 

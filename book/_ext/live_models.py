@@ -4,8 +4,9 @@ reader's browser.
 The chapters write each trained fra-eng model, exported for the browser, under
 ``attnlab.export.browser_dir()`` as they execute. When the HTML build finishes, this
 extension copies every export whose files match its manifest's hashes into
-``_static/models/<name>/`` and writes ``_static/models/index.json``, the list the page
-offers; an export that does not match is left out, with a warning. Nothing is loaded
+``_static/models/<name>/`` and lists what it published in ``_static/models/index.json``
+(name, kind, profile, held-out BLEU); an export that does not match its hashes is left
+out, with a warning. Nothing is loaded
 by a page until its reader asks for a live translation.
 
 The boxes themselves are ``<div class="attnlab-live" data-models="...">`` elements in

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import warnings
 from dataclasses import dataclass
@@ -37,14 +38,17 @@ from torch import nn
 
 from .bahdanau import AttentionEncoderDecoder
 from .corpus import detokenize, tokenize
+from .decoding import translate
 from .files import atomic_path, atomic_write_text
 from .rnn import EncoderDecoder
 from .transformer import Transformer
 from .vocab import Vocab
 
 FORMAT = 1          # the manifest's format; a page refuses a manifest it does not know
-MAX_SRC_LEN = 50    # as :func:`attnlab.decoding.translate`
-MAX_LEN = 30
+# The page truncates and stops where the library's translate does: its own defaults.
+_DEFAULTS = inspect.signature(translate).parameters
+MAX_SRC_LEN = _DEFAULTS["max_src_len"].default
+MAX_LEN = _DEFAULTS["max_len"].default
 
 
 class _Prefix(nn.Module):
