@@ -6,6 +6,7 @@
                                                # committed benchmarks/results/chapters-*.json
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
                                                # outputs of cells tagged nbval-check-output
+    python book/notebooks.py sync-exercises    # link each exercise to its worked solution
     python book/notebooks.py check             # report what `make test` would reject
 
 A chapter is committed without outputs, except for cells tagged
@@ -13,6 +14,13 @@ A chapter is committed without outputs, except for cells tagged
 every test run. Its first cell installs attnlab in Colab only, from the
 repository URL in ``_config.yml`` (the one place it is defined), and is
 removed from the book by its ``remove-cell`` tag.
+
+Each chapter's exercises are ``{exercise}`` blocks (sphinx-exercise) labelled
+``chN-ex-K``; their worked solutions are in ``chapters/solutions/`` under the
+chapter's file name, one ``{solution}`` (or gated ``{solution-start}`` …
+``{solution-end}`` around code cells) labelled ``chN-sol-K`` per exercise. The
+chapter ends with a "Check yourself" section of 3 to 5 questions, each with
+its answer in a dropdown.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
+SOLUTIONS = CHAPTERS / "solutions"
 CHECKED = "nbval-check-output"
 COLAB_TAGS = ["remove-cell"]
 # Notebook metadata Colab reads: open the chapter on a GPU runtime (Colab's free GPU is a T4).
@@ -161,6 +170,100 @@ def chapter_paths() -> list[Path]:
     return sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def solution_paths() -> list[Path]:
+    """The worked-solutions notebooks, each named after its chapter."""
+    return sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
+
+
+# --- exercises, their worked solutions, and the self-check questions ------------------------
+
+EXERCISE = re.compile(r"^:::\{exercise\}[^\n]*\n:label: (\S+)\n(.*?)^:::$", flags=re.S | re.M)
+SOLUTION = re.compile(r"^:::\{solution(?:-start)?\} (\S+)\n:label: (\S+)$", flags=re.M)
+SELF_CHECK = re.compile(r"^## Check yourself\n(.*)", flags=re.S | re.M)
+ANSWER = ":::{admonition} Answer\n   :class: dropdown"
+
+
+def _markdown(notebook: nbformat.NotebookNode) -> str:
+    return "\n\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+
+
+def exercises(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """The chapter's exercises: label -> body."""
+    return {m.group(1): m.group(2) for m in EXERCISE.finditer(_markdown(notebook))}
+
+
+def solutions(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """A solutions notebook's solutions: the exercise's label -> the solution's label."""
+    found: dict[str, str] = {}
+    for exercise, label in SOLUTION.findall(_markdown(notebook)):
+        if exercise in found:
+            raise ValueError(f"two solutions to {exercise}")
+        found[exercise] = label
+    return found
+
+
+def solution_link(label: str) -> str:
+    return f"{{ref}}`Worked solution <{label}>`"
+
+
+def sync_exercises(notebook: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """End each exercise that has a worked solution with a link to it (``answers``: the
+    exercise's label -> the solution's label)."""
+    def link(match: re.Match) -> str:
+        label, body = match.group(1), match.group(2)
+        body = "\n".join(line for line in body.rstrip("\n").split("\n")
+                         if not line.startswith("{ref}`Worked solution <")).rstrip("\n")
+        if label in answers:
+            body += "\n\n" + solution_link(answers[label])
+        return match.group(0)[:match.start(2) - match.start(0)] + body + "\n:::"
+
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = EXERCISE.sub(link, cell.source)
+    return notebook
+
+
+def self_check_questions(notebook: nbformat.NotebookNode) -> list[str]:
+    """The numbered questions of the "Check yourself" section (each item's text)."""
+    match = SELF_CHECK.search(_markdown(notebook))
+    if not match:
+        return []
+    return re.split(r"^\d+\. ", match.group(1), flags=re.M)[1:]
+
+
+def exercise_problems(path: Path) -> list[str]:
+    """What is wrong with a chapter's exercises, solutions and self-check questions."""
+    found = []
+    notebook = read(path)
+    chapter = int(path.name[:2])
+    labels = exercises(notebook)
+    if not labels:
+        found.append(f"{path.name}: no exercises (':::{{exercise}}' blocks)")
+    for label in labels:
+        if not re.fullmatch(rf"ch{chapter}-ex-\d+", label):
+            found.append(f"{path.name}: exercise label {label} is not ch{chapter}-ex-<number>")
+    questions = self_check_questions(notebook)
+    if not 3 <= len(questions) <= 5:
+        found.append(f"{path.name}: 'Check yourself' has {len(questions)} questions, not 3 to 5")
+    found += [f"{path.name}: self-check question {i} has no answer in a dropdown"
+              for i, q in enumerate(questions, 1) if ANSWER not in q]
+    page = SOLUTIONS / path.name
+    if not page.is_file():
+        return found + [f"{path.name}: no worked solutions ({page.relative_to(CHAPTERS.parent)} "
+                        "is missing)"]
+    answers = solutions(read(page))
+    found += [f"{page.relative_to(CHAPTERS)}: a solution to {e}, which chapter "
+              f"{chapter} does not have" for e in answers if e not in labels]
+    for label, body in labels.items():
+        if label not in answers:
+            found.append(f"{path.name}: exercise {label} has no worked solution in "
+                         f"{page.relative_to(CHAPTERS)}")
+        elif solution_link(answers[label]) not in body:
+            found.append(f"{path.name}: exercise {label} does not link its solution "
+                         "(run: python book/notebooks.py sync-exercises)")
+    return found
+
+
 def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
@@ -214,7 +317,7 @@ def problems(path: Path) -> list[str]:
                      "(run: python book/notebooks.py sync-colab)")
     notes = [m.group(0) for c in notebook.cells if c.cell_type == "markdown"
              for m in [BUDGET.search(c.source)] if m]
-    if notes[:1] != [budget_note(path.stem)]:
+    if path.parent == CHAPTERS and notes[:1] != [budget_note(path.stem)]:
         found.append(f"{path.name}: the budget note does not say what "
                      "benchmarks/results/chapters-*.json measured "
                      "(run: python book/notebooks.py sync-budgets)")
@@ -223,6 +326,8 @@ def problems(path: Path) -> list[str]:
             found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")
         if cell.cell_type == "code" and not cell.outputs and cell.execution_count is not None:
             found.append(f"{path.name}: cell {i} keeps an execution count but no output")
+    if path.parent == CHAPTERS:
+        found += exercise_problems(path)
     return found
 
 
@@ -239,20 +344,26 @@ def refresh(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     command, *names = argv or ["check"]
-    paths = [Path(n).resolve() for n in names] or chapter_paths()
+    paths = [Path(n).resolve() for n in names] or chapter_paths() + solution_paths()
+    chapters = [p for p in paths if p.parent == CHAPTERS]
     if command == "sync-colab":
         for path in paths:
             write(sync_colab(read(path)), path)
     elif command == "sync-budgets":
-        for path in paths:
+        for path in chapters:
             write(sync_budget(read(path), path.stem), path)
+    elif command == "sync-exercises":
+        for path in chapters:
+            page = SOLUTIONS / path.name
+            answers = solutions(read(page)) if page.is_file() else {}
+            write(sync_exercises(read(path), answers), path)
     elif command == "refresh":
         for path in paths:
             print(f"executing {path.name} (smoke profile)")
             refresh(path)
     elif command == "check":
         found = [p for path in paths for p in problems(path)]
-        print("\n".join(found) or f"{len(paths)} chapters OK")
+        print("\n".join(found) or f"{len(paths)} notebooks OK")
         return 1 if found else 0
     else:
         print(__doc__)

@@ -18,13 +18,15 @@ import notebooks  # noqa: E402  (book/notebooks.py, the chapters' maintenance to
 from attnlab import compare  # noqa: E402
 
 CHAPTERS = notebooks.chapter_paths()
+SOLUTIONS = notebooks.solution_paths()
 
 
 def test_there_are_chapters():
     assert [p.name for p in CHAPTERS][:1] == ["01_sentences_to_tensors.ipynb"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS,
+                         ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix())
 def test_chapter_is_committed_clean(path):
     """No outputs but tagged ones, and the Colab cell built from _config.yml's URL."""
     assert notebooks.problems(path) == []
@@ -76,6 +78,20 @@ def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     if path.stem == "05_transformer":   # chapter 6 reads this table by the library's model names
         comparison = json.loads(record.read_text(encoding="utf-8"))["results"]["comparison"]
         assert list(comparison) == list(compare.MODEL_NAMES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
+    """Every worked solution's code runs, in the smoke profile, so that none rots."""
+    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+           "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(tmp_path), str(path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 MODEL_NAMES = list(compare.MODEL_NAMES)
@@ -169,13 +185,75 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
 
 
 def test_every_chapter_is_in_the_table_of_contents():
-    """A chapter missing from _toc.yml would not be built (only_build_toc_files)."""
+    """A chapter missing from _toc.yml would not be built (only_build_toc_files); its worked
+    solutions are a section right below it."""
     import yaml
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    listed = [entry["file"] for part in toc["parts"] for entry in part["chapters"]
-              if entry["file"].startswith("chapters/")]
-    assert listed == [f"chapters/{path.stem}" for path in CHAPTERS]
+    entries = [entry for part in toc["parts"] for entry in part["chapters"]
+               if entry["file"].startswith("chapters/")]
+    assert [e["file"] for e in entries] == [f"chapters/{path.stem}" for path in CHAPTERS]
+    sections = {e["file"]: [s["file"] for s in e.get("sections", [])] for e in entries}
+    for page in SOLUTIONS:
+        assert sections[f"chapters/{page.stem}"] == [f"chapters/solutions/{page.stem}"]
+    assert sum(map(len, sections.values())) == len(SOLUTIONS)
+
+
+def test_solutions_pages_belong_to_chapters():
+    assert SOLUTIONS and {p.name for p in SOLUTIONS} <= {p.name for p in CHAPTERS}
+
+
+def _chapter(tmp_path, exercises, questions, solutions=None):
+    """A chapter and (if ``solutions``) its solutions page, in folders like the real ones."""
+    chapters = tmp_path / "chapters"
+    (chapters / "solutions").mkdir(parents=True)
+    notebooks.CHAPTERS, notebooks.SOLUTIONS = chapters, chapters / "solutions"   # restored by
+                                                                                 # monkeypatch
+    v4 = notebooks.nbformat.v4
+    body = "## Exercises\n\n" + "\n\n".join(
+        f":::{{exercise}}\n:label: ch2-ex-{k}\n\n{text}\n:::" for k, text in enumerate(exercises, 1))
+    check = "## Check yourself\n\n" + "\n\n".join(
+        f"{k}. {q}\n\n" + (f"   {notebooks.ANSWER}\n\n   {a}\n   :::" if a else "")
+        for k, (q, a) in enumerate(questions, 1))
+    path = chapters / "02_x.ipynb"
+    notebooks.write(v4.new_notebook(cells=[v4.new_markdown_cell(body), v4.new_markdown_cell(check)]),
+                    path)
+    if solutions is not None:
+        cells = [v4.new_markdown_cell(f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\n"
+                                      "Because.\n:::") for e, s in solutions]
+        notebooks.write(v4.new_notebook(cells=cells), chapters / "solutions" / "02_x.ipynb")
+    return path
+
+
+def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
+    """Every exercise has a linked worked solution, no solution answers a missing exercise,
+    and the chapter ends with 3 to 5 self-check questions, each with an answer."""
+    monkeypatch.setattr(notebooks, "CHAPTERS", notebooks.CHAPTERS)
+    monkeypatch.setattr(notebooks, "SOLUTIONS", notebooks.SOLUTIONS)
+    good = [("Why?", "Because."), ("How?", "So."), ("What?", "That.")]
+    path = _chapter(tmp_path, ["Do a.", "Do b."], good,
+                    [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")])
+    problems = notebooks.exercise_problems(path)
+    assert problems == [f"02_x.ipynb: exercise ch2-ex-{k} does not link its solution (run: "
+                        "python book/notebooks.py sync-exercises)" for k in (1, 2)]
+    answers = notebooks.solutions(notebooks.read(tmp_path / "chapters" / "solutions" / "02_x.ipynb"))
+    linked = notebooks.sync_exercises(notebooks.read(path), answers)
+    notebooks.write(linked, path)
+    assert notebooks.exercise_problems(path) == []
+    again = notebooks.sync_exercises(notebooks.read(path), answers)      # idempotent
+    assert [c.source for c in again.cells] == [c.source for c in linked.cells]
+
+    path = _chapter(tmp_path / "b", ["Do a.", "Do b."], good[:2] + [("Who?", None)],
+                    [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-9", "ch2-sol-9")])
+    problems = " | ".join(notebooks.exercise_problems(path))
+    assert "self-check question 3 has no answer" in problems
+    assert "a solution to ch2-ex-9, which chapter 2 does not have" in problems
+    assert "exercise ch2-ex-2 has no worked solution" in problems
+
+    path = _chapter(tmp_path / "c", ["Do a."], good[:2])
+    assert notebooks.exercise_problems(path) == [
+        "02_x.ipynb: 'Check yourself' has 2 questions, not 3 to 5",
+        "02_x.ipynb: no worked solutions (chapters/solutions/02_x.ipynb is missing)"]
 
 
 def test_every_chapter_records_its_results():
