@@ -27,6 +27,8 @@ AWKWARD = [
     # other scripts, emoji (outside the 16-bit range), markup shown as text
     "😀 emoji, 中文。", "👍🏽 ok!", "<script>alert(1)</script>", "Ünïcödé ñ",
     "", "   ", "x\u0307",
+    # subword pieces, which detokenize glues back into words
+    "tra@@ vail@@ lons !", "@@ a@@", "end@@",
 ]
 
 

@@ -36,6 +36,25 @@ export function tokenize(text) {
   return normalize(text).split(" ").filter((token) => token.length > 0);
 }
 
+const JOINER = "@@";
+
+// Subword pieces back into words ("tra@@ vail@@ lons" -> "travaillons"), as
+// attnlab.corpus.join_pieces; words pass through unchanged.
+export function joinPieces(tokens) {
+  const words = [];
+  let pending = "";
+  for (const token of tokens) {
+    if (token.endsWith(JOINER) && token.length > JOINER.length) {
+      pending += token.slice(0, -JOINER.length);
+    } else {
+      words.push(pending + token);
+      pending = "";
+    }
+  }
+  if (pending) words.push(pending);
+  return words;
+}
+
 export function detokenize(tokens) {
-  return tokens.join(" ").replace(/ ([,.!?])/g, "$1");
+  return joinPieces(tokens).join(" ").replace(/ ([,.!?])/g, "$1");
 }

@@ -5,7 +5,7 @@ the imports and holds every module to this)::
 
     foundations   files, runtime
         |
-    data          corpus, vocab, masks, batching, data, synthetic
+    data          corpus, vocab, masks, batching, data, synthetic, subwords
         |
     models        contract, layers, positions, attention, multihead,
         |         rnn, bahdanau, selfattention, transformer
@@ -27,6 +27,7 @@ One line a module:
 - ``batching``: padded batches for teacher forcing, length buckets, loaders.
 - ``data``: a task's three splits, vocabularies and self-description (``Seq2SeqData``).
 - ``synthetic``: the reversal and dates tasks.
+- ``subwords``: byte-pair encoding learnt on a training split; tasks in subwords.
 - ``contract``: what every model offers (``Seq2SeqModel``, ``Generator``), its outputs
   (``Seq2SeqOutput``, ``Step``) and registration.
 - ``layers``: embedding initialisation, feed-forward network, residual connection.

@@ -158,8 +158,8 @@ def spec_hash(spec: dict) -> str:
 # one list or the other (a test checks), so a new module must be placed.
 TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "corpus", "data", "experiments", "layers", "masks", "multihead",
-                 "positions", "resume", "rnn", "runtime", "selfattention", "synthetic",
-                 "training", "transformer", "vocab")
+                 "positions", "resume", "rnn", "runtime", "selfattention", "subwords",
+                 "synthetic", "training", "transformer", "vocab")
 OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "evaluation", "explorer",
               "export", "files", "inspection", "metrics", "notebook", "plots",
               "results", "widgets")

@@ -71,9 +71,26 @@ def tokenize(text: str) -> list[str]:
     return [token for token in normalize(text).split(" ") if token]
 
 
+JOINER = "@@"     # ends a subword piece that does not end its word (attnlab.subwords)
+
+
+def join_pieces(tokens: list[str]) -> list[str]:
+    """Subword pieces back into words: ``["tra@@", "vail@@", "lons"]`` ->
+    ``["travaillons"]``. Words pass through unchanged (the corpus has no ``@``)."""
+    words, pending = [], ""
+    for token in tokens:
+        if token.endswith(JOINER) and len(token) > len(JOINER):
+            pending += token[:-len(JOINER)]
+        else:
+            words.append(pending + token)
+            pending = ""
+    return words + [pending] if pending else words
+
+
 def detokenize(tokens: list[str]) -> str:
-    """Join tokens into text, removing the space put before punctuation."""
-    return re.sub(r" ([,.!?])", r"\1", " ".join(tokens))
+    """Join tokens (words, or subword pieces) into text, removing the space put before
+    punctuation."""
+    return re.sub(r" ([,.!?])", r"\1", " ".join(join_pieces(tokens)))
 
 
 # --- reading any parallel corpus ---------------------------------------------

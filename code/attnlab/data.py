@@ -30,7 +30,8 @@ class Seq2SeqData:
     ``train``.
 
     The task describes itself: ``units`` says what a token is (``"words"`` of a
-    language, or ``"symbols"`` of a synthetic task), which sizes the course's
+    language, ``"subwords"`` from :mod:`attnlab.subwords`, or ``"symbols"`` of a
+    synthetic task), which sizes the course's
     models (:data:`attnlab.experiments.SIZES`); ``length_edges`` are the source
     lengths at which evaluation by length cuts its buckets (e.g. ``(3, 5, 10)``:
     1-3, 4-5, 6-10 tokens).

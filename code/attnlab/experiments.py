@@ -64,6 +64,7 @@ class Sizes:
 # By what a task's tokens are (``Seq2SeqData.units``): words of a language need larger
 # embeddings and some dropout; a few dozen symbols of a synthetic task need neither.
 SIZES = {"words": Sizes(embed=128, hidden=256, attention=128, proj=128, dropout=0.1),
+         "subwords": Sizes(embed=128, hidden=256, attention=128, proj=128, dropout=0.1),
          "symbols": Sizes(embed=32, hidden=256, attention=64, proj=64, dropout=0.0)}
 
 

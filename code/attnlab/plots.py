@@ -106,6 +106,33 @@ def coverage_figure(min_freqs: Sequence[int], sizes: Sequence[int],
     return fig
 
 
+def subword_figure(rows: dict[str, Sequence[dict]]) -> Figure:
+    """Unknown held-out tokens and tokens per sentence against the vocabulary's size,
+    for each language. ``rows[language]`` holds one dict per number of merges
+    (``merges``, ``vocabulary``, ``unknown``, ``tokens_per_sentence``), and one for
+    whole words (``merges`` = "words"), drawn as a separate point."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    panels = ((left, "unknown", 100), (right, "tokens_per_sentence", 1))
+    for (language, series), color in zip(rows.items(), ("C0", "C1")):
+        words = [r for r in series if r["merges"] == "words"]
+        pieces = [r for r in series if r["merges"] != "words"]
+        for ax, key, scale in panels:
+            ax.plot([r["vocabulary"] for r in pieces], [scale * r[key] for r in pieces],
+                    "o-", color=color, label=f"{language}, subwords")
+            ax.plot([r["vocabulary"] for r in words], [scale * r[key] for r in words],
+                    "X", markersize=10, color=color, label=f"{language}, whole words")
+    for ax, ylabel in ((left, "unknown held-out tokens (%)"),
+                       (right, "tokens per held-out sentence")):
+        ax.set_xscale("log")
+        ax.set(xlabel="vocabulary size (tokens)", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+    left.legend(fontsize=8)
+    fig.suptitle("Subwords against whole words: the vocabulary's size, "
+                 "unknown tokens and sentence length")
+    return fig
+
+
 def _array(values) -> np.ndarray:
     """``values`` as a float NumPy array: a tensor may be on any device and part of
     an autograd graph."""
