@@ -203,12 +203,13 @@ def test_solutions_pages_belong_to_chapters():
     assert SOLUTIONS and {p.name for p in SOLUTIONS} <= {p.name for p in CHAPTERS}
 
 
-def _chapter(tmp_path, exercises, questions, solutions=None):
-    """A chapter and (if ``solutions``) its solutions page, in folders like the real ones."""
+def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):
+    """A chapter and (if ``solutions``) its solutions page, in folders like the real ones,
+    which the notebooks tool is pointed at."""
     chapters = tmp_path / "chapters"
     (chapters / "solutions").mkdir(parents=True)
-    notebooks.CHAPTERS, notebooks.SOLUTIONS = chapters, chapters / "solutions"   # restored by
-                                                                                 # monkeypatch
+    monkeypatch.setattr(notebooks, "CHAPTERS", chapters)
+    monkeypatch.setattr(notebooks, "SOLUTIONS", chapters / "solutions")
     v4 = notebooks.nbformat.v4
     body = "## Exercises\n\n" + "\n\n".join(
         f":::{{exercise}}\n:label: ch2-ex-{k}\n\n{text}\n:::" for k, text in enumerate(exercises, 1))
@@ -228,10 +229,8 @@ def _chapter(tmp_path, exercises, questions, solutions=None):
 def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     """Every exercise has a linked worked solution, no solution answers a missing exercise,
     and the chapter ends with 3 to 5 self-check questions, each with an answer."""
-    monkeypatch.setattr(notebooks, "CHAPTERS", notebooks.CHAPTERS)
-    monkeypatch.setattr(notebooks, "SOLUTIONS", notebooks.SOLUTIONS)
     good = [("Why?", "Because."), ("How?", "So."), ("What?", "That.")]
-    path = _chapter(tmp_path, ["Do a.", "Do b."], good,
+    path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good,
                     [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")])
     problems = notebooks.exercise_problems(path)
     assert problems == [f"02_x.ipynb: exercise ch2-ex-{k} does not link its solution (run: "
@@ -243,14 +242,14 @@ def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     again = notebooks.sync_exercises(notebooks.read(path), answers)      # idempotent
     assert [c.source for c in again.cells] == [c.source for c in linked.cells]
 
-    path = _chapter(tmp_path / "b", ["Do a.", "Do b."], good[:2] + [("Who?", None)],
+    path = _chapter(tmp_path / "b", monkeypatch, ["Do a.", "Do b."], good[:2] + [("Who?", None)],
                     [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-9", "ch2-sol-9")])
     problems = " | ".join(notebooks.exercise_problems(path))
     assert "self-check question 3 has no answer" in problems
     assert "a solution to ch2-ex-9, which chapter 2 does not have" in problems
     assert "exercise ch2-ex-2 has no worked solution" in problems
 
-    path = _chapter(tmp_path / "c", ["Do a."], good[:2])
+    path = _chapter(tmp_path / "c", monkeypatch, ["Do a."], good[:2])
     assert notebooks.exercise_problems(path) == [
         "02_x.ipynb: 'Check yourself' has 2 questions, not 3 to 5",
         "02_x.ipynb: no worked solutions (chapters/solutions/02_x.ipynb is missing)"]
