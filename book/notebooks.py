@@ -1,7 +1,8 @@
 """Maintain the chapters' notebooks.
 
     python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml,
-                                               # and the metadata that opens it on a GPU runtime
+                                               # and the metadata that opens it on a GPU runtime;
+                                               # the README's and preface's repository links
     python book/notebooks.py sync-budgets      # write each chapter's budget note from the
                                                # committed benchmarks/results/chapters-*.json
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
@@ -12,8 +13,8 @@
 A chapter is committed without outputs, except for cells tagged
 ``nbval-check-output``: small deterministic outputs that nbval compares on
 every test run. Its first cell installs attnlab in Colab only, from the
-repository URL in ``_config.yml`` (the one place it is defined), and is
-removed from the book by its ``remove-cell`` tag.
+repository URL and branch (or release tag) in ``_config.yml`` (the one place
+they are defined), and is removed from the book by its ``remove-cell`` tag.
 
 Each chapter's exercises are ``{exercise}`` blocks (sphinx-exercise) labelled
 ``chN-ex-K``; their worked solutions are in ``chapters/solutions/`` under the
@@ -43,19 +44,31 @@ COLAB_TAGS = ["remove-cell"]
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 
 
+def _repository() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]
+
+
 def repository_url() -> str:
-    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    return config["repository"]["url"].rstrip("/")
+    return _repository()["url"].rstrip("/")
 
 
-def colab_cell_source(url: str | None = None) -> str:
+def repository_ref() -> str:
+    """The branch or release tag this copy of the course is published from
+    (``repository.branch``): the Colab buttons open the chapters there, and the Colab
+    cell installs the library from there."""
+    return str(_repository().get("branch") or "main")
+
+
+def colab_cell_source(url: str | None = None, ref: str | None = None) -> str:
     url = url or repository_url()
+    ref = ref or repository_ref()
     return (
-        "# In Colab only: install the course's library from its repository.\n"
+        "# In Colab only: install the course's library from its repository, at the branch or\n"
+        "# release tag the chapter was opened from (a tag such as v0.1.0 pins a class to it).\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "attnlab @ git+{url}"\n'
+        f'    %pip install --quiet "attnlab @ git+{url}@{ref}"\n'
         "    # Colab forgets trained models when the session ends. To keep them on your Google Drive\n"
         "    # (a later session then reuses them, or resumes an interrupted training), uncomment:\n"
         '    # from google.colab import drive; drive.mount("/content/drive"); import os; '
@@ -302,6 +315,28 @@ def sync_colab(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+# --- the repository's links in the README and the preface --------------------------------
+
+LINKED = [ROOT / "README.md", ROOT / "book" / "intro.md"]
+_COLAB_LINK = re.compile(r"colab\.research\.google\.com/github/[^/\s>]+/[^/\s>]+/blob/[^/\s>]+/")
+_CLONE = re.compile(r"git clone https://\S+\ncd \S+")
+
+
+def sync_links(text: str) -> str:
+    """``text`` with its Colab links and its clone command following ``_config.yml``."""
+    url, ref = repository_url(), repository_ref()
+    slug = url.removeprefix("https://github.com/")
+    text = _COLAB_LINK.sub(f"colab.research.google.com/github/{slug}/blob/{ref}/", text)
+    return _CLONE.sub(f"git clone {url}\ncd {url.rsplit('/', 1)[-1]}", text)
+
+
+def link_problems() -> list[str]:
+    return [f"{path.relative_to(ROOT)}: its repository links do not follow _config.yml "
+            "(run: python book/notebooks.py sync-colab)"
+            for path in LINKED if sync_links(path.read_text(encoding="utf-8"))
+            != path.read_text(encoding="utf-8")]
+
+
 def problems(path: Path) -> list[str]:
     """What is wrong with a committed chapter, as readable sentences."""
     notebook = read(path)
@@ -349,6 +384,8 @@ def main(argv: list[str]) -> int:
     if command == "sync-colab":
         for path in paths:
             write(sync_colab(read(path)), path)
+        for path in LINKED:
+            path.write_text(sync_links(path.read_text(encoding="utf-8")), encoding="utf-8")
     elif command == "sync-budgets":
         for path in chapters:
             write(sync_budget(read(path), path.stem), path)
@@ -362,7 +399,7 @@ def main(argv: list[str]) -> int:
             print(f"executing {path.name} (smoke profile)")
             refresh(path)
     elif command == "check":
-        found = [p for path in paths for p in problems(path)]
+        found = [p for path in paths for p in problems(path)] + link_problems()
         print("\n".join(found) or f"{len(paths)} notebooks OK")
         return 1 if found else 0
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,6 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The folder holding fra-eng.zip: ATTNLAB_DATA_DIR as the tests start, else ../shared/data.
 DATA_DIR = Path(os.environ.get("ATTNLAB_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def chromium_path() -> Path:
+    """The Chromium the browser tests (and benchmarks/bench_browser.py) drive:
+    ``ATTNLAB_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH, else
+    Debian's ``/usr/bin/chromium``."""
+    env = os.environ.get("ATTNLAB_CHROMIUM")
+    if env:
+        return Path(env).expanduser()
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return Path(found) if found else Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import os
 import re
@@ -16,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from attnlab import export
-from conftest import ROOT, assert_transformer_weights
+from conftest import ROOT, assert_transformer_weights, chromium_path
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -63,6 +63,28 @@ def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     assert re.search(r'<span class="k">def</span>.{0,40}<span class="nf">normalize</span>', chapter)
 
 
+@pytest.mark.slow
+def test_pages_link_the_repository_and_state_the_licence(built_book):
+    """Every page: "open an issue" and "suggest an edit" at the repository _config.yml
+    names, its Colab button at that branch, and the CC BY 4.0 footer."""
+    import yaml
+
+    html, _ = built_book
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    url, branch = repository["url"].rstrip("/"), repository["branch"]
+    slug = url.removeprefix("https://github.com/")
+    for page in ("chapters/01_sentences_to_tensors.html", "chapters/05_transformer.html",
+                 "book/after.html"):
+        text = (html / page).read_text(encoding="utf-8")
+        assert f"{url}/issues/new?title=" in text, page
+        source = page.replace(".html", ".md" if page.startswith("book/") else ".ipynb")
+        assert f"{url}/edit/{branch}/{source}" in text, page
+        assert "creativecommons.org/licenses/by/4.0/" in text and "CC BY 4.0" in text, page
+    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
+    assert (f"colab.research.google.com/github/{slug}/blob/{branch}/chapters/"
+            "01_sentences_to_tensors.ipynb") in chapter
+
+
 @pytest.fixture(scope="session")
 def site(built_book):
     html, result = built_book
@@ -82,13 +104,15 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("the browser tests need Debian's chromium at /usr/bin/chromium "
-                    "(apt-get install chromium; .ci/run installs it)")
+    chromium = chromium_path()
+    if not chromium.exists():
+        pytest.fail(f"the browser tests need Chromium, not found at {chromium}: install it "
+                    "(Debian: apt-get install chromium; .ci/run does) or set "
+                    "ATTNLAB_CHROMIUM to its path")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
 
@@ -288,6 +312,8 @@ def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
         assert "NVIDIA" in text and "device busy" in text
     assert "01_sentences_to_tensors" in text and "d2l.AdditiveAttention" in text
     assert "no results committed yet" not in text
+    if (ROOT / "benchmarks" / "results" / "browser-cpu.json").exists():
+        assert "Live translation in the browser" in text and "per translation, once loaded" in text
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
@@ -415,15 +441,19 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
-    # A broken deployment: the vocabulary altered, then the model file missing.
-    for route, expected in (
-            (lambda r: r.fulfill(status=200, body='["<pad>"]', content_type="application/json"),
-             "does not match its SHA-256"),
-            (lambda r: r.fulfill(status=404, body="gone"), "HTTP 404")):
+    # A broken deployment: the vocabulary altered, the graph replaced by another gzip,
+    # the model file missing.
+    model = "**/models/bahdanau-fra-eng/model.onnx.gz"
+    for pattern, route, expected in (
+            ("**/models/bahdanau-fra-eng/tgt-vocab.json",
+             lambda r: r.fulfill(status=200, body='["<pad>"]', content_type="application/json"),
+             "tgt-vocab.json does not match its SHA-256"),
+            (model, lambda r: r.fulfill(status=200, body=gzip.compress(b"not a model")),
+             "model.onnx.gz does not match its SHA-256"),
+            (model, lambda r: r.fulfill(status=404, body="gone"), "HTTP 404")):
         page, requests, errors = open_page(browser,
                                            f"{site}/chapters/03_bahdanau_attention.html")
-        page.route("**/models/bahdanau-fra-eng/tgt-vocab.json" if "SHA" in expected
-                   else "**/models/bahdanau-fra-eng/model.onnx", route)
+        page.route(pattern, route)
         box = page.locator(".attnlab-live")
         box.locator("input[type=text]").fill("The cat is on the mat.")
         box.locator("button").click()
@@ -435,3 +465,53 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
         errors = [e for e in errors if "404" not in e]             # the failure we made
         assert_offline_and_clean(site, page, requests, errors)
         page.close()
+
+
+@pytest.mark.slow
+def test_browser_benchmark_runs_quick(built_book, tmp_path):
+    """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane."""
+    html, _ = built_book
+    output = tmp_path / "browser.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_browser.py"),
+                             "--site", str(html), "--quick", "--output", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = json.loads(output.read_text())
+    pages = {m["chapter"]: m for m in record["measurements"]}
+    assert set(pages) == {"03_bahdanau_attention", "05_transformer", "06_comparison"}
+    for m in pages.values():
+        assert m["page_bytes_after"] > m["page_bytes_before"] > 0
+        assert set(m["first_use_bytes"]) == {"model", "runtime", "live scripts"}
+        assert m["press_ms"]["runs"] == 2 and 0 < m["press_ms"]["median"] < m["first_press_ms"]
+        assert len(m["translations"]) == len(m["models"]) and all(m["translations"])
+        assert m["profile"] == ["smoke"]
+    files = pages["06_comparison"]["first_use_files"]
+    wasm = files["vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm.gz"]
+    assert wasm < 5e6                                   # served compressed (14 MB plain)
+    assert {f.split("/")[1] for f in files if f.startswith("models/")} == set(LIVE_MODELS)
+    assert all(f.endswith((".gz", ".json", ".mjs")) for f in files)
+
+
+@pytest.mark.slow
+def test_live_box_takes_files_a_host_has_already_decompressed(site, browser, built_book):
+    """A host that sends model.onnx.gz and the WebAssembly with Content-Encoding: gzip
+    hands the page plain bytes: the page checks them and translates as usual."""
+    html, _ = built_book
+    plain = {name: gzip.decompress(path.read_bytes()) for name, path in (
+        ("model", html / "_static" / "models" / "bahdanau-fra-eng" / "model.onnx.gz"),
+        ("wasm", html / "_static" / "vendor" / "onnxruntime-web"
+         / "ort-wasm-simd-threaded.wasm.gz"))}
+    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    page.route("**/models/bahdanau-fra-eng/model.onnx.gz",
+               lambda r: r.fulfill(status=200, body=plain["model"]))
+    page.route("**/ort-wasm-simd-threaded.wasm.gz",
+               lambda r: r.fulfill(status=200, body=plain["wasm"]))
+    box = page.locator(".attnlab-live")
+    box.locator("input[type=text]").fill("The cat is on the mat.")
+    box.locator("button").click()
+    page.wait_for_function("b => !b.disabled", arg=box.locator("button").element_handle(),
+                           timeout=60_000)
+    assert box.locator(".attnlab-live-status").inner_text() == ""
+    assert "Translation:" in box.locator(".attnlab-live-results").inner_text()
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()

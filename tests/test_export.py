@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 
 import numpy as np
@@ -34,12 +36,7 @@ def _small(kind: str) -> torch.nn.Module:
 
 
 def _session(manifest_path):
-    folder = manifest_path.parent
-    manifest = export.load_manifest(folder)
-    session = ort.InferenceSession(str(folder / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    vocabs = [json.loads((folder / f"{side}-vocab.json").read_text(encoding="utf-8"))
-              for side in ("src", "tgt")]
+    session, manifest, *vocabs = export.load_session(manifest_path.parent)
     return session, manifest, vocabs
 
 
@@ -79,7 +76,9 @@ def test_exported_graph_decodes_as_pytorch(kind, tmp_path):
                                               test_bleu=None, max_len=12)
     session, manifest, vocabs = _session(manifest_path)
     assert manifest["kind"] == kind and manifest["max_src_len"] == 50
-    assert set(manifest["files"]) == {"model.onnx", "src-vocab.json", "tgt-vocab.json"}
+    assert set(manifest["files"]) == {"model.onnx.gz", "src-vocab.json", "tgt-vocab.json"}
+    assert sorted(p.name for p in manifest_path.parent.iterdir()) == sorted(
+        [*manifest["files"], "manifest.json"])                 # no scratch left behind
     for file in [*manifest["files"], "manifest.json"]:       # a web server may read them
         assert (manifest_path.parent / file).stat().st_mode & 0o444 == 0o444
     for sentence in SENTENCES:
@@ -101,6 +100,31 @@ def test_a_file_that_does_not_match_its_hash_is_refused(tmp_path):
                      encoding="utf-8")
     with pytest.raises(ValueError, match="tgt-vocab.json: its SHA-256 does not match"):
         export.load_manifest(manifest_path.parent)
+
+
+def test_the_graph_is_served_compressed_and_the_same_every_time(tmp_path):
+    """model.onnx.gz: gzip (a static host sends .onnx files uncompressed), byte for
+    byte the same on a second export, its content hash that of the plain graph."""
+    first, again = (export.export_for_browser(_small("transformer"), TOY_SRC, TOY_TGT,
+                                              tmp_path / run, name="toy", profile="smoke")
+                    for run in ("a", "b"))
+    packed = (first.parent / "model.onnx.gz").read_bytes()
+    assert packed[:2] == b"\x1f\x8b" and packed == (again.parent / "model.onnx.gz").read_bytes()
+    graph = gzip.decompress(packed)
+    info = export.load_manifest(first.parent)["files"]["model.onnx.gz"]
+    assert info["content_bytes"] == len(graph) > info["bytes"] == len(packed)
+    assert info["content_sha256"] == hashlib.sha256(graph).hexdigest()
+    ort.InferenceSession(graph, providers=["CPUExecutionProvider"])     # a valid graph
+
+
+def test_a_graph_that_does_not_match_after_decompressing_is_refused(tmp_path):
+    manifest_path = export.export_for_browser(_small("gru"), TOY_SRC, TOY_TGT, tmp_path,
+                                              name="toy", profile="smoke")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["model.onnx.gz"]["content_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="decompressed graph does not match"):
+        export.load_session(manifest_path.parent)
 
 
 def test_only_the_course_models_export(tmp_path):

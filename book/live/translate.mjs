@@ -5,6 +5,10 @@
 // sentence to max_src_len tokens, then decode greedily, running the model's graph once
 // per output word on the words written so far. Nothing is fetched until a reader asks
 // for a translation; every file is checked against its SHA-256 in the manifest.
+//
+// The two large files, the model's graph and onnxruntime's WebAssembly, are served
+// gzip-compressed (a static host sends .onnx and often .wasm files as they are) and
+// decompressed here with the browser's DecompressionStream.
 
 import { detokenize, tokenize } from "./tokenize.mjs";
 
@@ -13,13 +17,41 @@ let runtime = null; // Promise of the onnxruntime-web module
 
 export class LiveError extends Error {}
 
+// Bytes as served, decompressed if they are gzip (a server that sent them with
+// Content-Encoding: gzip has already decompressed them).
+async function gunzip(bytes, name) {
+  const head = new Uint8Array(bytes, 0, Math.min(2, bytes.byteLength));
+  if (head[0] !== 0x1f || head[1] !== 0x8b) return bytes;
+  if (typeof DecompressionStream === "undefined") {
+    throw new LiveError(`this browser cannot decompress ${name} (no DecompressionStream)`);
+  }
+  try {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return await new Response(stream).arrayBuffer();
+  } catch (error) {
+    throw new LiveError(`${name} is damaged: ${error.message}`);
+  }
+}
+
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function ortModule(vendorUrl) {
   if (!runtime) {
-    runtime = import(new URL("onnxruntime-web/ort.wasm.min.mjs", vendorUrl).href).then((ort) => {
+    runtime = (async () => {
+      const base = new URL("onnxruntime-web/", vendorUrl);
+      const [ort, wasm] = await Promise.all([
+        import(new URL("ort.wasm.min.mjs", base).href),
+        fetchChecked(new URL("ort-wasm-simd-threaded.wasm.gz", base), null)
+          .then((bytes) => gunzip(bytes, "onnxruntime's WebAssembly"))]);
       ort.env.wasm.numThreads = 1; // a static site is not cross-origin isolated
-      ort.env.wasm.wasmPaths = new URL("onnxruntime-web/", vendorUrl).href;
+      ort.env.wasm.wasmPaths = base.href; // its loader module sits beside the WebAssembly
+      ort.env.wasm.wasmBinary = wasm; // already here: not fetched again
       return ort;
-    });
+    })();
+    runtime.catch(() => { runtime = null; }); // a failed load may be tried again
   }
   return runtime;
 }
@@ -35,12 +67,8 @@ async function fetchChecked(url, expected) {
     throw new LiveError(`could not load ${url.pathname.split("/").pop()} (HTTP ${response.status})`);
   }
   const bytes = await response.arrayBuffer();
-  if (expected) {
-    const digest = await crypto.subtle.digest("SHA-256", bytes);
-    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-    if (hex !== expected) {
-      throw new LiveError(`${url.pathname.split("/").pop()} does not match its SHA-256 in the manifest`);
-    }
+  if (expected && (await sha256Hex(bytes)) !== expected) {
+    throw new LiveError(`${url.pathname.split("/").pop()} does not match its SHA-256 in the manifest`);
   }
   return bytes;
 }
@@ -51,12 +79,22 @@ export function loadModel(modelUrl, vendorUrl) {
     const promise = (async () => {
       const manifestBytes = await fetchChecked(new URL("manifest.json", modelUrl), null);
       const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-      if (manifest.format !== 1) {
+      if (manifest.format !== 2) {
         throw new LiveError(`unknown manifest format ${manifest.format}`);
       }
       const file = (name) => fetchChecked(new URL(name, modelUrl), manifest.files[name].sha256);
+      // The graph is checked after decompressing: a server may have decompressed it.
+      const graph = async () => {
+        const info = manifest.files["model.onnx.gz"];
+        const url = new URL("model.onnx.gz", modelUrl);
+        const bytes = await gunzip(await fetchChecked(url, null), "model.onnx.gz");
+        if ((await sha256Hex(bytes)) !== info.content_sha256) {
+          throw new LiveError("model.onnx.gz does not match its SHA-256 in the manifest");
+        }
+        return bytes;
+      };
       const [model, src, tgt] = await Promise.all(
-        ["model.onnx", "src-vocab.json", "tgt-vocab.json"].map(file));
+        [graph(), file("src-vocab.json"), file("tgt-vocab.json")]);
       const decode = (bytes) => JSON.parse(new TextDecoder().decode(bytes));
       const ort = await ortModule(vendorUrl);
       const session = await ort.InferenceSession.create(new Uint8Array(model),

@@ -1,12 +1,13 @@
 """Install the book's pinned front-end files and copy the parts the site serves.
 
 Run by ``make vendor``: ``npm ci`` from ``package-lock.json`` (nothing else is
-downloaded), then the ipywidgets HTML manager and MathJax 3 are copied into
+downloaded), then the ipywidgets HTML manager, MathJax 3 and onnxruntime-web are copied into
 ``static/vendor/`` for the ``offline_assets`` extension to serve.
 """
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,13 @@ def main() -> int:
     # cross-origin isolated, so they get no threads). Loaded only when a reader asks.
     ort = MODULES / "onnxruntime-web" / "dist"
     (staging / "onnxruntime-web").mkdir()
-    for name in ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+    for name in ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs"):
         shutil.copy2(ort / name, staging / "onnxruntime-web" / name)
+    # The WebAssembly (14 MB) is served gzip-compressed (3.7 MB), whatever the host does;
+    # book/live/translate.mjs decompresses it. mtime=0: the same bytes on every install.
+    wasm = (ort / "ort-wasm-simd-threaded.wasm").read_bytes()
+    (staging / "onnxruntime-web" / "ort-wasm-simd-threaded.wasm.gz").write_bytes(
+        gzip.compress(wasm, compresslevel=9, mtime=0))
     for licence in ("mathjax/LICENSE", "@jupyter-widgets/html-manager/LICENSE",
                     "onnxruntime-web/LICENSE"):
         source = MODULES / licence

@@ -61,4 +61,5 @@ width (D / h), d_ff feed-forward width, k beam width. An RNN's sizes are
 written out (``hidden``, ``embed``), never given a letter.
 """
 
+# The one place the version is defined (pyproject.toml reads it; see CHANGELOG.md).
 __version__ = "0.1.0"

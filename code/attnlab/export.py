@@ -5,6 +5,11 @@ with it: an ONNX graph, the two vocabularies, and a manifest that names every fi
 with its SHA-256 hash. :func:`onnx_translate` decodes with that graph exactly as the
 page does, so that tests can hold the export to PyTorch's greedy decoding.
 
+The graph is served gzip-compressed (``model.onnx.gz``, written deterministically),
+because a static host such as GitHub Pages sends ``.onnx`` files as they are: the
+page decompresses it itself. The weights stay float32, so the browser's numbers are
+PyTorch's to float32 rounding; compression saves about a tenth of the bytes.
+
 Every model is exported as one graph over a whole prefix:
 ``(src (1, S), src_len (1,), tgt_in (1, T)) -> logits (1, T, V)``, plus the attention
 weights the model has. Greedy decoding calls it once per output word, with the words
@@ -25,10 +30,12 @@ Shapes: S source length, T prefix length, V target vocabulary, L layers, h heads
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 import inspect
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +51,8 @@ from .rnn import EncoderDecoder
 from .transformer import Transformer
 from .vocab import Vocab
 
-FORMAT = 1          # the manifest's format; a page refuses a manifest it does not know
+FORMAT = 2          # the manifest's format; a page refuses a manifest it does not know
+MODEL_FILE = "model.onnx.gz"   # the graph as served (gzip); see the module's docstring
 # The page truncates and stops where the library's translate does: its own defaults.
 _DEFAULTS = inspect.signature(translate).parameters
 MAX_SRC_LEN = _DEFAULTS["max_src_len"].default
@@ -122,16 +130,23 @@ def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layo
 def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
                        folder: Path, *, name: str, profile: str,
                        test_bleu: float | None = None, max_len: int = MAX_LEN) -> Path:
-    """Write ``model.onnx``, ``src-vocab.json``, ``tgt-vocab.json`` and
+    """Write ``model.onnx.gz``, ``src-vocab.json``, ``tgt-vocab.json`` and
     ``manifest.json`` under ``folder / name``; returns the manifest's path."""
     out = Path(folder) / name
     out.mkdir(parents=True, exist_ok=True)
-    layout = export_onnx(model, out / "model.onnx", max_len=max_len)
+    # The plain graph is written to a scratch folder; only its gzip is kept.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as scratch:
+        plain = Path(scratch) / "model.onnx"
+        layout = export_onnx(model, plain, max_len=max_len)
+        graph = plain.read_bytes()
+    with atomic_path(out / MODEL_FILE) as tmp:
+        # mtime=0: the same graph always gives the same bytes (and hash)
+        tmp.write_bytes(gzip.compress(graph, compresslevel=9, mtime=0))
     for side, vocab in (("src", src_vocab), ("tgt", tgt_vocab)):
         tokens = [vocab.itos[i] for i in range(len(vocab))]
         atomic_write_text(out / f"{side}-vocab.json",
                           json.dumps(tokens, ensure_ascii=False))
-    files = ["model.onnx", "src-vocab.json", "tgt-vocab.json"]
+    files = [MODEL_FILE, "src-vocab.json", "tgt-vocab.json"]
     manifest = {
         "format": FORMAT, "name": name, "model": type(model).__name__,
         "kind": layout.kind, "profile": profile, "outputs": list(layout.outputs),
@@ -142,6 +157,9 @@ def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
         "files": {file: {"sha256": sha256(out / file),
                          "bytes": (out / file).stat().st_size} for file in files},
     }
+    # What the page checks after decompressing (a server may also have decompressed it).
+    manifest["files"][MODEL_FILE].update(
+        content_sha256=hashlib.sha256(graph).hexdigest(), content_bytes=len(graph))
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     for file in [*files, "manifest.json"]:
         (out / file).chmod(0o644)        # a web server serves them: readable by all
@@ -172,6 +190,25 @@ def load_manifest(folder: Path) -> dict:
             raise ValueError(f"{folder / file}: its SHA-256 does not match the "
                              "manifest")
     return manifest
+
+
+def load_session(folder: Path):
+    """An exported model, ready to decode:
+    ``(session, manifest, src_vocab, tgt_vocab)``, with every file checked against the
+    manifest (``onnxruntime`` needed)."""
+    import onnxruntime
+
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    graph = gzip.decompress((folder / MODEL_FILE).read_bytes())
+    expected = manifest["files"][MODEL_FILE]["content_sha256"]
+    if hashlib.sha256(graph).hexdigest() != expected:
+        raise ValueError(f"{folder / MODEL_FILE}: the decompressed graph does not "
+                         "match its SHA-256 in the manifest")
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    vocabs = [json.loads((folder / f"{side}-vocab.json").read_text(encoding="utf-8"))
+              for side in ("src", "tgt")]
+    return session, manifest, *vocabs
 
 
 def onnx_translate(session, manifest: dict, src_vocab: list[str], tgt_vocab: list[str],

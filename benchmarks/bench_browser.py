@@ -1,0 +1,205 @@
+"""What live translation on the website costs a reader: bytes and time, in Chromium.
+
+On a built site (``_build/html`` by default) served from this machine, headless
+Chromium opens the chapter pages that have a live box, each in a fresh browser
+profile (empty cache), and measures:
+
+* the page weight before the reader asks: every byte the page loaded (document,
+  scripts, styles, fonts, images), as served;
+* the bytes fetched on first use, by part: onnxruntime-web (its module and its
+  gzip-compressed WebAssembly), the model (graph, gzip-compressed, and
+  vocabularies) and the course's live scripts; the page weight after is the sum;
+* the time from pressing Enter to the translation on the page: the first time
+  (everything loads) and then the median of ``--repeats`` presses, for a
+  ten-word sentence; on chapter 6's page, which translates with the three models
+  in turn, each model's share is the time between its result and the one before.
+
+Bytes are the bodies as served (``encodedBodySize``): the files are compressed by
+the build where that pays, so a host that compresses nothing sends exactly these.
+
+    python benchmarks/bench_browser.py [--site _build/html] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import torch
+
+import common
+
+sys.path.insert(0, str(common.ROOT / "tests"))
+from conftest import chromium_path  # noqa: E402 -- the browser the tests drive
+
+# Ten words, written for this benchmark (not from the corpus).
+SENTENCE = "I think we should leave before it starts to rain."
+PAGES = {"03_bahdanau_attention": ["bahdanau-fra-eng"],
+         "05_transformer": ["transformer-fra-eng"],
+         "06_comparison": ["gru-fra-eng", "bahdanau-fra-eng", "transformer-fra-eng"]}
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# Presses Enter (the form's implicit submission) ``presses`` times and records, for each,
+# when each model's result appeared and when the box was ready again (ms after the press).
+PRESS = """async ([sentence, presses]) => {
+    const box = document.querySelector(".attnlab-live");
+    const input = box.querySelector("input[type=text]");
+    const form = box.querySelector("form");
+    const button = box.querySelector("button");
+    const results = box.querySelector(".attnlab-live-results");
+    const status = box.querySelector(".attnlab-live-status");
+    const runs = [];
+    for (let i = 0; i < presses; i += 1) {
+        input.value = sentence;
+        const appeared = [];
+        let start = 0;
+        const done = new Promise((resolve) => {
+            new MutationObserver((changes, observer) => {
+                for (const change of changes) {
+                    if (change.target === results) {
+                        for (const node of change.addedNodes) {
+                            appeared.push([node.dataset.model, performance.now() - start]);
+                        }
+                    }
+                    if (change.target === button && !button.disabled) {
+                        observer.disconnect();
+                        resolve(performance.now() - start);
+                    }
+                }
+            }).observe(box, { subtree: true, childList: true, attributes: true,
+                              attributeFilter: ["disabled"] });
+        });
+        start = performance.now();
+        form.requestSubmit();
+        const total = await done;
+        if (status.textContent) throw new Error(status.textContent);
+        runs.push({ appeared, total });
+    }
+    return runs;
+}"""
+
+# Every byte the page has loaded so far, by URL (the document and its resources).
+LOADED = """() => {
+    const entries = [...performance.getEntriesByType("navigation"),
+                     ...performance.getEntriesByType("resource")];
+    return entries.map((e) => [e.name, e.encodedBodySize]);
+}"""
+
+
+def part(url: str) -> str:
+    if "/_static/models/" in url:
+        return "model"
+    if "/onnxruntime-web/" in url:
+        return "runtime"
+    if "/_static/live/" in url:
+        return "live scripts"
+    return "page"
+
+
+def serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
+    context = browser.new_context()                   # a fresh profile: nothing cached
+    context.add_init_script("performance.setResourceTimingBufferSize(10000)")
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    before = dict(page.evaluate(LOADED))
+    runs = page.evaluate(PRESS, [SENTENCE, 1 + presses])
+    after = dict(page.evaluate(LOADED))
+    new = {u: b for u, b in after.items() if u not in before}
+    fetched: dict[str, int] = {}
+    for u, b in new.items():
+        fetched[part(u)] = fetched.get(part(u), 0) + b
+    texts = page.locator(".attnlab-live-text").all_inner_texts()
+    context.close()
+    first, rest = runs[0], runs[1:]
+
+    def shares(run):                     # each model's time: since the previous result
+        times = dict(run["appeared"])
+        marks = [0.0] + [times[m] for m in models]
+        return {m: marks[i + 1] - marks[i] for i, m in enumerate(models)}
+
+    return {
+        "page_bytes_before": sum(before.values()),
+        "page_bytes_after": sum(before.values()) + sum(new.values()),
+        "first_use_bytes": fetched,
+        "first_use_files": {u.split("/_static/", 1)[-1]: b for u, b in new.items()},
+        "first_press_ms": first["total"],
+        "press_ms": {"median": statistics.median(r["total"] for r in rest),
+                     "min": min(r["total"] for r in rest), "max": max(r["total"] for r in rest),
+                     "runs": len(rest)},
+        "model_ms": {m: statistics.median(shares(r)[m] for r in rest) for m in models},
+        "first_model_ms": shares(first),
+        "translations": texts[:len(models)],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--site", type=Path, default=common.ROOT / "_build" / "html",
+                        help="a built book (default: _build/html)")
+    parser.add_argument("--quick", action="store_true", help="two presses per page, no file "
+                        "written unless --output is given")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="presses timed after the first (default 20)")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    index = args.site / "_static" / "models" / "index.json"
+    if not index.is_file():
+        raise SystemExit(f"{args.site}: no published models ({index} is missing): build the "
+                         "book first (make book), or pass --site")
+    published = {m["name"]: m for m in json.loads(index.read_text())["models"]}
+    presses = args.repeats or (2 if args.quick else 20)
+    chromium = chromium_path()
+    if not chromium.exists():
+        raise SystemExit(f"no Chromium at {chromium}: set ATTNLAB_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    server, base = serve(args.site)
+    measurements = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+            version = browser.version
+            for stem, models in PAGES.items():
+                missing = [m for m in models if m not in published]
+                if missing:
+                    raise SystemExit(f"{args.site}: {', '.join(missing)} not published")
+                result = measure_page(browser, f"{base}/chapters/{stem}.html", models, presses)
+                result.update(chapter=stem, models=models,
+                              profile=sorted({published[m]["profile"] for m in models}))
+                measurements.append(result)
+                print(f"{stem:<24} page {result['page_bytes_before'] / 1e6:5.2f} MB -> "
+                      f"{result['page_bytes_after'] / 1e6:5.2f} MB; first press "
+                      f"{result['first_press_ms']:7.0f} ms; then median "
+                      f"{result['press_ms']['median']:6.1f} ms "
+                      + " ".join(f"{m.split('-')[0]} {t:.1f}"
+                                 for m, t in result["model_ms"].items()), flush=True)
+            browser.close()
+    finally:
+        server.shutdown()
+    path = common.write("browser", args, torch.device("cpu"), measurements,
+                        sentence=SENTENCE, chromium=version)
+    if path:
+        print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Publishing and forking: the Actions workflow, versions, licences, citation, hooks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import attnlab
+from attnlab import checkpoints
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "book"))
+import notebooks  # noqa: E402
+import release  # noqa: E402
+
+BIN = Path(sys.executable).parent
+WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+SETUP = ROOT / ".github" / "actions" / "setup" / "action.yml"
+
+
+def _schema_check(schema: str, *paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema,
+                           *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def _workflow() -> dict:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    workflow["on"] = workflow.pop(True, workflow.get("on"))     # YAML 1.1 reads `on` as True
+    return workflow
+
+
+def _steps(job: dict) -> list[dict]:
+    return job["steps"]
+
+
+def _uses(job: dict) -> list[str]:
+    return [step["uses"].split("@")[0] for step in _steps(job) if "uses" in step]
+
+
+@pytest.mark.parametrize("schema, path", [
+    ("vendor.github-workflows", WORKFLOW), ("vendor.github-actions", SETUP),
+    ("vendor.citation-file-format", ROOT / "CITATION.cff")], ids=["workflow", "action", "cff"])
+def test_publishing_files_match_their_schemas(schema, path):
+    result = _schema_check(schema, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text(encoding="utf-8").replace("runs-on:", "run-on:", 1))
+    assert _schema_check("vendor.github-workflows", broken).returncode != 0
+    cff = tmp_path / "CITATION.cff"
+    cff.write_text((ROOT / "CITATION.cff").read_text(encoding="utf-8").replace(
+        "cff-version: 1.2.0", "cff-version: 9"))
+    assert _schema_check("vendor.citation-file-format", cff).returncode != 0
+
+
+def test_the_workflow_tests_pull_requests_and_publishes_main():
+    workflow = _workflow()
+    assert workflow["on"]["push"]["branches"] == ["main"] and "pull_request" in workflow["on"]
+    jobs = workflow["jobs"]
+    runs = {name: " ".join(step.get("run", "") for step in _steps(job))
+            for name, job in jobs.items()}
+    # Pull requests: the smoke build and every test, as CI runs them.
+    assert "pull_request" in jobs["test"]["if"] and "make test" in runs["test"]
+    # main: the full build (no smoke profile anywhere), then Pages with the official actions.
+    assert "refs/heads/main" in jobs["build"]["if"] and "make book" in runs["build"]
+    assert "ATTNLAB_PROFILE" not in WORKFLOW.read_text(encoding="utf-8")
+    assert {"actions/configure-pages", "actions/upload-pages-artifact"} <= set(_uses(jobs["build"]))
+    upload = next(s for s in _steps(jobs["build"]) if "upload-pages-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == "build" and _uses(deploy) == ["actions/deploy-pages"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert workflow["permissions"] == {"contents": "read"}
+    # Every job sets up the same way, and none can run for ever.
+    for name in ("test", "build"):
+        assert _uses(jobs[name])[:2] == ["actions/checkout", "./.github/actions/setup"]
+    assert all("timeout-minutes" in job for job in jobs.values())
+
+
+def test_the_workflow_names_no_machine_path_and_no_repository():
+    """The browser and the data are configured by environment variables, and a fork's
+    workflow works unchanged (the repository URL lives in _config.yml only)."""
+    text = WORKFLOW.read_text(encoding="utf-8") + SETUP.read_text(encoding="utf-8")
+    assert "/usr/bin/chromium" not in text and "/work/" not in text
+    assert notebooks.repository_url() not in text
+    assert set(_workflow()["env"]) >= {"ATTNLAB_DATA_DIR", "ATTNLAB_CHROMIUM"}
+
+
+def test_the_workflow_caches_models_under_the_model_cache_key(tmp_path):
+    """The cache key step prints attnlab.checkpoints.code_hash(): the key the library
+    files its trained models under, so models are reused exactly when they are valid."""
+    build = _workflow()["jobs"]["build"]
+    (key_step,) = [s for s in _steps(build) if s.get("id") == "models"]
+    output = tmp_path / "github_output"
+    env = {**os.environ, "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-c", key_step["run"]], cwd=ROOT, env=env, check=True, timeout=120)
+    assert output.read_text().strip() == f"key={checkpoints.code_hash()}"
+    (cache,) = [s for s in _steps(build) if s.get("uses", "").startswith("actions/cache")]
+    assert cache["with"]["path"] == "_build/models"
+    assert cache["with"]["key"].startswith("models-${{ steps.models.outputs.key }}-")
+    assert cache["with"]["restore-keys"].strip() == "models-${{ steps.models.outputs.key }}-"
+    # The chapters' model cache is where the workflow caches it.
+    assert checkpoints.models_dir().relative_to(Path(os.environ["ATTNLAB_BUILD_DIR"])) == \
+        Path("models")
+
+
+def test_the_setup_action_installs_torch_first_and_caches_the_corpus():
+    setup = yaml.safe_load(SETUP.read_text(encoding="utf-8"))["runs"]["steps"]
+    runs = [step.get("run", "") for step in setup]
+    first = next(i for i, r in enumerate(runs) if "pip install" in r)
+    assert "torch==2.13.0" in runs[first] and "make .venv/.installed" in runs[first]
+    assert runs[first].index("torch==2.13.0") < runs[first].index("make .venv/.installed")
+    (cache,) = [s for s in setup if s.get("uses", "").startswith("actions/cache")]
+    from attnlab import corpus
+
+    assert cache["with"]["key"].endswith(corpus.FRA_ENG_SHA1)
+
+
+# --- versions ---------------------------------------------------------------------------
+
+def test_the_version_is_defined_once():
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'version = { attr = "attnlab.__version__" }' in pyproject
+    assert not re.search(r"^version\s*=\s*\"", pyproject, re.M)       # no second copy
+    assert release.version() == attnlab.__version__
+    assert importlib.metadata.version("attnlab") == attnlab.__version__
+
+
+def test_changelog_citation_and_tag_agree_with_the_version():
+    assert release.problems(f"v{attnlab.__version__}") == []
+    assert release.released()[0][0] == attnlab.__version__
+    assert any("is not v" in p for p in release.problems("v99.0.0"))
+    command = [sys.executable, str(ROOT / "book" / "release.py"), "check", "v99.0.0"]
+    assert subprocess.run(command, capture_output=True, timeout=60).returncode == 1
+
+
+def test_a_changelog_without_the_version_is_caught(tmp_path, monkeypatch):
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text("# Changelog\n\n## [0.0.1] - 2020-01-01\n")
+    monkeypatch.setattr(release, "CHANGELOG", changelog)
+    assert any("CHANGELOG.md's newest section" in p for p in release.problems())
+
+
+def test_the_colab_cell_installs_the_configured_branch_or_tag():
+    url, ref = notebooks.repository_url(), notebooks.repository_ref()
+    assert f'"attnlab @ git+{url}@{ref}"' in notebooks.colab_cell_source()
+    pinned = notebooks.colab_cell_source(ref="v0.1.0")
+    assert f'"attnlab @ git+{url}@v0.1.0"' in pinned
+
+
+# --- licences, citation, contributing --------------------------------------------------
+
+def test_licences_are_stated_in_the_repository_and_the_site_config():
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+    content = (ROOT / "LICENSE-CONTENT.md").read_text(encoding="utf-8")
+    assert "CC BY 4.0" in content and "creativecommons.org/licenses/by/4.0/" in content
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "CC BY 4.0" in readme and "MIT" in readme and "CC-BY 2.0" in readme
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    footer = config["html"]["extra_footer"]
+    assert "creativecommons.org/licenses/by/4.0/" in footer and "tatoeba.org" in footer
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["license"] == ["MIT", "CC-BY-4.0"] and cff["version"] == attnlab.__version__
+
+
+def test_the_book_offers_issue_and_edit_buttons():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["html"]["use_issues_button"] and config["html"]["use_edit_page_button"]
+
+
+def test_contributing_covers_what_a_contributor_needs():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    for needed in ("make test-fast", "make test", "nbval-check-output", "pre-commit install",
+                   "## Adding a model", "## Adding a data set", "## Adding a chapter",
+                   "## Releases", "book/release.py"):
+        assert needed in text, needed
+
+
+def test_the_readme_and_preface_say_what_a_fork_changes():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    for text in (readme, intro):
+        assert "repository.url" in text and "sync-colab" in text
+    assert "repository.branch" in readme and "GitHub Actions" in readme
+
+
+def test_pre_commit_config_is_valid_and_names_existing_tools():
+    config = ROOT / ".pre-commit-config.yaml"
+    result = subprocess.run([str(BIN / "pre-commit"), "validate-config", str(config)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    hooks = [h for repo in yaml.safe_load(config.read_text())["repos"] for h in repo["hooks"]]
+    assert {"ruff", "notebooks", "release", "workflows", "citation"} <= {h["id"] for h in hooks}
+    for hook in hooks:
+        program, *rest = hook["entry"].split()
+        assert (ROOT / program).name in {p.name for p in BIN.iterdir()}, hook["id"]
+        scripts = [ROOT / word for word in rest if word.endswith(".py")]
+        assert all(script.is_file() for script in scripts), hook["id"]
+
+
+@pytest.mark.slow
+def test_pre_commit_hooks_pass_on_the_repository(tmp_path):
+    """Every hook, on every file, as a contributor's `pre-commit run --all-files`."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(BIN / "pre-commit"), "run", "--all-files"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
