@@ -8,7 +8,7 @@ page does, so that tests can hold the export to PyTorch's greedy decoding.
 The graph is served gzip-compressed (``model.onnx.gz``, written deterministically),
 because a static host such as GitHub Pages sends ``.onnx`` files as they are: the
 page decompresses it itself. The weights stay float32, so the browser's numbers are
-PyTorch's to float32 rounding; compression saves about a tenth of the bytes.
+PyTorch's to float32 rounding (float32 weights compress little: under a tenth).
 
 Every model is exported as one graph over a whole prefix:
 ``(src (1, S), src_len (1,), tgt_in (1, T)) -> logits (1, T, V)``, plus the attention
