@@ -12,7 +12,8 @@ the imports and holds every module to this)::
         |
     training      training, resume, checkpoints, decoding, experiments
         |
-    evaluation    metrics, evaluation, inspection, analysis, compare, results
+    evaluation    metrics, evaluation, inspection, analysis, compare, results,
+        |         checking, check
         |
     presentation  plots, widgets, explorer, notebook,   (the only users of ipywidgets)
                   export
@@ -49,6 +50,8 @@ One line a module:
 - ``analysis``: gradients by source position, step time by length.
 - ``compare``: the same measurements for every model (chapters 5 and 6).
 - ``results``: each chapter's headline numbers, as JSON.
+- ``checking``: how a learner's function is checked against the library's, in words.
+- ``check``: the checkers of the write-it exercises (``check.masked_softmax(mine)``).
 - ``plots``: figures (matplotlib), the live loss curve.
 - ``widgets``: widgets that work on the static website and live, on ipywidgets 7 and 8.
 - ``explorer``: the attention explorers.

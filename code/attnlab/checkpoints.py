@@ -160,9 +160,9 @@ TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "corpus", "data", "experiments", "layers", "masks", "multihead",
                  "positions", "resume", "rnn", "runtime", "selfattention", "subwords",
                  "synthetic", "training", "transformer", "vocab")
-OTHER_CODE = ("__init__", "analysis", "compare", "decoding", "evaluation", "explorer",
-              "export", "files", "inspection", "metrics", "notebook", "plots",
-              "results", "widgets")
+OTHER_CODE = ("__init__", "analysis", "check", "checking", "compare", "decoding",
+              "evaluation", "explorer", "export", "files", "inspection", "metrics",
+              "notebook", "plots", "results", "widgets")
 
 
 def _code_without_docs(source: str) -> str:

@@ -182,6 +182,26 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
+def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor,
+                   n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of beam search: the ``n`` best continuations of each sentence's
+    hypotheses, over all of its beams and every next token.
+
+    Shapes:
+        scores: (B, k) log-probability of each hypothesis so far (``-inf`` for none).
+        log_probs: (B * k, V) next-token log-probabilities, hypothesis by hypothesis
+            (sentence 0's k beams first).
+        returns the candidates' scores (B, n), best first; the beam each extends
+        (B, n), in 0..k-1; and its next token (B, n).
+    """
+    batch, beams = scores.shape
+    vocab = log_probs.shape[-1]
+    candidates = scores[:, :, None] + log_probs.view(batch, beams, vocab)   # (B, k, V)
+    flat = candidates.view(batch, beams * vocab)          # index beam * V + token
+    top, index = flat.topk(min(n, beams * vocab), dim=-1)
+    return top, index // vocab, index % vocab
+
+
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
                 eos_id: int, max_len: int, beam_size: int = 5, alpha: float = 0.6,
@@ -211,19 +231,17 @@ def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
     for t in range(max_len):
         step = model.decode_step(prev, memory, state)
         log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
-        vocab = log_probs.shape[-1]
-        candidates = (scores.reshape(-1, 1) + log_probs).view(batch, beam_size * vocab)
-        top_scores, top_index = candidates.topk(min(2 * beam_size, candidates.shape[1]),
-                                                dim=-1)
+        # 2k candidates: even if k of them end with <eos>, k others go on
+        top_scores, top_beams, top_tokens = top_candidates(scores, log_probs,
+                                                           2 * beam_size)
         next_rows, next_tokens, next_scores = [], [], []
-        for b, (row_scores,
-                row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+        for b, (row_scores, row_beams, row_tokens) in enumerate(zip(
+                top_scores.tolist(), top_beams.tolist(), top_tokens.tolist())):
             kept = []
             if len(finished[b]) < beam_size:
-                for score, index in zip(row_scores, row_index):
+                for score, beam, token in zip(row_scores, row_beams, row_tokens):
                     if score == float("-inf"):
                         break
-                    beam, token = divmod(index, vocab)
                     if token == eos_id:
                         prefix = prefixes[b * beam_size + beam] + [token]
                         finished[b].append((score / length_penalty(len(prefix), alpha),
