@@ -21,7 +21,8 @@ Each chapter's exercises are ``{exercise}`` blocks (sphinx-exercise) labelled
 chapter's file name, one ``{solution}`` (or gated ``{solution-start}`` …
 ``{solution-end}`` around code cells) labelled ``chN-sol-K`` per exercise. The
 chapter ends with a "Check yourself" section of 3 to 5 questions, each with
-its answer in a dropdown.
+its answer in a dropdown; at least two of them ask for thinking rather than recall
+and say so in their first words (``THINKING``: predict, trace the shapes, diagnose).
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ def solution_paths() -> list[Path]:
 
 EXERCISE = re.compile(r"^:::\{exercise\}[^\n]*\n:label: (\S+)\n(.*?)^:::$", flags=re.S | re.M)
 SOLUTION = re.compile(r"^:::\{solution(?:-start)?\} (\S+)\n:label: (\S+)$", flags=re.M)
+# A question that asks the reader to think, not recall, says which kind it is: predict a
+# result before running a cell, trace the shapes through the code, or diagnose a symptom.
+THINKING = ("**Predict.**", "**Trace the shapes.**", "**Diagnose.**")
 SELF_CHECK = re.compile(r"^## Check yourself\n(.*)", flags=re.S | re.M)
 ANSWER = ":::{admonition} Answer\n   :class: dropdown"
 
@@ -260,6 +264,10 @@ def exercise_problems(path: Path) -> list[str]:
         found.append(f"{path.name}: 'Check yourself' has {len(questions)} questions, not 3 to 5")
     found += [f"{path.name}: self-check question {i} has no answer in a dropdown"
               for i, q in enumerate(questions, 1) if ANSWER not in q]
+    thinking = [q for q in questions if q.startswith(THINKING)]
+    if questions and len(thinking) < 2:
+        found.append(f"{path.name}: 'Check yourself' has {len(thinking)} questions that ask "
+                     f"for thinking, not 2 or more (begin them with one of {', '.join(THINKING)})")
     page = SOLUTIONS / path.name
     if not page.is_file():
         return found + [f"{path.name}: no worked solutions ({page.relative_to(CHAPTERS.parent)} "

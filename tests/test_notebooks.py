@@ -229,7 +229,7 @@ def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):
 def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     """Every exercise has a linked worked solution, no solution answers a missing exercise,
     and the chapter ends with 3 to 5 self-check questions, each with an answer."""
-    good = [("Why?", "Because."), ("How?", "So."), ("What?", "That.")]
+    good = [("**Predict.** Why?", "Because."), ("**Diagnose.** How?", "So."), ("What?", "That.")]
     path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good,
                     [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")])
     problems = notebooks.exercise_problems(path)
@@ -253,6 +253,14 @@ def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     assert notebooks.exercise_problems(path) == [
         "02_x.ipynb: 'Check yourself' has 2 questions, not 3 to 5",
         "02_x.ipynb: no worked solutions (chapters/solutions/02_x.ipynb is missing)"]
+
+    recall = [("Why?", "Because."), ("**Trace the shapes.** How?", "So."), ("What?", "That.")]
+    path = _chapter(tmp_path / "d", monkeypatch, ["Do a."], recall, [("ch2-ex-1", "ch2-sol-1")])
+    assert notebooks.exercise_problems(path) == [
+        "02_x.ipynb: 'Check yourself' has 1 questions that ask for thinking, not 2 or more "
+        "(begin them with one of **Predict.**, **Trace the shapes.**, **Diagnose.**)",
+        "02_x.ipynb: exercise ch2-ex-1 does not link its solution (run: python book/notebooks.py "
+        "sync-exercises)"]
 
 
 def test_every_chapter_records_its_results():
