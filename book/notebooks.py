@@ -184,6 +184,12 @@ def chapter_paths() -> list[Path]:
     return sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def lab_paths() -> list[Path]:
+    """The labs (chapters/lab/): pages of the numbered table of contents that are not
+    chapters (no budget note, exercises or worked solutions of their own)."""
+    return sorted((CHAPTERS / "lab").glob("*.ipynb"))
+
+
 def solution_paths() -> list[Path]:
     """The worked-solutions notebooks, each named after its chapter."""
     return sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
@@ -387,7 +393,8 @@ def refresh(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     command, *names = argv or ["check"]
-    paths = [Path(n).resolve() for n in names] or chapter_paths() + solution_paths()
+    paths = ([Path(n).resolve() for n in names]
+             or chapter_paths() + solution_paths() + lab_paths())
     chapters = [p for p in paths if p.parent == CHAPTERS]
     if command == "sync-colab":
         for path in paths:

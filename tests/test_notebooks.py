@@ -19,13 +19,14 @@ from attnlab import compare  # noqa: E402
 
 CHAPTERS = notebooks.chapter_paths()
 SOLUTIONS = notebooks.solution_paths()
+LABS = notebooks.lab_paths()
 
 
 def test_there_are_chapters():
     assert [p.name for p in CHAPTERS][:1] == ["01_sentences_to_tensors.ipynb"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS,
+@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS + LABS,
                          ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix())
 def test_chapter_is_committed_clean(path):
     """No outputs but tagged ones, and the Colab cell built from _config.yml's URL."""
@@ -80,10 +81,19 @@ def test_nbval_smoke(path, tmp_path, fra_eng_dir):
         assert list(comparison) == list(compare.MODEL_NAMES)
 
 
+def test_the_debugging_lab_is_a_numbered_page_after_chapter_5():
+    assert [p.name for p in LABS] == ["debugging.ipynb"]
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    chapter5 = toc.index("file: chapters/05_transformer")
+    assert chapter5 < toc.index("file: chapters/lab/debugging") < toc.index("file: chapters/06_")
+    assert toc.index("numbered: true") < chapter5
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SOLUTIONS + LABS, ids=lambda p: p.stem)
 def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
-    """Every worked solution's code runs, in the smoke profile, so that none rots."""
+    """Every worked solution's code runs, in the smoke profile, so that none rots (the
+    debugging lab's too, checked outputs included)."""
     env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
            "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
     result = subprocess.run(
@@ -195,8 +205,10 @@ def test_every_chapter_is_in_the_table_of_contents():
     assert [e["file"] for e in entries] == [f"chapters/{path.stem}" for path in CHAPTERS]
     sections = {e["file"]: [s["file"] for s in e.get("sections", [])] for e in entries}
     for page in SOLUTIONS:
-        assert sections[f"chapters/{page.stem}"] == [f"chapters/solutions/{page.stem}"]
-    assert sum(map(len, sections.values())) == len(SOLUTIONS)
+        assert sections[f"chapters/{page.stem}"][0] == f"chapters/solutions/{page.stem}"
+    labs = [f"chapters/lab/{page.stem}" for page in LABS]
+    assert sum(map(len, sections.values())) == len(SOLUTIONS) + len(labs)
+    assert sections["chapters/05_transformer"][1:] == labs
 
 
 def test_solutions_pages_belong_to_chapters():

@@ -13,7 +13,7 @@ the imports and holds every module to this)::
     training      training, resume, checkpoints, decoding, experiments
         |
     evaluation    metrics, evaluation, inspection, analysis, compare, results,
-        |         checking, check
+        |         checking, check, lab
         |
     presentation  plots, widgets, explorer, notebook,   (the only users of ipywidgets)
                   export
@@ -52,6 +52,7 @@ One line a module:
 - ``results``: each chapter's headline numbers, as JSON.
 - ``checking``: how a learner's function is checked against the library's, in words.
 - ``check``: the checkers of the write-it exercises (``check.masked_softmax(mine)``).
+- ``lab``: the debugging lab's models with planted bugs, and the probes that find them.
 - ``plots``: figures (matplotlib), the live loss curve.
 - ``widgets``: widgets that work on the static website and live, on ipywidgets 7 and 8.
 - ``explorer``: the attention explorers.

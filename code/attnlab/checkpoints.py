@@ -161,8 +161,8 @@ TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "positions", "resume", "rnn", "runtime", "selfattention", "subwords",
                  "synthetic", "training", "transformer", "vocab")
 OTHER_CODE = ("__init__", "analysis", "check", "checking", "compare", "decoding",
-              "evaluation", "explorer", "export", "files", "inspection", "metrics",
-              "notebook", "plots", "results", "widgets")
+              "evaluation", "explorer", "export", "files", "inspection", "lab",
+              "metrics", "notebook", "plots", "results", "widgets")
 
 
 def _code_without_docs(source: str) -> str:
