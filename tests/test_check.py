@@ -130,6 +130,21 @@ def beam_step(scores, log_probs, n):
     return top, index // V, index % V
 
 
+def length_buckets(lengths, edges, start=1):
+    buckets, low = [], start
+    for high in edges:
+        members = [i for i, n in enumerate(lengths) if low <= n <= high]
+        if members:
+            buckets.append((str(low) if low == high else f"{low}-{high}", members))
+        low = high + 1
+    return buckets
+
+
+def diagonal_alignment(target_words, source_words):
+    pace = (source_words - 1) / max(target_words - 1, 1)
+    return torch.tensor([round(t * pace) for t in range(target_words)])
+
+
 CORRECT = {name: globals()[name] for name in check.__all__}
 
 
@@ -382,6 +397,46 @@ def _beam_divisor(scores, log_probs, n):
     return top, index % k, index // k
 
 
+def _buckets_exclusive(lengths, edges, start=1):
+    buckets, low = [], start
+    for high in edges:
+        members = [i for i, n in enumerate(lengths) if low <= n < high]
+        if members:
+            buckets.append((f"{low}-{high}", members))
+        low = high
+    return buckets
+
+
+def _buckets_keep_beyond(lengths, edges, start=1):
+    found = length_buckets(lengths, edges, start)
+    beyond = [i for i, n in enumerate(lengths) if n > edges[-1]]
+    return found + ([(f">{edges[-1]}", beyond)] if beyond else [])
+
+
+def _buckets_keep_empty(lengths, edges, start=1):
+    buckets, low = [], start
+    for high in edges:
+        buckets.append((f"{low}-{high}" if low != high else str(low),
+                        [i for i, n in enumerate(lengths) if low <= n <= high]))
+        low = high + 1
+    return buckets
+
+
+def _diagonal_floor(target_words, source_words):
+    pace = (source_words - 1) / max(target_words - 1, 1)
+    return torch.tensor([math.floor(t * pace) for t in range(target_words)])
+
+
+def _diagonal_over_t(target_words, source_words):
+    pace = (source_words - 1) / target_words
+    return torch.tensor([round(t * pace) for t in range(target_words)])
+
+
+def _diagonal_to_s(target_words, source_words):
+    pace = source_words / max(target_words - 1, 1)
+    return torch.tensor([round(t * pace) for t in range(target_words)])
+
+
 PLANTED = [
     ("teacher_forcing", _tf_not_shifted, "not shifted"),
     ("teacher_forcing", _tf_too_long, "one position too long"),
@@ -424,6 +479,12 @@ PLANTED = [
     ("cached_self_attention", _cache_wrong_axis, "Likely cause"),
     ("beam_step", _beam_no_history, "scores are not added"),
     ("beam_step", _beam_divisor, "wrong divisor"),
+    ("length_buckets", _buckets_exclusive, "leaves out its upper edge"),
+    ("length_buckets", _buckets_keep_beyond, "beyond the last edge"),
+    ("length_buckets", _buckets_keep_empty, "empty bucket is kept"),
+    ("diagonal_alignment", _diagonal_floor, "rounded down"),
+    ("diagonal_alignment", _diagonal_over_t, "divides by T, not T - 1"),
+    ("diagonal_alignment", _diagonal_to_s, "beyond the last source word"),
 ]
 
 

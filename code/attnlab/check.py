@@ -26,9 +26,11 @@ from .attention import scaled_dot_product_attention as _sdpa
 from .batching import PairDataset
 from .checking import (Case, Mismatch, Mistake, Report, compare_tensor, randn, run,
                        with_devices)
+from .compare import diagonal as _diagonal
 from .contract import Batched, Step
 from .decoding import greedy_decode as _greedy_decode
 from .decoding import top_candidates
+from .metrics import length_buckets as _length_buckets
 from .multihead import KeyValue, MultiHeadAttention
 from .rnn import EncoderDecoder
 from .training import masked_cross_entropy
@@ -887,7 +889,109 @@ def beam_step(function) -> Report:
                mistakes=mistakes)
 
 
+# --- chapter 6: buckets by length, the diagonal baseline ------------------------------
+
+
+def length_buckets(function) -> Report:
+    """Check ``function(lengths, edges, start=1) -> buckets``: the items' indices
+    grouped by length, ``edges=[3, 5, 10]`` giving the buckets 1-3, 4-5 and 6-10, as a
+    list of (label, indices) pairs in order; empty buckets and lengths beyond the last
+    edge left out; a bucket of one length labelled by that length alone ("4")."""
+    def case(name, lengths, edges, start=1):
+        return Case(name, lambda d: {"lengths": list(lengths), "edges": list(edges),
+                                     "start": start})
+
+    cases = [case("lengths 1 to 10 in buckets 1-3, 4-5, 6-10", range(1, 11),
+                  [3, 5, 10]),
+             case("lengths on the edges", [3, 5, 4, 6, 3], [3, 5, 6]),
+             case("an empty bucket (no length 4 or 5)", [1, 2, 6, 7], [3, 5, 10]),
+             case("lengths beyond the last edge", [2, 12, 9, 30], [5, 10]),
+             case("one item", [7], [5, 10]),
+             case("buckets starting at 5", [5, 6, 9, 12], [8, 12], 5)]
+
+    def compare(expected, got, case):
+        if not isinstance(got, (list, tuple)):
+            raise Mismatch(f"expected a list of (label, indices) pairs; got "
+                           f"{type(got).__name__}")
+        got = [(label, list(indices)) for label, indices in got]
+        if got != expected:
+            raise Mismatch(f"expected {expected}, got {got}")
+
+    def exclusive(lengths, edges, start=1):
+        out, low = [], start
+        for high in edges:
+            members = [i for i, n in enumerate(lengths) if low <= n < high]
+            if members:
+                out.append((f"{low}" if low == high else f"{low}-{high}", members))
+            low = high
+        return out
+
+    def keeps_empty(lengths, edges, start=1):
+        out, low = [], start
+        for high in edges:
+            members = [i for i, n in enumerate(lengths) if low <= n <= high]
+            out.append((f"{low}" if low == high else f"{low}-{high}", members))
+            low = high + 1
+        return out
+
+    mistakes = [
+        Mistake("each bucket leaves out its upper edge: `edges=[3, 5]` means 1-3 and "
+                "4-5, both ends included", exclusive),
+        Mistake("an empty bucket is kept: leave it out (a score of no sentences is "
+                "undefined)", keeps_empty),
+    ]
+
+    def explain(inputs, expected, got, case):
+        try:
+            seen = {i for _, indices in got for i in indices}
+        except TypeError:
+            return None
+        beyond = {i for i, n in enumerate(inputs["lengths"]) if n > inputs["edges"][-1]}
+        if seen & beyond:
+            return "lengths beyond the last edge are put in a bucket: leave them out"
+        return None
+
+    def reference(lengths, edges, start=1):
+        return [(label, list(idx)) for label, idx in _length_buckets(lengths, edges,
+                                                                     start)]
+
+    return run("length_buckets", function, reference, cases, compare=compare,
+               mistakes=mistakes, explain=explain)
+
+
+def diagonal_alignment(function) -> Report:
+    """Check ``function(target_words, source_words) -> positions``: the baseline of
+    chapter 6, a monotone alignment at an even pace, (T,) source positions (integers):
+    the first target word to source word 0, the last to the last source word, the ones
+    between evenly spaced and rounded to the nearest."""
+    cases = [Case(f"T = {t}, S = {s}", lambda d, t=t, s=s: {"target_words": t,
+                                                           "source_words": s})
+             for t, s in ((5, 9), (4, 4), (7, 3), (1, 6), (6, 1), (3, 8))]
+
+    def even(target_words, source_words, *, last, steps, rounding=torch.round):
+        t = torch.arange(target_words, dtype=torch.float64)
+        return rounding(t * (source_words - last) / max(target_words - steps, 1)).long()
+
+    mistakes = [
+        Mistake("the last target word goes beyond the last source word: positions run "
+                "from 0 to S - 1, so the pace is (S - 1) / (T - 1)",
+                lambda target_words, source_words: even(target_words, source_words,
+                                                        last=0, steps=1)),
+        Mistake("the pace divides by T, not T - 1: the last target word must land on "
+                "the last source word", lambda target_words, source_words: even(
+                    target_words, source_words, last=1, steps=0)),
+        Mistake("the positions are rounded down: round to the nearest",
+                lambda target_words, source_words: even(target_words, source_words,
+                                                        last=1, steps=1,
+                                                        rounding=torch.floor)),
+    ]
+    return run("diagonal_alignment", function, _diagonal, cases,
+               compare=lambda e, g, c: _tensor(e, g, c, what="the positions", axes="T"),
+               mistakes=mistakes)
+
+
 __all__ = ["additive_scores", "beam_step", "cached_self_attention", "causal_mask",
            "context_vector", "greedy_decode", "gru_step", "masked_softmax",
            "masked_token_loss", "merge_heads", "padding_mask",
-           "scaled_dot_product_attention", "split_heads", "teacher_forcing"]
+           "scaled_dot_product_attention", "split_heads", "teacher_forcing",
+           "length_buckets", "diagonal_alignment"]
