@@ -64,6 +64,27 @@ def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
 
 
 @pytest.mark.slow
+def test_write_it_pages_show_the_stub_and_the_worked_solutions_pass(built_book):
+    """The book executes each write-it exercise's checker on the stub (the chapter) and
+    on the worked solution (its solutions page), and shows what it said."""
+    from attnlab import check
+
+    html, _ = built_book
+    def text(folder):                       # the pages' text, without the highlighting's tags
+        return "".join(re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8"))
+                       for p in folder.glob("0*.html"))
+
+    pages, solutions = text(html / "chapters"), text(html / "chapters" / "solutions")
+    for name in check.__all__:
+        assert f"check.{name}(my_{name})" in pages, name          # the stub and its call
+        assert f"… {name}: not written yet" in pages, name
+        assert f"def my_{name}(" in solutions and f"check.{name}(my_{name})" in solutions
+        assert re.search(rf"✓ {name}: passes all \d+ cases", solutions), name
+    lab = (html / "chapters" / "lab" / "debugging.html").read_text(encoding="utf-8")
+    assert "Debugging lab" in lab and "✓ Model " in lab and "diagnose" in lab
+
+
+@pytest.mark.slow
 def test_pages_link_the_repository_and_state_the_licence(built_book):
     """Every page: "open an issue" and "suggest an edit" at the repository _config.yml
     names, its Colab button at that branch, and the CC BY 4.0 footer."""
