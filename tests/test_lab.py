@@ -26,6 +26,7 @@ def test_eight_bugs_each_with_its_own_probe():
     assert len(lab.BUGS) == 8 and len(lab.BY_KEY) == 8
     assert all(bug.probe in lab.PROBES for bug in lab.BUGS)
     assert len({bug.probe for bug in lab.BUGS}) == 8
+    assert len(lab.PROBES) == 10             # and two second opinions
 
 
 def test_the_letters_hide_the_bugs(trained):
@@ -64,6 +65,15 @@ def test_the_planted_bugs_are_where_they_say(trained):
     weights = lab._weights(correct.model, batch).encoder[0]
     real = masks.length_mask(batch.src_len, batch.src.shape[1])
     assert torch.allclose(weights.sum(-1).transpose(1, 2)[real], torch.ones(1), atol=1e-5)
+
+
+def test_the_second_opinions_react_to_the_inverted_mask(trained):
+    _, correct, found, readings = trained
+    inverted = by_bug(found)["inverted-mask"].label
+    gradient, overfit = readings["source_gradient"], readings["overfit_one_batch"]
+    # the loss cannot reach a source that no attention looks at; nor can it fall as far
+    assert gradient[inverted] < 1e-8 < gradient["correct"]
+    assert overfit[inverted] > 2 * overfit["correct"]
 
 
 def test_diagnose_confirms_the_right_bug_and_refuses_a_wrong_one(trained):

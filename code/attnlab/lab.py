@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import masks
+from .analysis import source_gradient_norms
 from .attention import masked_softmax
 from .batching import Batch
 from .checking import Report
@@ -337,11 +338,36 @@ def attention_row_sums(mystery: Mystery) -> float:
     return float((sums - 1).abs().max())
 
 
+def source_gradient(mystery: Mystery) -> float:
+    """The mean norm of the loss's gradient with respect to each real source token's
+    embedding (chapters 2 and 3): zero when the loss cannot reach the source."""
+    model, batch = mystery.model, mystery.batch
+    norms = source_gradient_norms(model, batch, embedding=model.src_embedding,
+                                  pad_id=model.pad_id)                 # (B, S)
+    return float(norms.sum() / batch.src_mask.sum())
+
+
+def overfit_one_batch(mystery: Mystery, steps: int = 60) -> float:
+    """The training loss after ``steps`` steps on one batch alone, from initialisation,
+    with the model's own loss: a model that can learn gets it close to zero."""
+    model, batch = mystery.build(), mystery.batch
+    pad_id = -100 if mystery.trained.bug == "padding-in-loss" else model.pad_id
+    trainer = Trainer(model, lr=3e-3, pad_id=pad_id, device="cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for _ in range(steps):
+            loss = trainer.step(batch)
+    model.eval()
+    return float(loss)
+
+
 PROBES: dict[str, Callable[[Mystery], float]] = {
     "attention_on_padding": attention_on_padding, "input_is_target": input_is_target,
     "attention_entropy": attention_entropy, "pad_probability": pad_probability,
     "future_leak": future_leak, "embedding_to_position": embedding_to_position,
     "eval_repeatability": eval_repeatability, "attention_row_sums": attention_row_sums,
+    # second opinions: no bug's giveaway, but each reacts to some of them
+    "source_gradient": source_gradient, "overfit_one_batch": overfit_one_batch,
 }
 
 
