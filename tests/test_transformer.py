@@ -81,3 +81,17 @@ def test_overfits_one_batch():
                                                             max_len=16),
                                lr=3e-3, steps=250)
     assert losses[-1] < 0.05 < losses[0]
+
+
+def test_right_padding_of_the_target_needs_no_mask():
+    """The decoder's self-attention has only the causal mask: with the target padded on
+    the right, the real words' logits are those of the unpadded target."""
+    torch.manual_seed(0)
+    model = Transformer(11, 13, d_model=16, num_heads=2, num_layers=2, d_ff=32,
+                        dropout=0.0).eval()
+    src, src_len = torch.randint(4, 11, (1, 5)), torch.tensor([5])
+    tgt = torch.randint(4, 13, (1, 4))
+    padded = torch.cat([tgt, torch.zeros(1, 3, dtype=torch.long)], dim=1)    # <pad> = 0
+    alone = model(src=src, src_len=src_len, tgt_in=tgt).logits
+    with_padding = model(src=src, src_len=src_len, tgt_in=padded).logits[:, :4]
+    assert torch.allclose(alone, with_padding, atol=1e-5)

@@ -62,7 +62,8 @@ ALT = {
         "encodings. An encoder layer, repeated N times: self-attention over the source, "
         "with the source padding mask, then add and layer norm, then a feed-forward network, "
         "add and layer norm. A decoder layer, repeated N times: causal self-attention over "
-        "the words written so far, with the causal mask and the target padding mask; add and "
+        "the words written so far, with the causal mask (targets are padded on the right, so "
+        "it hides their padding from every real word too); add and "
         "norm; cross-attention whose queries come from the decoder and whose keys and values "
         "are the encoder's output, with the source padding mask; add and norm; feed-forward; "
         "add and norm. A final linear layer gives logits of shape (B, T, V)."),
@@ -280,7 +281,7 @@ def transformer_layers(c: Canvas):
     c.text(2.3, enc_top + 0.55, "encoder output (B, S, D)", size=8.5, color="muted")
     dec_out, dec_top = stack(8.3, "decoder layer",
                              [("causal self-attention", "decoder",
-                               "causal mask\n∧ target padding"),
+                               "causal mask\n(padding: on the right)"),
                               ("cross-attention", "attention", "source\npadding mask"),
                               ("feed-forward (D → d_ff → D)", "box", "")],
                              "embedding × √D + positions\ntgt_in (B, T) → (B, T, D)")
