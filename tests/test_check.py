@@ -181,37 +181,32 @@ def _loss_item(logits, targets, pad_id):
     return masked_token_loss(logits, targets, pad_id).item()
 
 
-def _gru_swapped(x, h, cell):
-    W_r, W_z, W_n = cell.weight_ih.chunk(3)
-    U_r, U_z, U_n = cell.weight_hh.chunk(3)
-    b_ir, b_iz, b_in = cell.bias_ih.chunk(3)
-    b_hr, b_hz, b_hn = cell.bias_hh.chunk(3)
+def _gru_variant(x, h, cell, *, order=(0, 1, 2), swap_z=False, reset_before=False):
+    """A GRU step as a learner might get it wrong: the gates' blocks taken in another
+    order, z and 1 - z swapped, or r applied to h before U_n (Cho et al.'s form)."""
+    W_r, W_z, W_n = (cell.weight_ih.chunk(3)[i] for i in order)
+    U_r, U_z, U_n = (cell.weight_hh.chunk(3)[i] for i in order)
+    b_ir, b_iz, b_in = (cell.bias_ih.chunk(3)[i] for i in order)
+    b_hr, b_hz, b_hn = (cell.bias_hh.chunk(3)[i] for i in order)
     r = torch.sigmoid(x @ W_r.T + b_ir + h @ U_r.T + b_hr)
     z = torch.sigmoid(x @ W_z.T + b_iz + h @ U_z.T + b_hz)
-    n = torch.tanh(x @ W_n.T + b_in + r * (h @ U_n.T + b_hn))
-    return z * n + (1 - z) * h
+    if reset_before:
+        n = torch.tanh(x @ W_n.T + b_in + (r * h) @ U_n.T + b_hn)
+    else:
+        n = torch.tanh(x @ W_n.T + b_in + r * (h @ U_n.T + b_hn))
+    return z * n + (1 - z) * h if swap_z else (1 - z) * n + z * h
+
+
+def _gru_swapped(x, h, cell):
+    return _gru_variant(x, h, cell, swap_z=True)
 
 
 def _gru_reset_before(x, h, cell):
-    W_r, W_z, W_n = cell.weight_ih.chunk(3)
-    U_r, U_z, U_n = cell.weight_hh.chunk(3)
-    b_ir, b_iz, b_in = cell.bias_ih.chunk(3)
-    b_hr, b_hz, b_hn = cell.bias_hh.chunk(3)
-    r = torch.sigmoid(x @ W_r.T + b_ir + h @ U_r.T + b_hr)
-    z = torch.sigmoid(x @ W_z.T + b_iz + h @ U_z.T + b_hz)
-    n = torch.tanh(x @ W_n.T + b_in + (r * h) @ U_n.T + b_hn)
-    return (1 - z) * n + z * h
+    return _gru_variant(x, h, cell, reset_before=True)
 
 
 def _gru_gate_order(x, h, cell):
-    W_z, W_r, W_n = cell.weight_ih.chunk(3)
-    U_z, U_r, U_n = cell.weight_hh.chunk(3)
-    b_iz, b_ir, b_in = cell.bias_ih.chunk(3)
-    b_hz, b_hr, b_hn = cell.bias_hh.chunk(3)
-    r = torch.sigmoid(x @ W_r.T + b_ir + h @ U_r.T + b_hr)
-    z = torch.sigmoid(x @ W_z.T + b_iz + h @ U_z.T + b_hz)
-    n = torch.tanh(x @ W_n.T + b_in + r * (h @ U_n.T + b_hn))
-    return (1 - z) * n + z * h
+    return _gru_variant(x, h, cell, order=(1, 0, 2))
 
 
 def _greedy_no_state(model, src, src_len, *, bos_id, eos_id, max_len):

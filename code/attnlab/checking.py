@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -172,15 +171,8 @@ def with_devices(cases: list[Case]) -> list[Case]:
 def _fresh(inputs: dict) -> dict:
     """A copy of the inputs, so that a function that changes them in place cannot change
     what the other one sees."""
-    out = {}
-    for name, value in inputs.items():
-        if isinstance(value, torch.Tensor):
-            out[name] = value.clone()
-        elif isinstance(value, nn.Module):
-            out[name] = copy.deepcopy(value)
-        else:
-            out[name] = copy.deepcopy(value)
-    return out
+    return {name: (value.clone() if isinstance(value, torch.Tensor)
+                   else copy.deepcopy(value)) for name, value in inputs.items()}
 
 
 def _your_line(error: BaseException, function: Callable) -> str:
