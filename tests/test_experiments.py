@@ -88,3 +88,28 @@ def test_train_model_caches_the_experiment():
         assert torch.equal(a, b)
     scores = evaluation.evaluate_exact_match(model, data)
     assert 0.0 <= scores["exact_match"] <= 1.0 and scores["by_length"][0]["bucket"] == "3-5"
+
+
+def test_translation_models_record_validation_bleu_at_every_evaluation():
+    profile = runtime.Profile("smoke")
+    # reversal, scored as a translation: a task in words gets the validation-BLEU callback
+    data = dataclasses.replace(synthetic.reversal_task(n_train=200, n_val=20, n_test=40, min_len=3,
+                                                       max_len=8, seed=0), units="words")
+    plan = experiments.Budget(steps=12, batch_size=32, lr=3e-3, log_every=3, eval_every=6)
+
+    def build():
+        return rnn.EncoderDecoder(len(data.src_vocab), len(data.tgt_vocab), embed_size=8,
+                                  hidden_size=16, proj_size=8, dropout=0.0)
+
+    model, meta = experiments.train_model("tiny-rev-words", build, data, plan, profile=profile,
+                                          device="cpu")
+    history = meta["history"]
+    assert history["val_steps"] == [6, 12]
+    assert len(history["val_scores"]["bleu"]) == 2, "one score per evaluation, no more"
+    assert history["val_scores"]["bleu"][-1] == pytest.approx(
+        evaluation.evaluate_translation(model, data, "val")["bleu"])
+    assert 0 < history["val_seconds"][0] < history["val_seconds"][1] <= history["seconds"]
+
+    _, meta = experiments.train_model("tiny-rev-symbols", build, dataclasses.replace(data, units="symbols"),
+                                            plan, profile=profile, device="cpu")
+    assert meta["history"]["val_scores"] == {}, "a synthetic task is scored by exact match instead"

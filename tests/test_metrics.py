@@ -67,3 +67,43 @@ def test_chrf_and_the_signatures_with_several_references():
     assert signature["chrF"].startswith("nrefs:var|") and f"version:{sacrebleu.__version__}" in signature["chrF"]
     with pytest.raises(ValueError, match="2 hypotheses but 1 reference lists"):
         metrics.chrf(hyps, refs[:1])
+
+
+def _systems():
+    references = [["le chat dort ."], ["il pleut .", "il tombe des cordes ."],
+                  ["je suis très fatigué ."], ["va !", "pars !"], ["elle lit un livre ."]] * 40
+    good = [refs[0] for refs in references]
+    poor = ["le chien dort .", "il pleut .", "je suis fatigué .", "viens !",
+            "elle lit un journal ."] * 40
+    return references, good, poor
+
+
+def test_paired_bootstrap_gives_intervals_and_a_paired_test():
+    references, good, poor = _systems()
+    # a system that differs from the poor one on a few sentences only
+    close = list(poor)
+    close[0] = good[0]
+    found = metrics.paired_bootstrap({"poor": poor, "good": good, "close": close}, references)
+    assert list(found) == ["poor", "good", "close"]
+    assert found["poor"].p_value is None, "the first system is the baseline"
+    for name, hyps in (("poor", poor), ("good", good), ("close", close)):
+        assert found[name].bleu == pytest.approx(metrics.bleu(hyps, references))
+    poor_score = found["poor"]
+    assert poor_score.low < poor_score.bleu < poor_score.high and poor_score.half_width > 0.5
+    assert found["good"].p_value < 0.01, "a far better system on 200 sentences"
+    assert found["close"].p_value > 0.05, "one sentence in 200 is not a difference"
+    assert str(poor_score) == f"{poor_score.bleu:.1f} ({poor_score.low:.1f}-{poor_score.high:.1f})"
+    again = metrics.paired_bootstrap({"poor": poor, "good": good, "close": close}, references)
+    assert again == found, "seeded: the same hypotheses give the same numbers"
+
+
+def test_paired_bootstrap_refuses_what_it_cannot_compare():
+    references, good, poor = _systems()
+    with pytest.raises(ValueError, match="same sentences"):
+        metrics.paired_bootstrap({"poor": poor, "good": good[:-1]}, references)
+    with pytest.raises(ValueError, match="at least one system"):
+        metrics.paired_bootstrap({}, references)
+    with pytest.raises(ValueError, match="too few"):
+        metrics.paired_bootstrap({"poor": poor}, references, samples=10)
+    with pytest.raises(ValueError, match="reference lists"):
+        metrics.paired_bootstrap({"poor": poor}, references[:-1])

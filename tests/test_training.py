@@ -202,3 +202,24 @@ def test_fit_stops_on_a_loss_that_is_not_finite():
         trainer.fit(task.loader("train", 16), max_steps=20, log_every=5, progress=False)
     with pytest.raises(FloatingPointError, match="became nan"):
         trainer.train_step(next(iter(task.loader("train", 16))))
+
+
+def test_callbacks_are_not_training_time_and_evaluations_are_clocked():
+    import time
+
+    task = _task()
+    runtime.seed_everything(0)
+    model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
+    calls = []
+
+    def slow(history):          # a callback that takes far longer than the training itself
+        calls.append(history.steps[-1])
+        time.sleep(0.25)
+
+    history = Trainer(model, lr=3e-3, device="cpu").fit(
+        task.loader("train", 64, seed=0), max_steps=30, log_every=5, callbacks=[slow],
+        val_batches=task.loader("val", 64), eval_every=15, progress=False)
+    assert calls == [5, 10, 15, 20, 25, 30]
+    assert history.seconds < 0.25 * len(calls), "the callbacks' 1.5 s are not training time"
+    assert len(history.val_seconds) == len(history.val_steps) == 2
+    assert 0 < history.val_seconds[0] < history.val_seconds[1] <= history.seconds

@@ -10,10 +10,10 @@ the imports and holds every module to this)::
     models        contract, layers, positions, attention, multihead,
         |         rnn, bahdanau, selfattention, transformer
         |
-    training      training, resume, checkpoints, decoding, experiments
+    training      training, resume, checkpoints, decoding
         |
     evaluation    metrics, evaluation, inspection, analysis, compare, results,
-        |         checking, check, lab
+        |         experiments, checking, check, lab
         |
     presentation  plots, widgets, explorer, notebook,   (the only users of ipywidgets)
                   export
@@ -43,13 +43,13 @@ One line a module:
 - ``resume``: resume points, so an interrupted training goes on bit for bit.
 - ``checkpoints``: saving and loading models, the model cache keyed by the code.
 - ``decoding``: greedy decoding, beam search, translating a sentence.
-- ``experiments``: the course's shared settings, budgets and model factories.
-- ``metrics``: BLEU (sacreBLEU) and exact match, overall and by length.
+- ``metrics``: BLEU (sacreBLEU), its bootstrap intervals and paired test; exact match.
 - ``evaluation``: scoring a trained model on a data set's held-out split.
 - ``inspection``: the attention behind a translation, for every model.
 - ``analysis``: gradients by source position, step time by length.
 - ``compare``: the same measurements for every model (chapters 5 and 6).
 - ``results``: each chapter's headline numbers, as JSON.
+- ``experiments``: the course's shared settings, budgets and model factories.
 - ``checking``: how a learner's function is checked against the library's, in words.
 - ``check``: the checkers of the write-it exercises (``check.masked_softmax(mine)``).
 - ``lab``: the debugging lab's models with planted bugs, and the probes that find them.

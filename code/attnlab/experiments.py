@@ -21,6 +21,7 @@ from .bahdanau import AttentionEncoderDecoder
 from .checkpoints import train_or_load
 from .corpus import load_fra_eng
 from .data import Seq2SeqData, translation_data
+from .evaluation import evaluate_translation
 from .rnn import EncoderDecoder
 from .runtime import Profile, choose_device
 from .synthetic import reversal_task
@@ -189,6 +190,10 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
             "profile": profile.name}
 
     def train(model: nn.Module, resume_path) -> dict:
+        # Translation models also record greedy BLEU on the validation split at every
+        # evaluation: the learning curves of chapter 6.
+        scored = ([validation_bleu(model, data)]
+                  if data.units in ("words", "subwords") else [])
         # On a GPU, Adam's fused kernel: one launch for every parameter, not several.
         optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas,
                                      fused=torch.device(device).type == "cuda")
@@ -198,7 +203,8 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
         history = trainer.fit(data.loader("train", plan.batch_size, seed=seed),
                               max_steps=plan.steps, val_batches=data.loader("val", 256),
                               eval_every=plan.eval_every, log_every=plan.log_every,
-                              callbacks=callbacks, desc=name, resume_path=resume_path)
+                              callbacks=[*scored, *callbacks], desc=name,
+                              resume_path=resume_path)
         return {"history": history.to_dict(), "seconds": history.seconds,
                 "device": str(device), "parameters": count_parameters(model)}
 
@@ -206,6 +212,17 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
                                 retrain=retrain,
                                 vocabs={"src": data.src_vocab, "tgt": data.tgt_vocab})
     return model.to(device), meta
+
+
+def validation_bleu(model: nn.Module, data: Seq2SeqData, split: str = "val"
+                    ) -> Callback:
+    """A callback for :meth:`Trainer.fit` that adds the greedy BLEU of ``model`` on
+    ``split`` to the history's ``val_scores["bleu"]`` at every evaluation."""
+    def score(history) -> None:
+        curve = history.val_scores.setdefault("bleu", [])
+        if len(curve) < len(history.val_steps):
+            curve.append(evaluate_translation(model, data, split)["bleu"])
+    return score
 
 
 def positions_data(profile: Profile) -> Seq2SeqData:

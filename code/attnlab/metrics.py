@@ -1,11 +1,14 @@
-"""Scores: corpus BLEU and chrF through sacreBLEU, exact match for synthetic tasks."""
+"""Scores: corpus BLEU and chrF through sacreBLEU, with its bootstrap intervals and
+paired-bootstrap test; exact match for synthetic tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.significance import PairedTest
 
 
 def _streams(hypotheses: Sequence[str],
@@ -57,6 +60,58 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> floa
     """Corpus BLEU (0-100) of ``hypotheses`` against all of each sentence's
     references."""
     return float(bleu_score(hypotheses, references).score)
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """One system's corpus BLEU on a test set, with what resampling the test set says of
+    it: a 95 % interval and, against a baseline on the same sentences, a p-value."""
+
+    bleu: float                 # the test set's BLEU, as :func:`bleu` gives it
+    mean: float                 # the mean over the resampled test sets
+    half_width: float           # the 95 % interval is mean +- half_width
+    p_value: float | None       # paired test against the baseline (None: the baseline)
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+    def __str__(self) -> str:
+        return f"{self.bleu:.1f} ({self.low:.1f}-{self.high:.1f})"
+
+
+def paired_bootstrap(systems: Mapping[str, Sequence[str]],
+                     references: Sequence[Sequence[str]], *,
+                     samples: int = 1000) -> dict[str, Bootstrapped]:
+    """Corpus BLEU of each named system's hypotheses (one per test sentence, the same
+    sentences for all), with sacreBLEU's bootstrap: ``samples`` test sets drawn with
+    replacement from the sentences give each score a 95 % interval, and the first
+    system is the baseline of a paired test for every other (Koehn, 2004). The p-value
+    is the chance of a difference at least as large as the one observed if the two
+    systems were equally good. Resampling is seeded (sacreBLEU's seed, 12345, unless
+    ``SACREBLEU_SEED`` says otherwise), so the same hypotheses give the same numbers."""
+    if not systems:
+        raise ValueError("give at least one system")
+    if samples < 100:
+        raise ValueError(f"{samples} resamples are too few for a 95 % interval; "
+                         "use at least 100")
+    named = [(name, list(hyps)) for name, hyps in systems.items()]
+    streams = _streams(named[0][1], references)
+    for name, hyps in named[1:]:
+        if len(hyps) != len(named[0][1]):
+            raise ValueError(f"{name!r} has {len(hyps)} hypotheses, "
+                             f"{named[0][0]!r} {len(named[0][1])}: a paired test needs "
+                             "the same sentences")
+    _, results = PairedTest(named, {"BLEU": BLEU()}, streams, test_type="bs",
+                            n_samples=samples)()
+    return {name: Bootstrapped(bleu=float(r.score), mean=float(r.mean),
+                               half_width=float(r.ci),
+                               p_value=None if r.p_value is None else float(r.p_value))
+            for name, r in zip(results["System"], results["BLEU"])}
 
 
 def exact_match(predictions: Sequence[Sequence[str]],

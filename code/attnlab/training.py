@@ -72,7 +72,11 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_steps: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+    # training seconds at each evaluation (``val_steps``): a learning curve's clock
+    val_seconds: list[float] = field(default_factory=list)
+    # more scores per evaluation, by name, as callbacks add them (e.g. validation BLEU)
+    val_scores: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0   # training time: evaluations included, callbacks not
     tokens: int = 0
 
     def to_dict(self) -> dict:
@@ -152,7 +156,8 @@ class Trainer:
 
         Every ``log_every`` steps the mean training loss is recorded and each
         callback (e.g. :class:`attnlab.plots.LiveLossPlot`) is called with the
-        history; every ``eval_every`` steps the loss on ``val_batches`` too.
+        history; every ``eval_every`` steps the loss on ``val_batches`` too. The time
+        callbacks take (drawing, extra evaluations) is not counted as training time.
 
         With ``resume_path``, a resume point is written there every ``save_every``
         steps (default ``eval_every``) and at the end; if one is there already, training
@@ -205,9 +210,12 @@ class Trainer:
                 if val_batches is not None and evaluate_now:
                     history.val_steps.append(step)
                     history.val_loss.append(self.evaluate(val_batches))
+                    history.val_seconds.append(time.perf_counter() - start)
                 history.seconds = time.perf_counter() - start
+                began = time.perf_counter()
                 for callback in callbacks:
                     callback(history)
+                start += time.perf_counter() - began    # not training time
             if resume_path is not None and (step % save_every == 0
                                             or step == max_steps):
                 run.running += self._collect(pending, run)
