@@ -86,3 +86,19 @@ def test_figures_take_tensors_from_autograd_and_any_device():
                              title="t")
     assert len(fig.axes) == 3                                # two heads and a colour bar
     plots.matrix_figure(weights[0], title="t", xlabel="x", ylabel="y")
+
+
+def test_learning_curves_plot_each_run_against_steps_and_seconds():
+    runs = {"gru": History(val_steps=[100, 200], val_seconds=[5.0, 9.0],
+                           val_scores={"bleu": [3.0, 8.0]}),
+            "transformer": History(val_steps=[100, 200], val_seconds=[7.0, 13.0],
+                                   val_scores={"bleu": [6.0, 15.0]})}
+    fig = plots.learning_curves(runs)
+    by_steps, by_time = fig.axes
+    assert [line.get_label() for line in by_steps.get_lines()] == ["gru", "transformer"]
+    assert list(by_steps.get_lines()[1].get_xdata()) == [100, 200]
+    assert list(by_time.get_lines()[1].get_xdata()) == [7.0, 13.0]
+    assert list(by_time.get_lines()[0].get_ydata()) == [3.0, 8.0]
+    assert by_steps.get_xlabel() == "training steps" and "seconds" in by_time.get_xlabel()
+    with pytest.raises(ValueError, match="no validation 'bleu' recorded for \\['old'\\]"):
+        plots.learning_curves({**runs, "old": History(val_steps=[100])})

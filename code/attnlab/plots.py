@@ -236,6 +236,32 @@ def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
     return fig
 
 
+def learning_curves(histories: dict[str, History], *, score: str = "bleu",
+                    title: str = "Validation BLEU (greedy) as training goes on",
+                    ylabel: str = "validation BLEU") -> Figure:
+    """Each named run's validation ``score`` (a :attr:`History.val_scores` entry)
+    against training steps (left) and training seconds (right), on one figure."""
+    missing = [name for name, h in histories.items() if score not in h.val_scores]
+    if missing:
+        raise ValueError(f"no validation {score!r} recorded for {missing}: "
+                         "train them with a callback that scores them")
+    fig = Figure(figsize=(9.0, 3.5), layout="constrained")
+    by_steps, by_time = fig.subplots(1, 2, sharey=True)
+    for name, history in histories.items():
+        values = history.val_scores[score]
+        by_steps.plot(history.val_steps[:len(values)], values, "o-", markersize=3,
+                      label=name)
+        by_time.plot(history.val_seconds[:len(values)], values, "o-", markersize=3,
+                     label=name)
+    by_steps.set(xlabel="training steps", ylabel=ylabel)
+    by_time.set(xlabel="training seconds (evaluations included)")
+    for ax in (by_steps, by_time):
+        ax.grid(alpha=0.3)
+    by_steps.legend()
+    fig.suptitle(title)
+    return fig
+
+
 def bars_grid(series: dict[str, Sequence[float]], *, labels: Sequence[str], title: str,
               ylabel: str = "attention weight") -> Figure:
     """One small bar chart per named series, side by side, over the same labelled
