@@ -170,3 +170,32 @@ def test_sequential_depth_leaves_the_model_as_it_was():
     assert not model.training
     assert all(p is before[name] for name, p in model.named_parameters())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_across_seeds_trains_and_scores_each_model_once_per_seed(data):
+    from attnlab import experiments
+
+    profile = runtime.Profile("smoke")
+    plan = experiments.Budget(steps=6, batch_size=16, lr=3e-3, log_every=3, eval_every=6)
+    src, tgt = len(data.src_vocab), len(data.tgt_vocab)
+    builders = {"gru": ("tiny-gru-seeds", lambda: rnn.EncoderDecoder(src, tgt, embed_size=8,
+                                                                     hidden_size=16, proj_size=8))}
+    found = compare.across_seeds(builders, data, plan, seeds=[0, 1, 2], profile=profile,
+                                 device="cpu")
+    rows = found["gru"]
+    assert [row["seed"] for row in rows] == [0, 1, 2]
+    assert len({row["test_bleu"] for row in rows} | {row["test_chrf"] for row in rows}) > 1, \
+        "different seeds, different models"
+    seed1, meta = experiments.train_model("tiny-gru-seeds", builders["gru"][1], data, plan,
+                                          profile=profile, seed=1, device="cpu")
+    assert meta["from_cache"], "each seed's model is cached under its own key"
+    assert rows[1]["test_chrf"] == evaluation.evaluate_translation(seed1, data)["chrf"]
+    spread = compare.seed_spread(rows, "test_chrf")
+    values = [row["test_chrf"] for row in rows]
+    assert spread["low"] == min(values) and spread["high"] == max(values)
+    assert spread["mean"] == pytest.approx(sum(values) / 3)
+    assert spread["std"] == pytest.approx(torch.tensor(values, dtype=torch.float64).std().item())
+    with pytest.raises(ValueError, match="two different seeds"):
+        compare.across_seeds(builders, data, plan, seeds=[4, 4], profile=profile, device="cpu")
+    with pytest.raises(ValueError, match="two runs"):
+        compare.seed_spread(rows[:1])

@@ -25,11 +25,15 @@ def test_budgets_and_settings():
             experiments.budget("fra-eng-transformer", profile)
         ablation = experiments.budget("transformer-ablation", profile)
         assert (ablation.label_smoothing, ablation.betas) == (shared.label_smoothing, shared.betas)
+        seeds = experiments.budget("fra-eng-seeds", profile)
+        assert (seeds.label_smoothing, seeds.betas, seeds.lr) == (shared.label_smoothing,
+                                                                  shared.betas, shared.lr)
+        assert seeds.steps * seeds.batch_size < shared.steps * shared.batch_size
     # Every budget gives a schedule (none asks for two decays at once).
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     for profile in (smoke, full):
         for task in ("fra-eng", "reversal", "positions", "language-model",
-                     "transformer-ablation", "reversal-transformer"):
+                     "transformer-ablation", "reversal-transformer", "fra-eng-seeds"):
             experiments.make_schedule(optimizer, experiments.budget(task, profile))
 
 

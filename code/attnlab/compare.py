@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from .bahdanau import AttentionEncoderDecoder
 from .batching import Batch, random_batch
 from .data import Seq2SeqData
 from .evaluation import evaluate_translation
+from .experiments import Budget, train_model
 from .inspection import KINDS, layer_attention, replay_inputs
 from .results import load_results
 from .rnn import EncoderDecoder
@@ -57,6 +58,39 @@ def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2
                 row["hypotheses"] = scores["hypotheses"]
         table[name] = row
     return table
+
+
+def across_seeds(builders: Mapping[str, tuple[str, Callable[[], nn.Module]]],
+                 data: Seq2SeqData, plan: Budget, *, seeds: Sequence[int],
+                 profile: Profile, device=None) -> dict[str, list[dict]]:
+    """Each named ``(cache name, build)`` trained once per seed with ``plan`` (the seed
+    sets the initial weights, the dropout and the order of the batches; the data and the
+    budget stay the same), and scored on the held-out test set: per model, one row per
+    seed with its greedy test BLEU and chrF and its training time."""
+    if len(set(seeds)) < 2:
+        raise ValueError(f"a spread needs at least two different seeds, got {seeds}")
+    found: dict[str, list[dict]] = {}
+    for name, (key, build) in builders.items():
+        found[name] = []
+        for seed in seeds:
+            model, meta = train_model(key, build, data, plan, profile=profile,
+                                      seed=seed, device=device)
+            scores = evaluate_translation(model, data)
+            found[name].append({"seed": seed, "test_bleu": scores["bleu"],
+                                "test_chrf": scores["chrf"],
+                                "train_seconds": meta["seconds"],
+                                "from_cache": meta["from_cache"]})
+    return found
+
+
+def seed_spread(rows: Sequence[dict], key: str = "test_bleu") -> dict[str, float]:
+    """Mean, sample standard deviation, lowest and highest of ``key`` over the seeds of
+    :func:`across_seeds`."""
+    values = torch.tensor([row[key] for row in rows], dtype=torch.float64)
+    if len(values) < 2:
+        raise ValueError("a spread needs at least two runs")
+    return {"mean": float(values.mean()), "std": float(values.std()),
+            "low": float(values.min()), "high": float(values.max())}
 
 
 def training_memory(model: nn.Module, batch: Batch) -> dict[str, int]:
