@@ -37,7 +37,7 @@ def test_compare_translation_measures_every_model_alike(data):
         assert 0 <= row["test_bleu_beam3"] <= 100 and 0 <= row["test_chrf_beam3"] <= 100
         assert row["test_chrf"] == evaluation.evaluate_translation(models[name][0], data)["chrf"]
         assert row["sentences_per_second"] > 0 and row["sentences_per_second_beam3"] > 0
-        assert len(row["hypotheses"]) == len(data.references("test")[0])
+        assert len(row["hypotheses"]) == len(row["hypotheses_beam3"]) == len(data.references("test")[0])
         assert [r["bucket"] for r in row["bleu_by_length"]]
 
 
@@ -106,6 +106,8 @@ def test_shared_alignment_and_agreement():
                                             src_vocab, tgt_vocab)
     assert agreement["words"] > 0 and len(agreement["layer_mean"]) == 2
     assert all(0 <= x <= 1 for x in agreement["layer_mean"] + agreement["best_head"])
+    assert [max(heads) for heads in agreement["heads"]] == agreement["best_head"]
+    assert [len(heads) for heads in agreement["heads"]] == [2, 2], "every head of every layer"
 
     class Echo(torch.nn.Module):       # "attends" exactly like the Transformer's last layer
         def __init__(self):

@@ -39,9 +39,9 @@ MODEL_NAMES = ("GRU encoder-decoder", "Bahdanau attention", "Transformer")
 def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2SeqData,
                         *, split: str = "test", beam_size: int = 5) -> dict[str, dict]:
     """For each named ``(model, training metadata)``: parameters, training time,
-    held-out BLEU and chrF, greedy and with a beam, BLEU by source length, and decoding
-    speed (sentences per second over the whole split, batched), measured on the
-    model's device."""
+    held-out BLEU and chrF, greedy and with a beam, the translations of both, BLEU by
+    source length, and decoding speed (sentences per second over the whole split,
+    batched), measured on the model's device."""
     table = {}
     for name, (model, meta) in models.items():
         row = {"parameters": meta["parameters"], "train_seconds": meta["seconds"],
@@ -53,9 +53,9 @@ def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2
             row[f"test_bleu{suffix}"] = scores["bleu"]
             row[f"test_chrf{suffix}"] = scores["chrf"]
             row[f"sentences_per_second{suffix}"] = len(scores["sources"]) / seconds
+            row[f"hypotheses{suffix}"] = scores["hypotheses"]
             if beam == 1:
                 row["bleu_by_length"] = scores["bleu_by_length"]
-                row["hypotheses"] = scores["hypotheses"]
         table[name] = row
     return table
 
@@ -183,8 +183,8 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
                         tgt_vocab: Vocab) -> dict:
     """How often the source word Bahdanau's model attends to most is also the one the
     Transformer's cross-attention attends to most, over every output word (``<eos>``
-    excluded) of ``sentences``: for each layer's mean of heads, and for its best
-    head. Two baselines to beat: ``diagonal``, a monotone alignment that walks through
+    excluded) of ``sentences``: for each layer's mean of heads, for each head
+    (``heads``, by layer) and for its best head. Two baselines to beat: ``diagonal``, a monotone alignment that walks through
     the source words at an even pace, and ``chance``, a source position drawn at
     random."""
     rows, diagonal_hits, chance = 0, 0, 0.0
@@ -210,6 +210,7 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
         raise ValueError("no output words to compare")
     return {"words": rows, "layer_mean": [hits / rows for hits in mean_hits],
             "best_head": [max(hits) / rows for hits in head_hits],
+            "heads": [[hit / rows for hit in hits] for hits in head_hits],
             "diagonal": diagonal_hits / rows, "chance": chance / rows}
 
 
