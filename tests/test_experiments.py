@@ -117,3 +117,13 @@ def test_translation_models_record_validation_bleu_at_every_evaluation():
     _, meta = experiments.train_model("tiny-rev-symbols", build, dataclasses.replace(data, units="symbols"),
                                             plan, profile=profile, device="cpu")
     assert meta["history"]["val_scores"] == {}, "a synthetic task is scored by exact match instead"
+
+    from attnlab.selfattention import SelfAttentionTagger
+
+    def tagger():          # labels every position: no translation to score
+        return SelfAttentionTagger(len(data.src_vocab), len(data.tgt_vocab), d_model=16, num_heads=2,
+                                   num_layers=1, d_ff=32, reads="tgt_in")
+
+    _, meta = experiments.train_model("tiny-lm-words", tagger, data, plan, profile=profile,
+                                      device="cpu")
+    assert meta["history"]["val_scores"] == {}, "a model that does not generate is not scored"

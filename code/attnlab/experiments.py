@@ -20,6 +20,7 @@ from torch import nn
 from .bahdanau import AttentionEncoderDecoder
 from .checkpoints import train_or_load
 from .corpus import load_fra_eng
+from .contract import Generator
 from .data import Seq2SeqData, translation_data
 from .evaluation import evaluate_translation
 from .rnn import EncoderDecoder
@@ -197,10 +198,12 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
             "profile": profile.name}
 
     def train(model: nn.Module, resume_path) -> dict:
-        # Translation models also record greedy BLEU on the validation split at every
-        # evaluation: the learning curves of chapter 6.
+        # Translation models (those that generate, on a task in words) also record
+        # greedy BLEU on the validation split at every evaluation: chapter 6's
+        # learning curves.
         scored = ([validation_bleu(model, data)]
-                  if data.units in ("words", "subwords") else [])
+                  if data.units in ("words", "subwords") and isinstance(model, Generator)
+                  else [])
         # On a GPU, Adam's fused kernel: one launch for every parameter, not several.
         optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas,
                                      fused=torch.device(device).type == "cuda")
