@@ -109,3 +109,45 @@ def test_gradient_norms_are_measured_before_clipping():
     assert free["norms"][0] == clipped["norms"][0] > 1e-3          # the same first gradient
     assert free["losses"][0] == clipped["losses"][0]
     assert free["losses"][1:] != clipped["losses"][1:]             # then different updates
+
+
+def test_recurrent_jacobian_norms_follow_the_spectral_radius():
+    for radius in (0.8, 1.0, 1.2):
+        linear = analysis.recurrent_jacobian_norms(radius, steps=30, nonlinear=False)
+        assert linear == pytest.approx([radius ** k for k in range(31)], rel=1e-9)
+        squashed = analysis.recurrent_jacobian_norms(radius, steps=30)
+        assert squashed[0] == pytest.approx(1.0)
+        # tanh's derivative is at most 1: it can only shrink what reaches back
+        assert all(s <= lin * (1 + 1e-9) for s, lin in zip(squashed, linear))
+    # small inputs keep tanh near its linear part: a radius above 1 explodes there too
+    assert analysis.recurrent_jacobian_norms(2.0, steps=30, input_scale=0.01)[-1] > 100
+    assert analysis.recurrent_jacobian_norms(0.8, steps=30)[-1] < 1e-3
+    with pytest.raises(ValueError, match="positive spectral radius"):
+        analysis.recurrent_jacobian_norms(0.0, steps=3)
+
+
+def test_updates_around_a_spike_under_sgd_clipping_and_adam():
+    task = synthetic.reversal_task(n_train=200, n_val=10, n_test=10, min_len=5, max_len=10, seed=0)
+    batch = next(iter(task.loader("train", 32, seed=0)))
+
+    def model():
+        torch.manual_seed(0)
+        return rnn.EncoderDecoder(len(task.src_vocab), len(task.tgt_vocab), embed_size=8,
+                                  hidden_size=16, proj_size=8, dropout=0.0)
+
+    sgd = model()
+    sizes = analysis.updates_around_a_spike(sgd, batch, torch.optim.SGD(sgd.parameters(), lr=1e-4),
+                                            spike=1000.0, before=3, after=2)
+    assert len(sizes) == 6
+    assert sizes[3] / sizes[2] == pytest.approx(1000.0, rel=0.05), "SGD takes the spike whole"
+    clipped = model()
+    sizes = analysis.updates_around_a_spike(clipped, batch, torch.optim.SGD(clipped.parameters(), lr=0.1),
+                                            spike=1000.0, before=3, after=2, clip=1.0)
+    assert sizes[3] <= 0.1 * 1.0 + 1e-6, "clipped at norm 1: the update is at most lr x 1"
+    adam = model()
+    sizes = analysis.updates_around_a_spike(adam, batch, torch.optim.Adam(adam.parameters(), lr=1e-3),
+                                            spike=1000.0, before=20, after=20)
+    assert sizes[20] < 5 * sizes[19], "Adam divides by its estimate of the gradient's size"
+    assert sizes[-1] < 0.5 * sizes[19], "whose spike then shrinks the updates that follow"
+    with pytest.raises(ValueError, match="spike must be positive"):
+        analysis.updates_around_a_spike(adam, batch, torch.optim.Adam(adam.parameters()), spike=0.0)

@@ -108,17 +108,24 @@ MODEL_NAMES = list(compare.MODEL_NAMES)
 
 
 @pytest.mark.slow
-def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir):
+def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir, monkeypatch):
     """Chapter 6's table shows what chapter 5 recorded (here: numbers no model would give),
     and says where they came from."""
     build = tmp_path / "build"
     env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
            "ATTNLAB_BUILD_DIR": str(build)}
+    from attnlab import experiments, runtime
+
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    _, references = experiments.fra_eng_data(runtime.Profile("smoke")).references("test")
+    # the translations chapter 5 records with its table: chapter 6's bootstrap reads them
+    translations = [refs[0] for refs in references]
     comparison = {name: {"parameters": 1_234_567 * (i + 1), "train_seconds": 4321.0 + i,
                          "device": "sentinel-device", "test_bleu": 91.3 + i,
                          "test_bleu_beam5": 93.7 + i, "test_chrf": 44.4 + i,
                          "sentences_per_second": 7777.0 + i,
                          "sentences_per_second_beam5": 6666.0,
+                         "hypotheses": translations, "hypotheses_beam5": translations,
                          "bleu_by_length": [{"bucket": "1-3", "bleu": 55.5, "sentences": 1},
                                             {"bucket": "8-10", "bleu": 66.6 + i, "sentences": 1}]}
                   for i, name in enumerate(MODEL_NAMES)}

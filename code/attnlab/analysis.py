@@ -170,3 +170,63 @@ def gradient_norms_during_training(model: nn.Module, batches: list[Batch], *,
         norms.append(float(norm))
         losses.append(loss.item())
     return {"norms": norms, "losses": losses}
+
+
+def recurrent_jacobian_norms(spectral_radius: float, *, steps: int, hidden: int = 32,
+                             nonlinear: bool = True, input_scale: float = 1.0,
+                             seed: int = 0) -> list[float]:
+    """Backpropagation through time in a plain RNN, ``h_s = tanh(W h_{s-1} + x_s)``,
+    under controlled conditions: ``W`` is a random orthogonal matrix times
+    ``spectral_radius`` (every eigenvalue then has that modulus), the inputs are random
+    (``input_scale`` times a standard normal). Returns, for ``k = 0 .. steps``, the norm
+    of the gradient of ``u . h_S`` with respect to ``h_{S-k}``, for a fixed unit
+    vector ``u``: how much of a signal at the end reaches the state ``k`` steps
+    back. Without the tanh (``nonlinear=False``) it is exactly
+    ``spectral_radius ** k``."""
+    if spectral_radius <= 0 or steps < 1:
+        raise ValueError("need a positive spectral radius and at least one step, got "
+                         f"{spectral_radius} and {steps}")
+    generator = torch.Generator().manual_seed(seed)
+    orthogonal, _ = torch.linalg.qr(torch.randn(hidden, hidden, generator=generator,
+                                                dtype=torch.float64))
+    weight = spectral_radius * orthogonal
+    inputs = input_scale * torch.randn(steps, hidden, generator=generator,
+                                       dtype=torch.float64)
+    direction = torch.randn(hidden, generator=generator, dtype=torch.float64)
+    direction = direction / direction.norm()
+    states = [torch.zeros(hidden, dtype=torch.float64, requires_grad=True)]
+    for x in inputs:
+        pre = weight @ states[-1] + x
+        states.append(torch.tanh(pre) if nonlinear else pre)
+        states[-1].retain_grad()
+    (direction @ states[-1]).backward()
+    return [float(states[-1 - k].grad.norm()) for k in range(steps + 1)]
+
+
+def updates_around_a_spike(model: nn.Module, batch: Batch,
+                           optimizer: torch.optim.Optimizer, *, spike: float, before: int = 10, after: int = 20,
+                           clip: float | None = None) -> list[float]:
+    """The size (norm of the change of all parameters) of each of ``before + 1 +
+    after`` updates of ``optimizer`` on the same ``batch``, where the gradient of the
+    update at index ``before`` is multiplied by ``spike``: an exploding gradient made
+    to order. With ``clip``, every gradient's norm is clipped at it first, as the
+    course's trainer does."""
+    if spike <= 0:
+        raise ValueError(f"spike must be positive, got {spike}")
+    model.train()
+    sizes = []
+    for step in range(before + 1 + after):
+        loss = batch_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if step == before:
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(spike)
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        old = [p.detach().clone() for p in model.parameters()]
+        optimizer.step()
+        sizes.append(float(torch.sqrt(sum(((p.detach() - o) ** 2).sum()
+                                          for p, o in zip(model.parameters(), old)))))
+    return sizes

@@ -184,9 +184,9 @@ def alignment_agreement(bahdanau: nn.Module, transformer: nn.Module,
     """How often the source word Bahdanau's model attends to most is also the one the
     Transformer's cross-attention attends to most, over every output word (``<eos>``
     excluded) of ``sentences``: for each layer's mean of heads, for each head
-    (``heads``, by layer) and for its best head. Two baselines to beat: ``diagonal``, a monotone alignment that walks through
-    the source words at an even pace, and ``chance``, a source position drawn at
-    random."""
+    (``heads``, by layer) and for its best head. Two baselines to beat:
+    ``diagonal``, a monotone alignment that walks through the source words at an even
+    pace, and ``chance``, a source position drawn at random."""
     rows, diagonal_hits, chance = 0, 0, 0.0
     mean_hits: list[int] = []
     head_hits: list[list[int]] = []
