@@ -204,7 +204,8 @@ def recurrent_jacobian_norms(spectral_radius: float, *, steps: int, hidden: int 
 
 
 def updates_around_a_spike(model: nn.Module, batch: Batch,
-                           optimizer: torch.optim.Optimizer, *, spike: float, before: int = 10, after: int = 20,
+                           optimizer: torch.optim.Optimizer, *, spike: float,
+                           before: int = 10, after: int = 20,
                            clip: float | None = None) -> list[float]:
     """The size (norm of the change of all parameters) of each of ``before + 1 +
     after`` updates of ``optimizer`` on the same ``batch``, where the gradient of the

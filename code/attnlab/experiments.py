@@ -201,7 +201,8 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
         # Translation models (those that generate, on a task in words) also record
         # greedy BLEU on the validation split at every evaluation: chapter 6's
         # learning curves.
-        translates = data.units in ("words", "subwords") and isinstance(model, Generator)
+        translates = (data.units in ("words", "subwords")
+                      and isinstance(model, Generator))
         scored = [validation_bleu(model, data)] if translates else []
         # On a GPU, Adam's fused kernel: one launch for every parameter, not several.
         optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas,
