@@ -184,6 +184,12 @@ def chapter_paths() -> list[Path]:
     return sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def section_paths() -> list[Path]:
+    """A chapter's further pages (chapters/sections/NN_*.ipynb): numbered sections of
+    chapter NN, before its worked solutions, run and checked like its solutions."""
+    return sorted((CHAPTERS / "sections").glob("[0-9][0-9]_*.ipynb"))
+
+
 def lab_paths() -> list[Path]:
     """The labs (chapters/lab/): pages of the numbered table of contents that are not
     chapters (no budget note, exercises or worked solutions of their own)."""
@@ -394,7 +400,7 @@ def refresh(path: Path) -> None:
 def main(argv: list[str]) -> int:
     command, *names = argv or ["check"]
     paths = ([Path(n).resolve() for n in names]
-             or chapter_paths() + solution_paths() + lab_paths())
+             or chapter_paths() + section_paths() + solution_paths() + lab_paths())
     chapters = [p for p in paths if p.parent == CHAPTERS]
     if command == "sync-colab":
         for path in paths:

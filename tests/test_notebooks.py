@@ -20,13 +20,14 @@ from attnlab import compare  # noqa: E402
 CHAPTERS = notebooks.chapter_paths()
 SOLUTIONS = notebooks.solution_paths()
 LABS = notebooks.lab_paths()
+SECTIONS = notebooks.section_paths()
 
 
 def test_there_are_chapters():
     assert [p.name for p in CHAPTERS][:1] == ["01_sentences_to_tensors.ipynb"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS + SOLUTIONS + LABS,
+@pytest.mark.parametrize("path", CHAPTERS + SECTIONS + SOLUTIONS + LABS,
                          ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix())
 def test_chapter_is_committed_clean(path):
     """No outputs but tagged ones, and the Colab cell built from _config.yml's URL."""
@@ -89,11 +90,23 @@ def test_the_debugging_lab_is_a_numbered_page_after_chapter_5():
     assert toc.index("numbered: true") < chapter5
 
 
+def test_a_chapter_s_further_pages_come_before_its_solutions():
+    """Chapter 2's second page (chapters/sections/) is a numbered section of chapter 2,
+    before its worked solutions; every such page belongs to an existing chapter."""
+    assert [p.name for p in SECTIONS] == ["02_gradients_through_time.ipynb"]
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    for page in SECTIONS:
+        chapter = next(p for p in CHAPTERS if p.name[:3] == page.name[:3])
+        at = toc.index(f"file: chapters/sections/{page.stem}")
+        assert toc.index(f"file: chapters/{chapter.stem}") < at
+        assert at < toc.index(f"file: chapters/solutions/{chapter.stem}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SOLUTIONS + LABS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SECTIONS + SOLUTIONS + LABS, ids=lambda p: p.stem)
 def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
     """Every worked solution's code runs, in the smoke profile, so that none rots (the
-    debugging lab's too, checked outputs included)."""
+    debugging lab's and the chapters' further pages too, checked outputs included)."""
     env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
            "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
     result = subprocess.run(
