@@ -215,8 +215,8 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
 
 
 def test_every_chapter_is_in_the_table_of_contents():
-    """A chapter missing from _toc.yml would not be built (only_build_toc_files); its worked
-    solutions are a section right below it."""
+    """A chapter missing from _toc.yml would not be built (only_build_toc_files); its further
+    pages, then its worked solutions, are sections right below it."""
     import yaml
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
@@ -225,9 +225,11 @@ def test_every_chapter_is_in_the_table_of_contents():
     assert [e["file"] for e in entries] == [f"chapters/{path.stem}" for path in CHAPTERS]
     sections = {e["file"]: [s["file"] for s in e.get("sections", [])] for e in entries}
     for page in SOLUTIONS:
-        assert sections[f"chapters/{page.stem}"][0] == f"chapters/solutions/{page.stem}"
+        further = [f"chapters/sections/{p.stem}" for p in SECTIONS if p.name[:3] == page.name[:3]]
+        assert sections[f"chapters/{page.stem}"][:len(further) + 1] == [
+            *further, f"chapters/solutions/{page.stem}"]
     labs = [f"chapters/lab/{page.stem}" for page in LABS]
-    assert sum(map(len, sections.values())) == len(SOLUTIONS) + len(labs)
+    assert sum(map(len, sections.values())) == len(SECTIONS) + len(SOLUTIONS) + len(labs)
     assert sections["chapters/05_transformer"][1:] == labs
 
 
