@@ -29,7 +29,11 @@ from nbclient import NotebookClient
 import common
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")          # colours in a kernel's traceback
-CHAPTERS = sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# In book order: each chapter, then its further pages (chapters/sections/NN_*), which
+# reuse the chapter's models.
+CHAPTERS = [page for chapter in sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+            for page in [chapter, *sorted((common.ROOT / "chapters" / "sections").glob(
+                f"{chapter.name[:2]}_*.ipynb"))]]
 
 
 def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
