@@ -172,7 +172,8 @@ def test_preface_in_the_browser(site, browser):
     page.close()
 
 
-CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
+    f"sections/{p.stem}" for p in (ROOT / "chapters" / "sections").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
