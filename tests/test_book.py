@@ -405,7 +405,11 @@ def _trained(html, name):
     """The model the smoke build trained, from its model cache."""
     from attnlab.checkpoints import load_checkpoint
 
-    (path,) = sorted((html.parents[1] / "attnlab" / "models").glob(f"{name}-*[0-9a-f].pt"))
+    import re
+
+    # exactly NAME-<hash>.pt: chapter 6's seeds are cached as NAME-seeds-<hash>.pt
+    (path,) = [p for p in sorted((html.parents[1] / "attnlab" / "models").glob(f"{name}-*.pt"))
+               if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.pt", p.name)]
     return load_checkpoint(path).model.eval()
 
 
