@@ -51,7 +51,7 @@ def main() -> None:
     ours = GRUEncoder(V, D // 2, D).to(device)
     theirs = d2l.Seq2SeqEncoder(V, D // 2, D, 1, dropout=0.0).to(device)
     theirs.embedding.load_state_dict(ours.embedding.state_dict())
-    theirs.rnn.rnn.load_state_dict(ours.rnn.state_dict())
+    theirs.rnn.rnn.load_state_dict(ours.gru_state_dict())
     src, full = torch.randint(4, V, (B, S), device=device), torch.full((B,), S, device=device)
     common.close(ours(src, full)[0], theirs(src)[0].transpose(0, 1), "GRU encoder")
     params = [*ours.parameters(), *theirs.parameters()]

@@ -6,11 +6,13 @@ of the corpus (full profile), in the same run:
 * steps per second of ``Trainer.train_step``, which reads every step's loss (the
   host waits for the device after each step), against ``Trainer.step``, which
   does not (the trainer reads the losses every ``log_every`` steps);
-* one profiled stretch of steps (``torch.profiler``): the host's time per step,
-  the device's busy time per step (the kernels' total), the kernels launched per
-  step, and the calls that make the host wait (synchronisations, copies to the
-  host). When the device is busy for a small fraction of a step, the step is
-  bound by launching kernels, not by arithmetic.
+* one profiled stretch of steps (``torch.profiler``): the host's time per step, the
+  reads back on the host per step (``common.host_reads``: ``.item()``, ``.tolist()``,
+  ``nonzero``, ...; on a GPU each makes the host wait for the device; the course's
+  steps make none) and, on a GPU, the device's synchronisation calls, the device's
+  busy time per step (the kernels' total) and the kernels launched per step. When the
+  device is busy for a small fraction of a step, the step is bound by launching
+  kernels, not by arithmetic.
 
     python benchmarks/bench_steps.py [--quick] [--device cuda]
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity
 
 import common
 from attnlab import experiments
@@ -30,7 +32,7 @@ from attnlab.training import Trainer
 MODELS = {"gru": experiments.gru_model, "bahdanau": experiments.bahdanau_model,
           "transformer": experiments.transformer_model}
 WAITS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize",
-         "cudaMemcpy", "aten::item", "aten::_local_scalar_dense")
+         "cudaMemcpy")
 
 
 def batches(data, batch_size: int, count: int) -> list:
@@ -55,16 +57,17 @@ def profiled(trainer: Trainer, stream: list, device: torch.device) -> dict:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
                                            else [])
     common.synchronize(device)
-    with profile(activities=activities) as prof:
+    with common.host_reads(activities) as reads:
         start = time.perf_counter()
         for batch in stream:
-            last = trainer.step(batch)
-        float(last)
+            trainer.step(batch)
+        common.synchronize(device)           # the steps have finished (not a read)
         wall = time.perf_counter() - start
-    events = prof.key_averages()
-    n = len(stream)
-    waits = {e.key: e.count / n for e in events if e.key in WAITS and e.count}
-    result = {"steps": n, "wall_ms_per_step": 1000 * wall / n, "host_waits_per_step": waits}
+    prof, n = reads.profile, len(stream)
+    waits = {e.key: e.count / n for e in prof.key_averages() if e.key in WAITS and e.count}
+    result = {"steps": n, "wall_ms_per_step": 1000 * wall / n,
+              "host_reads_per_step": {name: count / n for name, count in reads.items()},
+              "host_waits_per_step": waits}
     if device.type == "cuda":
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.device_time_total for e in kernels) / 1000          # ms
@@ -97,7 +100,8 @@ def main() -> None:
         measurements.append(entry)
         p = entry["profile"]
         print(f"{name:<12} wait each step {waiting:7.1f}/{waiting_again:7.1f} steps/s, "
-              f"queued {queued:7.1f} steps/s; {p['wall_ms_per_step']:.2f} ms/step"
+              f"queued {queued:7.1f} steps/s; {p['wall_ms_per_step']:.2f} ms/step, "
+              f"{sum(p['host_reads_per_step'].values()):.0f} host reads/step"
               + (f", device busy {p['device_busy_fraction']:.0%}, "
                  f"{p['kernels_per_step']:.0f} kernels/step" if "kernels_per_step" in p else ""),
               flush=True)

@@ -9,6 +9,7 @@ contenders of the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,16 +17,69 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "code"))
 
 from attnlab.files import atomic_write_text  # noqa: E402
+
+# What reads a tensor back on the host: on a GPU each waits until the device has done all
+# the work queued before it. Operators, as torch.profiler records them ...
+READING_OPS = frozenset({"aten::item", "aten::_local_scalar_dense", "aten::is_nonzero",
+                         "aten::nonzero", "aten::masked_select", "aten::unique_dim",
+                         "aten::_unique2", "aten::equal"})
+# ... and tensor methods, which on a CPU read without an operator the profiler sees.
+READING_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+class HostReads(Counter):
+    """Reads counted by :func:`host_reads`, by operator or method; ``profile`` is the
+    profiler that recorded them."""
+
+    profile: profile | None = None
+
+
+@contextlib.contextmanager
+def host_reads(activities=(ProfilerActivity.CPU,)) -> Iterator[HostReads]:
+    """Count what the code in the block reads back on the host (:data:`READING_OPS`,
+    :data:`READING_METHODS`). An optimiser's fused kernel counts as one operator: on a
+    CPU its implementation reads each parameter's step count (a CPU tensor) in C++, on
+    a GPU it reads them on the device, so what it calls inside is not counted."""
+    reads = HostReads()
+    originals = {name: getattr(torch.Tensor, name) for name in READING_METHODS}
+
+    def counting(name):
+        def method(self, *args, **kwargs):
+            reads[f"Tensor.{name}"] += 1
+            return originals[name](self, *args, **kwargs)
+        return method
+
+    try:
+        for name in READING_METHODS:
+            setattr(torch.Tensor, name, counting(name))
+        with profile(activities=list(activities)) as prof:
+            yield reads
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+    reads.profile = prof
+    reads.update(event.name for event in prof.events()
+                 if event.name in READING_OPS and not _inside_fused_kernel(event))
+
+
+def _inside_fused_kernel(event) -> bool:
+    while event.cpu_parent is not None:
+        event = event.cpu_parent
+        if event.name.startswith("aten::_fused_"):
+            return True
+    return False
 
 
 def arguments(description: str) -> argparse.Namespace:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from attnlab import corpus
-from attnlab.data import split_by_source, translation_data
+from attnlab.data import (cached_data, load_data, save_data, split_by_source,
+                          translation_data)
 from attnlab.vocab import Vocab
 
 # --- vocabulary ----------------------------------------------------------------------
@@ -57,6 +58,43 @@ def test_translation_data_on_the_real_corpus(fra_eng_dir):
     assert small.src_vocab == Vocab((s for s, _ in small.train), min_freq=2)
     with pytest.raises(ValueError, match="unknown split"):
         small.split("dev")
+
+
+def _small_task():
+    pairs = [(f"i saw {n} cats .", f"j'ai vu {n} chats .") for n in range(40)]
+    pairs += [("hello !", "bonjour !"), ("hello !", "salut !")]
+    return translation_data(pairs, name="cats", max_len=6, min_freq=1, n_val=5, n_test=5)
+
+
+def test_data_written_reads_back_the_same(tmp_path):
+    task = _small_task()
+    save_data(task, tmp_path / "cats.json.gz")
+    again = load_data(tmp_path / "cats.json.gz")
+    assert again == task                   # every field: pairs, vocabularies, info
+    assert isinstance(again.train[0], tuple) and again.length_edges == task.length_edges
+    save_data(again, tmp_path / "again.json.gz")      # the same data, the same bytes
+    assert ((tmp_path / "again.json.gz").read_bytes()
+            == (tmp_path / "cats.json.gz").read_bytes())
+
+
+def test_cached_data_is_made_once_and_made_again_if_the_file_is_broken(tmp_path):
+    made = []
+
+    def make():
+        made.append(1)
+        return _small_task()
+
+    path = tmp_path / "data" / "cats.json.gz"
+    first, second = cached_data(path, make), cached_data(path, make)
+    assert first == second and len(made) == 1
+    path.write_bytes(path.read_bytes()[:40])                      # cut short
+    with pytest.warns(RuntimeWarning, match="does not read"):
+        third = cached_data(path, make)
+    assert third == first and len(made) == 2 and load_data(path) == first
+    assert [p.name for p in path.parent.iterdir()] == ["cats.json.gz"]  # no leftovers
+    path.write_text("{}")
+    with pytest.raises(OSError):               # not gzip: read by load_data, refused
+        load_data(path)
 
 
 # --- batches -----------------------------------------------------------------------------

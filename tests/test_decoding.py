@@ -3,9 +3,11 @@ greedy decoding, wider beams find more probable translations."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +170,61 @@ def test_translate_tokens_keeps_input_order():
     model = _fixed_model([[4, 2]] * 3)
     sources = [["i", "am", "cold", "."], ["i"], ["cold", "."]]
     assert decoding.translate_tokens(model, sources, src, tgt, batch_size=2) == [[tgt.itos[4]]] * 3
+
+
+def _small_models():
+    """Untrained models over a target vocabulary of 6 (so that <eos>, id 2, comes often
+    and beams end at different steps)."""
+    from attnlab.transformer import Transformer
+    runtime.seed_everything(3)
+    return {"gru": rnn.EncoderDecoder(20, 6, embed_size=8, hidden_size=16, proj_size=8),
+            "bahdanau": bahdanau.AttentionEncoderDecoder(20, 6, embed_size=8,
+                                                         hidden_size=16,
+                                                         attention_size=8, proj_size=8),
+            "transformer": Transformer(20, 6, d_model=16, num_heads=2, num_layers=1,
+                                       d_ff=32)}
+
+
+@pytest.mark.parametrize("name", ["gru", "bahdanau", "transformer"])
+def test_beam_search_chooses_what_the_host_side_reference_chooses(name):
+    """The bookkeeping done in tensors picks, token for token, what the first beam
+    search (one candidate at a time, in Python lists: tests/reference/host_beam.py)
+    picked: over beam widths 1-6, three length penalties, short and long limits
+    (sentences that end and sentences cut off), and a stop read every step or
+    rarely."""
+    spec = importlib.util.spec_from_file_location(
+        "host_beam", Path(__file__).parent / "reference" / "host_beam.py")
+    reference_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference_module)
+    host_beam_search = reference_module.host_beam_search
+    model = _small_models()[name].eval()
+    generator = torch.Generator().manual_seed(0)
+    compared = ended = 0
+    for case in range(12):
+        src_len = torch.randint(1, 8, (5,), generator=generator)
+        src = torch.randint(4, 20, (5, 8), generator=generator)
+        src = src * (torch.arange(8) < src_len[:, None])
+        for beam_size in (1, 2, 3, 6):
+            for alpha in (0.0, 0.6, 1.0):
+                max_len = 3 if case % 3 == 0 else 12
+                options = dict(bos_id=1, eos_id=2, max_len=max_len,
+                               beam_size=beam_size, alpha=alpha)
+                reference = host_beam_search(model, src, src_len, **options)
+                for stop_every in (1, 5):
+                    ours = decoding.beam_search(model, src, src_len,
+                                                stop_every=stop_every, **options)
+                    assert ours == reference, (case, beam_size, alpha, stop_every)
+                compared += len(reference)
+                ended += sum(r[-1] == 2 for r in reference)
+    assert compared == 12 * 4 * 3 * 5 and 100 < ended < compared - 100
+
+
+def test_greedy_gives_the_same_whenever_it_checks_for_the_end():
+    model = _small_models()["transformer"].eval()
+    src, src_len = torch.randint(4, 20, (6, 5)), torch.tensor([5, 4, 3, 2, 1, 5])
+    options = dict(bos_id=1, eos_id=2, max_len=12, top_k=3)
+    every = decoding.greedy_decode(model, src, src_len, stop_every=1, **options)
+    rarely = decoding.greedy_decode(model, src, src_len, stop_every=5, **options)
+    for field in ("tokens", "lengths", "probs", "top_ids", "top_probs", "attention"):
+        assert torch.equal(getattr(every, field), getattr(rarely, field)), field
+    assert every.tokens.shape[1] == int(every.lengths.max())

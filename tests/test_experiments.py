@@ -127,3 +127,46 @@ def test_translation_models_record_validation_bleu_at_every_evaluation():
     _, meta = experiments.train_model("tiny-lm-words", tagger, data, plan, profile=profile,
                                       device="cpu")
     assert meta["history"]["val_scores"] == {}, "a model that does not generate is not scored"
+
+
+def test_fra_eng_data_is_prepared_once_then_read(fra_eng_dir, monkeypatch, tmp_path):
+    """The first call prepares the data and writes it to the build folder; a new
+    process (the in-memory cache cleared) reads it back without preparing anything."""
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    smoke = runtime.get_profile("smoke")
+    experiments._fra_eng.cache_clear()
+    made = experiments.fra_eng_data(smoke)
+    files = list(experiments.data_dir().glob("fra-eng-*.json.gz"))
+    assert len(files) == 1
+    experiments._fra_eng.cache_clear()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("prepared again instead of read")
+
+    monkeypatch.setattr(experiments, "translation_data", refuse)
+    read = experiments.fra_eng_data(smoke)
+    assert read == made and read.summary() == made.summary()
+    experiments._fra_eng.cache_clear()
+
+
+def test_the_data_key_follows_the_corpus_the_settings_and_the_data_code(tmp_path):
+    from test_checkpoints import _edited_copy
+    settings = experiments.fra_eng_settings(runtime.get_profile("smoke"))
+    text = "Go.\tVa !\tCC-BY 2.0\n"
+    key = experiments.fra_eng_key(text, settings)
+    assert experiments.fra_eng_key(text, dict(settings)) == key        # stable
+    assert experiments.fra_eng_key(text + "Hi.\tSalut.\tCC-BY\n", settings) != key
+    assert experiments.fra_eng_key(text, {**settings, "min_freq": 1}) != key
+
+    def edited(module, old, new):
+        folder = _edited_copy(tmp_path / f"{module}-{len(old)}", module, old, new)
+        return experiments.fra_eng_key(text, settings, folder=folder)
+
+    # the code that prepares the data changes the key ...
+    assert edited("data", "0 < len(s) <= max_len", "0 < len(s) < max_len") != key
+    assert edited("corpus", "def tokenize(", "def _unused():\n    return 1\n\n\n"
+                  "def tokenize(") != key
+    # ... its documentation and the code that trains do not
+    assert edited("data", "Split pairs into train", "Split the pairs into train") == key
+    assert edited("training", "clip: float | None = 1.0",
+                  "clip: float | None = 5.0") == key

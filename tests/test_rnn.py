@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab import rnn, runtime
 from attnlab.checkpoints import load_checkpoint, save_checkpoint
@@ -60,7 +63,7 @@ def test_encoder_matches_d2l(d2l):
     ours = rnn.GRUEncoder(30, 8, 16, num_layers=2, dropout=0.0)
     theirs = d2l.Seq2SeqEncoder(30, 8, 16, 2, dropout=0.0)
     theirs.embedding.load_state_dict(ours.embedding.state_dict())
-    theirs.rnn.rnn.load_state_dict(ours.rnn.state_dict())
+    theirs.rnn.rnn.load_state_dict(ours.gru_state_dict())
     src = torch.randint(1, 30, (4, 9))
     out, state = ours(src, torch.full((4,), 9))
     ref_out, ref_state = theirs(src)                 # d2l is time-major: (S, B, H)
@@ -87,13 +90,20 @@ def test_checkpoint_rebuilds_the_model(tmp_path):
     assert isinstance(loaded, rnn.EncoderDecoder) and loaded.config == model.config
 
 
-def test_encoder_without_padding_skips_packing_with_the_same_result():
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_encoder_equals_a_packed_gru(bidirectional):
+    """Reading the padded batch with each sentence reversed within its length computes
+    what PyTorch's packed nn.GRU computes, padding and all, in both directions."""
     torch.manual_seed(0)
-    encoder = rnn.GRUEncoder(30, 8, 16, num_layers=2).eval()
-    full = torch.randint(4, 30, (2, 6))
-    out, state = encoder(full, torch.tensor([6, 6]))            # no padding: the direct path
-    longer = torch.randint(4, 30, (1, 9))
-    padded = torch.cat([torch.cat([full, torch.zeros(2, 3, dtype=torch.long)], 1), longer])
-    packed_out, packed_state = encoder(padded, torch.tensor([6, 6, 9]))   # the packed path
-    assert torch.allclose(out, packed_out[:2, :6], atol=1e-6)
-    assert torch.allclose(state, packed_state[:, :2], atol=1e-6)
+    encoder = rnn.GRUEncoder(30, 8, 16, num_layers=2, bidirectional=bidirectional).eval()
+    reference = nn.GRU(8, 16, 2, batch_first=True, bidirectional=bidirectional)
+    reference.load_state_dict(encoder.gru_state_dict())
+    src_len = torch.tensor([6, 1, 9, 3])
+    src = torch.randint(4, 30, (4, 9)) * (torch.arange(9) < src_len[:, None])
+    out, state = encoder(src, src_len)
+    packed = pack_padded_sequence(encoder.embedding(src), src_len, batch_first=True,
+                                  enforce_sorted=False)
+    ref_packed, ref_state = reference(packed)
+    ref_out, _ = pad_packed_sequence(ref_packed, batch_first=True, total_length=9)
+    assert torch.allclose(out, ref_out, atol=1e-6)
+    assert torch.allclose(state, ref_state, atol=1e-6)

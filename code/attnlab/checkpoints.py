@@ -160,6 +160,9 @@ TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
                  "corpus", "data", "experiments", "layers", "masks", "multihead",
                  "positions", "resume", "rnn", "runtime", "selfattention", "subwords",
                  "synthetic", "training", "transformer", "vocab")
+# The modules that turn a corpus into a task's token pairs and vocabularies, among the
+# training code: they key the data cache (:func:`attnlab.experiments.fra_eng_data`).
+DATA_CODE = ("corpus", "data", "vocab")
 OTHER_CODE = ("__init__", "analysis", "check", "checking", "compare", "decoding",
               "evaluation", "explorer", "export", "files", "inspection", "lab",
               "metrics", "notebook", "plots", "results", "widgets")
@@ -181,12 +184,13 @@ def _code_without_docs(source: str) -> str:
     return ast.dump(tree)
 
 
-@functools.lru_cache(maxsize=4)
-def code_hash(folder: Path = Path(__file__).parent) -> str:
-    """A short hash of the :data:`TRAINING_CODE` modules in ``folder`` (this
-    package)."""
+@functools.lru_cache(maxsize=8)
+def code_hash(folder: Path = Path(__file__).parent,
+              modules: tuple[str, ...] = TRAINING_CODE) -> str:
+    """A short hash of the code of ``modules`` (default :data:`TRAINING_CODE`) in
+    ``folder`` (this package), docstrings left out."""
     digest = hashlib.sha256()
-    for name in TRAINING_CODE:
+    for name in modules:
         code = _code_without_docs((folder / f"{name}.py").read_text("utf-8"))
         digest.update(f"{name}\0{code}\0".encode())
     return digest.hexdigest()[:16]

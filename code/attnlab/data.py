@@ -8,15 +8,21 @@ in training, even with another translation.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
+import os
 import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from torch.utils.data import DataLoader
 
 from .batching import PairDataset, make_loader
 from .corpus import Pair, detokenize, tokenize
+from .files import atomic_path
 from .vocab import Vocab
 
 Tokens = list[str]
@@ -138,3 +144,50 @@ def translation_data(pairs: Sequence[Pair], *, name: str = "translation",
             "pairs_read": len(pairs), "pairs_kept": len(kept)}, units="words",
                        length_edges=tuple(length_edges
             or sorted({max(1, max_len * q // 4) for q in (1, 2, 3, 4)})),)
+
+
+def save_data(data: Seq2SeqData, path: str | os.PathLike) -> None:
+    """Write ``data`` (pairs, vocabularies, description) to ``path`` as gzipped JSON,
+    atomically: a reader never finds half a file."""
+    state = {"format": 1, "name": data.name, "units": data.units,
+             "length_edges": list(data.length_edges), "info": data.info,
+             "src_vocab": data.src_vocab.to_dict(),
+             "tgt_vocab": data.tgt_vocab.to_dict(),
+             **{split: data.split(split) for split in SPLITS}}
+    with atomic_path(path) as tmp:
+        # no name and no time in the header: the same data always makes the same bytes
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="",
+                                                   mtime=0) as out:
+            out.write(json.dumps(state, ensure_ascii=False).encode("utf-8"))
+
+
+def load_data(path: str | os.PathLike) -> Seq2SeqData:
+    """The data :func:`save_data` wrote to ``path``."""
+    with gzip.open(path, "rb") as source:
+        state = json.loads(source.read().decode("utf-8"))
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise ValueError(f"{path} is not a data file of this version of attnlab")
+    return Seq2SeqData(
+        name=state["name"], units=state["units"],
+        length_edges=tuple(state["length_edges"]), info=state["info"],
+        src_vocab=Vocab.from_dict(state["src_vocab"]),
+        tgt_vocab=Vocab.from_dict(state["tgt_vocab"]),
+        **{split: [(src, tgt) for src, tgt in state[split]] for split in SPLITS})
+
+
+def cached_data(path: str | os.PathLike,
+                make: Callable[[], Seq2SeqData]) -> Seq2SeqData:
+    """``make()``'s data, kept at ``path``: read from there if it is there, else made
+    and written there. ``path`` must name everything ``make`` depends on (the corpus,
+    the settings, the code: see :func:`attnlab.experiments.fra_eng_data`). A file
+    that does not read is made again, with a warning."""
+    path = Path(path)
+    if path.exists():
+        try:
+            return load_data(path)
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
+            warnings.warn(f"the data cache {path} does not read ({error}); "
+                          "making the data again", RuntimeWarning, stacklevel=2)
+    data = make()
+    save_data(data, path)
+    return data

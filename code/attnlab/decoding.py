@@ -44,15 +44,19 @@ class Decoded:
 
 @torch.no_grad()
 def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
-                  eos_id: int, max_len: int, pad_id: int = 0,
-                  top_k: int = 0) -> Decoded:
+                  eos_id: int, max_len: int, pad_id: int = 0, top_k: int = 0,
+                  stop_every: int | None = None) -> Decoded:
     """Pick the most likely token at every step, for a whole batch at once.
 
     Each sentence stops at its own ``<eos>``; the loop ends when all have
-    stopped or after ``max_len`` tokens.
+    stopped or after ``max_len`` tokens. A step never waits for the device: whether
+    all have stopped is read every ``stop_every`` steps (default: every step on a CPU,
+    where the read costs nothing; every 8 on a GPU, where it waits for the device),
+    and the steps run past the last ``<eos>`` are cut off at the end.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
+    stop_every = stop_every or _stop_every(src.device)
     model.eval()
     batch = src.shape[0]
     memory = model.encode(src, src_len)
@@ -73,18 +77,26 @@ def greedy_decode(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: in
         if weights is not None:
             attention.append(weights)
         just_ended = (token == eos_id) & ~finished
-        lengths[just_ended] = t + 1
+        lengths = torch.where(just_ended, t + 1, lengths)
         finished |= just_ended
         prev = token
-        if bool(finished.all()):
+        if (t + 1) % stop_every == 0 and bool(finished.all()):
             break
+    length = int(lengths.max())              # the last step anyone needed
+
     def stacked(items):                      # a list of (B, ...) steps -> (B, T, ...)
-        return torch.stack(items, dim=1) if items else None
+        return torch.stack(items[:length], dim=1) if items else None
 
     return Decoded(tokens=stacked(steps), lengths=lengths, probs=stacked(probs),
                    top_ids=stacked([t.indices for t in tops]),
                    top_probs=stacked([t.values for t in tops]),
                    attention=stacked(attention))
+
+
+def _stop_every(device: torch.device) -> int:
+    """How often a decoding loop reads whether it is done: reading a tensor on a CPU
+    waits for nothing, on an accelerator it waits for every step queued so far."""
+    return 1 if device.type == "cpu" else 8
 
 
 def translate_tokens(model, sources: list[list[str]], src_vocab: Vocab,
@@ -205,72 +217,94 @@ def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor,
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, src_len: torch.Tensor, *, bos_id: int,
                 eos_id: int, max_len: int, beam_size: int = 5, alpha: float = 0.6,
-                pad_id: int = 0) -> list[list[int]]:
+                pad_id: int = 0, stop_every: int | None = None) -> list[list[int]]:
     """The most likely translations under a beam of ``beam_size`` hypotheses per
     sentence.
 
     Hypotheses are ranked by log-probability divided by :func:`length_penalty`
-    (``alpha=0``: raw log-probability, which favours short outputs). A sentence
-    is done when ``beam_size`` hypotheses have ended with ``<eos>``, so a beam
-    of 1 gives exactly the greedy translation. Returns, per sentence, the ids of
-    the best hypothesis (``<eos>`` included).
+    (``alpha=0``: raw log-probability, which favours short outputs). At each step
+    a sentence reads its best candidates in order, and stops at the first
+    impossible one, or once ``beam_size`` have gone on, or once it has
+    ``beam_size`` ended hypotheses: it is then done, and the best of those ends
+    is its translation (a beam of 1 gives exactly the greedy one). A sentence
+    with no ended hypothesis after ``max_len`` steps takes its best live one.
+    Returns, per sentence, the ids of the translation (``<eos>`` included).
+
+    All the bookkeeping stays in tensors on the model's device: a step never waits
+    for it (whether all are done is read every ``stop_every`` steps, as in
+    :func:`greedy_decode`).
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError("beam_size and max_len must be at least "
                          f"1, got {beam_size}, {max_len}")
+    stop_every = stop_every or _stop_every(src.device)
     model.eval()
-    batch, device = src.shape[0], src.device
-    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)   # (B * k,)
+    batch, k, device = src.shape[0], beam_size, src.device
+    first = torch.arange(batch, device=device)[:, None] * k   # (B, 1) their rows 0
+    rows = torch.arange(batch, device=device).repeat_interleave(k)           # (B * k,)
     memory = model.encode(src, src_len).select(rows)
-    scores = torch.full((batch, beam_size), float("-inf"), device=device)
+    scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0                         # only one live hypothesis at the start
-    prefixes: list[list[int]] = [[] for _ in range(batch * beam_size)]
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    prev = torch.full((batch * beam_size,), bos_id, dtype=torch.long, device=device)
+    prefixes = torch.full((batch * k, 0), pad_id, dtype=torch.long, device=device)
+    # The ended hypotheses, k at most a sentence, plus one column where what is not
+    # kept is written (so that every write is one scatter, with no host decision).
+    ended_scores = torch.full((batch, k + 1), float("-inf"), dtype=torch.float64,
+                              device=device)                    # length-normalised
+    ended_tokens = torch.full((batch, k + 1, max_len), pad_id, dtype=torch.long,
+                              device=device)
+    ended_length = torch.zeros((batch, k + 1), dtype=torch.long, device=device)
+    ended = torch.zeros(batch, dtype=torch.long, device=device)   # how many so far
+    prev = torch.full((batch * k,), bos_id, dtype=torch.long, device=device)
     state = None
     for t in range(max_len):
         step = model.decode_step(prev, memory, state)
         log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
         # 2k candidates: even if k of them end with <eos>, k others go on
-        top_scores, top_beams, top_tokens = top_candidates(scores, log_probs,
-                                                           2 * beam_size)
-        next_rows, next_tokens, next_scores = [], [], []
-        for b, (row_scores, row_beams, row_tokens) in enumerate(zip(
-                top_scores.tolist(), top_beams.tolist(), top_tokens.tolist())):
-            kept = []
-            if len(finished[b]) < beam_size:
-                for score, beam, token in zip(row_scores, row_beams, row_tokens):
-                    if score == float("-inf"):
-                        break
-                    if token == eos_id:
-                        prefix = prefixes[b * beam_size + beam] + [token]
-                        finished[b].append((score / length_penalty(len(prefix), alpha),
-                                            prefix))
-                        if len(finished[b]) == beam_size:
-                            break
-                    else:
-                        kept.append((b * beam_size + beam, token, score))
-                        if len(kept) == beam_size:
-                            break
-            if len(finished[b]) >= beam_size:
-                kept = []  # done: its rows idle until the others finish
-            kept += [(b * beam_size, pad_id, float("-inf"))] * (beam_size - len(kept))
-            for row, token, score in kept:
-                next_rows.append(row)
-                next_tokens.append(token)
-                next_scores.append(score)
-        index = torch.tensor(next_rows, device=device)
-        prefixes = [prefixes[r] + [tok] for r, tok in zip(next_rows, next_tokens)]
-        scores = torch.tensor(next_scores, device=device).view(batch, beam_size)
-        prev = torch.tensor(next_tokens, device=device)
+        top, beam, token = top_candidates(scores, log_probs, 2 * k)    # (B, n) each
+        row, ends, live = first + beam, token == eos_id, top > float("-inf")
+        # Read best first; candidate j is read if every one before it was and none
+        # of them made the sentence stop (k ended, or k going on).
+        ends_before = _count_before(ends & live)
+        goes_on_before = _count_before(~ends & live)
+        read = live & (ended[:, None] + ends_before < k) & (goes_on_before < k)
+        # the ones that end join the sentence's ended hypotheses, in order
+        joins = read & ends
+        slot = torch.where(joins, ended[:, None] + ends_before, k)      # (B, n)
+        ended_scores.scatter_(1, slot, top.double() / length_penalty(t + 1, alpha))
+        ended_length.scatter_(1, slot, torch.full_like(slot, t + 1))
+        written = torch.cat([prefixes[row.flatten()].view(*row.shape, t),
+                             token[..., None]], dim=-1)               # (B, n, t + 1)
+        ended_tokens[..., :t + 1].scatter_(1, slot[..., None].expand(-1, -1, t + 1),
+                                           written)
+        ended += joins.sum(dim=1)
+        # the ones that go on are the next beam; a sentence that is done idles
+        goes_on = read & ~ends & (ended < k)[:, None]
+        place = torch.where(goes_on, goes_on_before, k)               # (B, n)
+        next_row = first.repeat(1, k + 1).scatter_(1, place, row)[:, :k]
+        prev = torch.full((batch, k + 1), pad_id, dtype=torch.long, device=device
+                          ).scatter_(1, place, token)[:, :k].flatten()
+        scores = torch.full((batch, k + 1), float("-inf"), device=device
+                            ).scatter_(1, place, top)[:, :k]
+        index = next_row.flatten()
+        prefixes = torch.cat([prefixes[index], prev[:, None]], dim=1)
         state = step.state.select(index)
-        if all(len(f) >= beam_size for f in finished):
+        if (t + 1) % stop_every == 0 and bool((ended >= k).all()):
             break
+    # Each sentence's best ended hypothesis (the first of equals), or its best live one.
+    best_ended = ended_scores[:, :k].argmax(dim=1)                       # (B,)
+    best_live = scores.argmax(dim=1)
+    has_ended = (ended > 0).tolist()
+    ended_tokens, ended_length = ended_tokens.tolist(), ended_length.tolist()
+    live_tokens = prefixes.view(batch, k, -1).tolist()
     best = []
-    for b in range(batch):
-        pool = list(finished[b]) or [(s / length_penalty(len(prefixes[b * beam_size
-                + k]), alpha), prefixes[b * beam_size + k]) for k,
-                                     s in enumerate(scores[b].tolist())
-                                     if s > float("-inf")]
-        best.append(max(pool, key=lambda item: item[0])[1])
+    for b, (e, j) in enumerate(zip(best_ended.tolist(), best_live.tolist())):
+        best.append(ended_tokens[b][e][:ended_length[b][e]] if has_ended[b]
+                    else live_tokens[b][j])
     return best
+
+
+def _count_before(flags: torch.Tensor) -> torch.Tensor:
+    """For each position of (B, n) flags, how many flags before it (in its row) are
+    set."""
+    counts = flags.long()
+    return counts.cumsum(dim=1) - counts

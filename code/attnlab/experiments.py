@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .bahdanau import AttentionEncoderDecoder
-from .checkpoints import train_or_load
-from .corpus import load_fra_eng
+from . import __version__
+from .checkpoints import DATA_CODE, code_hash, spec_hash, train_or_load
+from .corpus import fra_eng_text, parse_tsv
 from .contract import Generator
-from .data import Seq2SeqData, translation_data
+from .data import Seq2SeqData, cached_data, translation_data
 from .evaluation import evaluate_translation
 from .rnn import EncoderDecoder
-from .runtime import Profile, choose_device
+from .runtime import Profile, build_dir, choose_device
 from .synthetic import reversal_task
-from .training import Callback, Trainer, count_parameters, warmup_linear_schedule
+from .training import (Callback, Trainer, adam, count_parameters,
+                       warmup_linear_schedule)
 from .transformer import Transformer
 
 
@@ -76,14 +80,35 @@ def fra_eng_settings(profile: Profile) -> dict:
                         full=dict(n_train=20_000, n_val=500, n_test=1_000, **shared))
 
 
+def data_dir() -> Path:
+    """Where the prepared data sets are kept: ``data/`` in the build folder."""
+    return build_dir() / "data"
+
+
+def fra_eng_key(text: str, settings: dict, *, folder: Path | None = None) -> str:
+    """What names the prepared fra-eng data: the corpus's text, the settings, and the
+    code of the modules that prepare it (:data:`attnlab.checkpoints.DATA_CODE`, in
+    ``folder``, this package unless given)."""
+    code = (code_hash(modules=DATA_CODE) if folder is None
+            else code_hash(folder, DATA_CODE))
+    corpus = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return spec_hash({"corpus": corpus, "settings": settings, "code": code,
+                      "attnlab": __version__})
+
+
 @functools.lru_cache(maxsize=4)
 def _fra_eng(settings: tuple) -> Seq2SeqData:
-    return translation_data(load_fra_eng(), name="fra-eng", **dict(settings))
+    text, settings = fra_eng_text(), dict(settings)        # the corpus, verified
+    path = data_dir() / f"fra-eng-{fra_eng_key(text, settings)}.json.gz"
+    return cached_data(path, lambda: translation_data(
+        parse_tsv(text, origin="fra.txt"), name="fra-eng", **settings))
 
 
 def fra_eng_data(profile: Profile) -> Seq2SeqData:
     """The English-French data every chapter trains on (20k training pairs of <= 10
-    tokens)."""
+    tokens). Prepared once (tokenised, filtered, split, vocabularies built) and then
+    read from the build folder's ``data/`` (:func:`data_dir`), under a name that
+    changes with the corpus, the settings and the code that prepares them."""
     return _fra_eng(tuple(sorted(fra_eng_settings(profile).items())))
 
 
@@ -205,9 +230,7 @@ def train_model(name: str, build: Callable[[], nn.Module], data: Seq2SeqData,
         translates = (data.units in ("words", "subwords")
                       and isinstance(model, Generator))
         scored = [validation_bleu(model, data)] if translates else []
-        # On a GPU, Adam's fused kernel: one launch for every parameter, not several.
-        optimizer = torch.optim.Adam(model.parameters(), lr=plan.lr, betas=plan.betas,
-                                     fused=torch.device(device).type == "cuda")
+        optimizer = adam(model.parameters(), lr=plan.lr, betas=plan.betas)
         trainer = Trainer(model, optimizer=optimizer,
                           scheduler=make_schedule(optimizer, plan),
                           label_smoothing=plan.label_smoothing, device=device)

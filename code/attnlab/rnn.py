@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .contract import Batched, Seq2SeqOutput, Step, batch_dim, register
 from .layers import init_embedding
@@ -24,8 +23,12 @@ from .layers import init_embedding
 class GRUEncoder(nn.Module):
     """Embedding, then a multi-layer GRU over the source (batch first).
 
-    Sequences are packed by length, so padding never enters the recurrence:
-    a sentence gets the same encoding whatever batch it is in.
+    Padding never changes an encoding: the forward GRU reads each sentence up to its
+    own end (what it computes on the padding after is dropped), the backward GRU of a
+    bidirectional encoder reads each sentence reversed within its own length, and each
+    final state is read at the sentence's last real token. A sentence gets the same
+    encoding whatever batch it is in, and the lengths never leave the device (packing
+    the batch would copy them to the host and make it wait, at every step).
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
@@ -34,30 +37,64 @@ class GRUEncoder(nn.Module):
         super().__init__()
         self.embedding = init_embedding(nn.Embedding(vocab_size, embed_size,
                                                      padding_idx=pad_id))
-        self.rnn = nn.GRU(embed_size, hidden_size, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0,
-                          bidirectional=bidirectional)
+        directions = 2 if bidirectional else 1
+
+        def layers() -> nn.ModuleList:    # one single-layer GRU per layer
+            return nn.ModuleList(
+                nn.GRU(embed_size if i == 0 else hidden_size * directions, hidden_size,
+                       batch_first=True) for i in range(num_layers))
+
+        self.forward_layers = layers()
+        self.backward_layers = layers() if bidirectional else None
         self.dropout = nn.Dropout(dropout)
+        self.between_layers = nn.Dropout(dropout if num_layers > 1 else 0.0)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor,
             torch.Tensor]:
         """Encode a padded batch.
 
         Shapes:
-            src: (B, S) token ids; src_len: (B,) true lengths.
+            src: (B, S) token ids; src_len: (B,) true lengths (at least 1).
             returns outputs: (B, S, hidden * directions), zero at padded positions;
-            state: (N * directions, B, hidden), each sentence's final hidden state.
+            state: (N * directions, B, hidden), each sentence's final hidden state
+            (layer by layer, forward before backward, as ``nn.GRU`` orders them).
         """
-        embedded = self.dropout(self.embedding(src))                     # (B, S, embed)
-        if bool((src_len == src.shape[1]).all()):
-            # no padding in this batch: packing would only cost time
-            return self.rnn(embedded)
-        packed = pack_padded_sequence(embedded, src_len.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        outputs, state = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True,
-                                         total_length=src.shape[1])
-        return outputs, state
+        positions = torch.arange(src.shape[1], device=src.device)
+        real = positions < src_len[:, None]                              # (B, S)
+        last = (src_len - 1)[:, None]                                    # (B, 1)
+        # position t of sentence b reversed within its length (padding stays put)
+        reversed_at = torch.where(real, last - positions, positions)     # (B, S)
+        x, finals = self.dropout(self.embedding(src)), []                # (B, S, embed)
+        for i, forward in enumerate(self.forward_layers):
+            if i:
+                x = self.between_layers(x)
+            ahead, _ = forward(x)                                    # (B, S, hidden)
+            finals.append(_at(ahead, last)[:, 0])
+            outputs = [ahead]
+            if self.backward_layers is not None:
+                back, _ = self.backward_layers[i](_at(x, reversed_at))
+                back = _at(back, reversed_at)     # in source order again
+                finals.append(back[:, 0])         # having read back to the first token
+                outputs.append(back)
+            x = torch.cat(outputs, dim=-1) * real[..., None]
+        return x, torch.stack(finals)
+
+    def gru_state_dict(self) -> dict[str, torch.Tensor]:
+        """The GRU weights under the names one multi-layer ``nn.GRU`` gives them
+        (``weight_ih_l0``, ``weight_ih_l0_reverse``, ...), to load into another
+        implementation."""
+        named = {}
+        for suffix, layers in (("", self.forward_layers),
+                               ("_reverse", self.backward_layers or [])):
+            for i, layer in enumerate(layers):
+                for name, value in layer.state_dict().items():
+                    named[name.replace("_l0", f"_l{i}") + suffix] = value
+        return named
+
+
+def _at(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[b, index[b, t]]`` for every b and t: (B, S, H), (B, T) -> (B, T, H)."""
+    return values.gather(1, index[..., None].expand(-1, -1, values.shape[-1]))
 
 
 class PredictionHead(nn.Module):
