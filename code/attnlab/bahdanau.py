@@ -20,7 +20,7 @@ from torch import nn
 from . import masks
 from .attention import AdditiveAttention
 from .contract import Batched, Seq2SeqOutput, Step, register
-from .layers import init_embedding
+from .layers import Dropout, init_embedding
 from .rnn import GRUEncoder, PredictionHead
 
 
@@ -54,7 +54,7 @@ class BahdanauDecoder(nn.Module):
                                                      padding_idx=pad_id))
         self.attention = AdditiveAttention(hidden_size, key_size, attention_size)
         self.cell = nn.GRUCell(embed_size + key_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = PredictionHead(hidden_size + embed_size + key_size, proj_size,
                                    vocab_size, dropout)
 

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from .layers import Dropout
+
 
 class SinusoidalPositionalEncoding(nn.Module):
     """Vaswani et al.'s fixed encoding, added to the embeddings:
@@ -28,7 +30,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         encoding[:, 0::2] = torch.sin(position * frequency)
         encoding[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
         self.register_buffer("encoding", encoding, persistent=False)      # (max_len, D)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """(B, T, D) -> (B, T, D): x plus the encodings of positions offset .. offset +
@@ -47,7 +49,7 @@ class LearnedPositionalEncoding(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         end = offset + x.shape[1]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .contract import Batched, Seq2SeqOutput, Step, batch_dim, register
-from .layers import init_embedding
+from .layers import Dropout, init_embedding
 
 
 class GRUEncoder(nn.Module):
@@ -46,8 +46,8 @@ class GRUEncoder(nn.Module):
 
         self.forward_layers = layers()
         self.backward_layers = layers() if bidirectional else None
-        self.dropout = nn.Dropout(dropout)
-        self.between_layers = nn.Dropout(dropout if num_layers > 1 else 0.0)
+        self.dropout = Dropout(dropout)
+        self.between_layers = Dropout(dropout if num_layers > 1 else 0.0)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor,
             torch.Tensor]:
@@ -110,7 +110,7 @@ class PredictionHead(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         self.proj = nn.Linear(in_size, proj_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(proj_size, vocab_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -135,7 +135,7 @@ class ContextGRUDecoder(nn.Module):
                                                      padding_idx=pad_id))
         self.rnn = nn.GRU(embed_size + hidden_size, hidden_size, num_layers,
                           batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = PredictionHead(hidden_size + embed_size + hidden_size, proj_size,
                                    vocab_size, dropout)
 
