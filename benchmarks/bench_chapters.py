@@ -9,7 +9,12 @@ models the chapter trained (name, steps, seconds, steps per second, device), rea
 from the model cache; the chapters' budget notes are written from these records
 (``python book/notebooks.py sync-budgets``).
 
-    python benchmarks/bench_chapters.py [--quick] [--profiles smoke full]
+With ``--all-pages`` it executes every page of the book that runs code, in the order
+of ``_toc.yml``: the chapters with their further pages, worked solutions and the lab
+(the cold pass is then what ``make book`` does from a fresh clone). A page that is not
+a chapter's is recorded under its path in ``chapters/`` (``solutions/02_encoder_decoder``).
+
+    python benchmarks/bench_chapters.py [--quick] [--profiles smoke full] [--all-pages]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import traceback
 from pathlib import Path
 
 import nbformat
+import yaml
 from nbclient import NotebookClient
 
 import common
@@ -34,6 +40,27 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")          # colours in a kernel's traceback
 CHAPTERS = [page for chapter in sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
             for page in [chapter, *sorted((common.ROOT / "chapters" / "sections").glob(
                 f"{chapter.name[:2]}_*.ipynb"))]]
+
+
+def book_pages() -> list[Path]:
+    """Every notebook under chapters/, in the order of the book's table of contents."""
+    toc = yaml.safe_load((common.ROOT / "_toc.yml").read_text(encoding="utf-8"))
+
+    def files(entries):
+        for entry in entries:
+            if "file" in entry:
+                yield entry["file"]
+            yield from files(entry.get("sections", []))
+
+    found = (common.ROOT / f"{name}.ipynb" for part in toc["parts"]
+             for name in files(part["chapters"]) if name.startswith("chapters/"))
+    return [path for path in found if path.is_file()]
+
+
+def page_name(path: Path) -> str:
+    """A chapter's (or its further page's) file name; another page's path in chapters/."""
+    relative = path.relative_to(common.ROOT / "chapters").with_suffix("")
+    return relative.name if relative.parent.name in ("", "sections") else str(relative)
 
 
 def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
@@ -108,12 +135,15 @@ def main() -> None:
                         help="only these chapters, by number (e.g. 02 05)")
     parser.add_argument("--keep-going", action="store_true",
                         help="record a chapter that fails and go on with the next")
+    parser.add_argument("--all-pages", action="store_true",
+                        help="also the worked solutions and the lab, in book order")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     device = common.device_of(args)
-    chapters = CHAPTERS[:1] if args.quick else [
-        path for path in CHAPTERS if args.chapters is None or path.name[:2] in args.chapters]
+    pages = book_pages() if args.all_pages else CHAPTERS
+    chapters = pages[:1] if args.quick else [
+        path for path in pages if args.chapters is None or path.name[:2] in args.chapters]
     profiles = ["smoke"] if args.quick else args.profiles
     passes = ["cold"] if args.quick else args.passes
     measurements = []
@@ -126,7 +156,8 @@ def main() -> None:
             env = {"ATTNLAB_PROFILE": profile, "ATTNLAB_BUILD_DIR": build}
             for cache in passes:
                 for path in chapters:
-                    keep = (args.build_dir / profile / "executed" / f"{path.stem}-{cache}.ipynb"
+                    name = page_name(path)
+                    keep = (args.build_dir / profile / "executed" / f"{name}-{cache}.ipynb"
                             if args.build_dir is not None else None)
                     models = Path(build) / "models"
                     before = set(models.glob("*.pt")) if models.is_dir() else set()
@@ -139,14 +170,14 @@ def main() -> None:
                         seconds = time.perf_counter() - started
                         error = ANSI.sub("", "".join(traceback.format_exception_only(failure)))
                         error = [line for line in error.splitlines() if line.strip()][-1]
-                    measurement = {"chapter": path.stem, "profile": profile, "cache": cache,
+                    measurement = {"chapter": name, "profile": profile, "cache": cache,
                                    "seconds": seconds,
                                    "trained": trained_models(models, before),
-                                   "results": headline(Path(build), path.stem)}
+                                   "results": headline(Path(build), name) if "/" not in name else {}}
                     if error is not None:
                         measurement["error"] = error
                     measurements.append(measurement)
-                    print(f"{path.stem:<28} {profile:<6} {cache:<5} {seconds:8.1f} s"
+                    print(f"{name:<38} {profile:<6} {cache:<5} {seconds:8.1f} s"
                           + ("  FAILED" if error else ""), flush=True)
                     written = common.write("chapters", args, device, measurements)  # after each
     if written:

@@ -42,6 +42,25 @@ def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
         assert [m["name"] for m in record["measurements"]] == ["gru", "bahdanau", "transformer"]
         assert all(m["profile"]["wall_ms_per_step"] > 0 and m["steps_per_second_queued"] > 0
                    for m in record["measurements"])
+        # the course's steps read nothing back on the host (tests/test_host_waits.py)
+        assert all(m["profile"]["host_reads_per_step"] == {} for m in record["measurements"])
+
+
+def test_all_pages_are_every_notebook_of_the_book_in_its_order():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_chapters
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    pages = bench_chapters.book_pages()
+    assert sorted(pages) == sorted((ROOT / "chapters").rglob("*.ipynb"))
+    names = [bench_chapters.page_name(p) for p in pages]
+    assert len(set(names)) == len(names)                 # each page recorded apart
+    assert names.index("02_encoder_decoder") < names.index("02_gradients_through_time") \
+        < names.index("solutions/02_encoder_decoder") < names.index("03_bahdanau_attention")
+    assert names.index("solutions/05_transformer") < names.index("lab/debugging")
+    chapters_only = [bench_chapters.page_name(p) for p in bench_chapters.CHAPTERS]
+    assert [n for n in names if "/" not in n] == chapters_only
 
 
 def test_benchmarks_refuse_to_time_different_computations():
