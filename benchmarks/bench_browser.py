@@ -85,11 +85,24 @@ PRESS = """async ([sentence, presses]) => {
     return runs;
 }"""
 
-# Every byte the page has loaded so far, by URL (the document and its resources).
+# Every byte the page has loaded so far, by URL (the document and its resources),
+# with when each request started (ms since the page opened).
 LOADED = """() => {
     const entries = [...performance.getEntriesByType("navigation"),
                      ...performance.getEntriesByType("resource")];
-    return entries.map((e) => [e.name, e.encodedBodySize]);
+    return entries.map((e) => [e.name, e.encodedBodySize, e.startTime]);
+}"""
+
+# Waits until the page has settled: its fonts loaded and MathJax done typesetting (it
+# fetches its fonts and components after the load event, later on a slower machine);
+# returns the page's clock then, which divides what the page loaded from first use.
+SETTLED = """async () => {
+    await document.fonts.ready;
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+        await MathJax.startup.promise;
+    }
+    await document.fonts.ready;
+    return performance.now();
 }"""
 
 
@@ -119,10 +132,14 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
     page = context.new_page()
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
-    before = dict(page.evaluate(LOADED))
+    page.evaluate(SETTLED)
+    page.wait_for_load_state("networkidle")
+    pressed = page.evaluate(SETTLED)
     runs = page.evaluate(PRESS, [SENTENCE, 1 + presses])
-    after = dict(page.evaluate(LOADED))
-    new = {u: b for u, b in after.items() if u not in before}
+    loaded = page.evaluate(LOADED)
+    # A request the page started before the first press is the page's, however late.
+    before = {u: b for u, b, start in loaded if start < pressed}
+    new = {u: b for u, b, start in loaded if start >= pressed and u not in before}
     fetched: dict[str, int] = {}
     for u, b in new.items():
         fetched[part(u)] = fetched.get(part(u), 0) + b

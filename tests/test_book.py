@@ -507,7 +507,8 @@ def test_browser_benchmark_runs_quick(built_book, tmp_path):
     assert set(pages) == {"03_bahdanau_attention", "05_transformer", "06_comparison"}
     for m in pages.values():
         assert m["page_bytes_after"] > m["page_bytes_before"] > 0
-        assert set(m["first_use_bytes"]) == {"model", "runtime", "live scripts"}
+        assert set(m["first_use_bytes"]) == {"model", "runtime", "live scripts"}, \
+            m["first_use_files"]
         assert m["press_ms"]["runs"] == 2 and 0 < m["press_ms"]["median"] < m["first_press_ms"]
         assert len(m["translations"]) == len(m["models"]) and all(m["translations"])
         assert m["profile"] == ["smoke"]
