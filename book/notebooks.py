@@ -197,8 +197,31 @@ def lab_paths() -> list[Path]:
 
 
 def solution_paths() -> list[Path]:
-    """The worked-solutions notebooks, each named after its chapter."""
+    """The worked-solutions notebooks, each named after its chapter (a chapter whose
+    solutions take too long for one page continues them on ``<chapter>-2.ipynb``, ...)."""
     return sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def solution_pages(chapter: Path) -> list[Path]:
+    """The worked-solutions pages of ``chapter``, in order: ``solutions/<chapter>.ipynb``,
+    then its continuations ``solutions/<chapter>-2.ipynb``, ``-3``, ..."""
+    first = SOLUTIONS / chapter.name
+    more = sorted(SOLUTIONS.glob(f"{chapter.stem}-[0-9]*.ipynb"),
+                  key=lambda page: int(page.stem.rsplit("-", 1)[1]))
+    return ([first] if first.is_file() else []) + more
+
+
+def chapter_answers(chapter: Path) -> dict[str, str]:
+    """Every worked solution of ``chapter``, over all its solutions pages: the exercise's
+    label -> the solution's label."""
+    found: dict[str, str] = {}
+    for page in solution_pages(chapter):
+        answers = solutions(read(page))
+        twice = sorted(set(found) & set(answers))
+        if twice:
+            raise ValueError(f"{page.relative_to(CHAPTERS)}: solves {', '.join(twice)} again")
+        found.update(answers)
+    return found
 
 
 # --- exercises, their worked solutions, and the self-check questions ------------------------
@@ -284,7 +307,12 @@ def exercise_problems(path: Path) -> list[str]:
     if not page.is_file():
         return found + [f"{path.name}: no worked solutions ({page.relative_to(CHAPTERS.parent)} "
                         "is missing)"]
-    answers = solutions(read(page))
+    try:
+        answers = chapter_answers(path)
+    except ValueError as twice:
+        return found + [str(twice)]
+    if len(solution_pages(path)) > 1:
+        page = SOLUTIONS / f"{path.stem}*.ipynb"
     found += [f"{page.relative_to(CHAPTERS)}: a solution to {e}, which chapter "
               f"{chapter} does not have" for e in answers if e not in labels]
     for label, body in labels.items():
@@ -412,9 +440,7 @@ def main(argv: list[str]) -> int:
             write(sync_budget(read(path), path.stem), path)
     elif command == "sync-exercises":
         for path in chapters:
-            page = SOLUTIONS / path.name
-            answers = solutions(read(page)) if page.is_file() else {}
-            write(sync_exercises(read(path), answers), path)
+            write(sync_exercises(read(path), chapter_answers(path)), path)
     elif command == "refresh":
         for path in paths:
             print(f"executing {path.name} (smoke profile)")

@@ -91,9 +91,11 @@ def test_the_debugging_lab_is_a_numbered_page_after_chapter_5():
 
 
 def test_a_chapter_s_further_pages_come_before_its_solutions():
-    """Chapter 2's second page (chapters/sections/) is a numbered section of chapter 2,
-    before its worked solutions; every such page belongs to an existing chapter."""
-    assert [p.name for p in SECTIONS] == ["02_gradients_through_time.ipynb"]
+    """Chapters 2's and 5's second pages (chapters/sections/) are numbered sections of
+    their chapters, before its worked solutions; every such page belongs to an existing
+    chapter."""
+    assert [p.name for p in SECTIONS] == ["02_gradients_through_time.ipynb",
+                                          "05_warmup_ablation.ipynb"]
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     for page in SECTIONS:
         chapter = next(p for p in CHAPTERS if p.name[:3] == page.name[:3])
@@ -224,17 +226,51 @@ def test_every_chapter_is_in_the_table_of_contents():
                if entry["file"].startswith("chapters/")]
     assert [e["file"] for e in entries] == [f"chapters/{path.stem}" for path in CHAPTERS]
     sections = {e["file"]: [s["file"] for s in e.get("sections", [])] for e in entries}
-    for page in SOLUTIONS:
-        further = [f"chapters/sections/{p.stem}" for p in SECTIONS if p.name[:3] == page.name[:3]]
-        assert sections[f"chapters/{page.stem}"][:len(further) + 1] == [
-            *further, f"chapters/solutions/{page.stem}"]
+    below = {}
+    for chapter in CHAPTERS:
+        further = [f"chapters/sections/{p.stem}" for p in SECTIONS if p.name[:3] == chapter.name[:3]]
+        answers = [f"chapters/solutions/{p.stem}" for p in notebooks.solution_pages(chapter)]
+        below[chapter.stem] = [*further, *answers]
+        assert answers and sections[f"chapters/{chapter.stem}"][:len(below[chapter.stem])] == \
+            below[chapter.stem]
     labs = [f"chapters/lab/{page.stem}" for page in LABS]
     assert sum(map(len, sections.values())) == len(SECTIONS) + len(SOLUTIONS) + len(labs)
-    assert sections["chapters/05_transformer"][1:] == labs
+    assert sections["chapters/05_transformer"][len(below["05_transformer"]):] == labs
 
 
 def test_solutions_pages_belong_to_chapters():
-    assert SOLUTIONS and {p.name for p in SOLUTIONS} <= {p.name for p in CHAPTERS}
+    """Each solutions page is a chapter's, named after it (or its continuation, -2 ...);
+    every chapter's exercises are solved once over its pages."""
+    pages = [page for chapter in CHAPTERS for page in notebooks.solution_pages(chapter)]
+    assert SOLUTIONS and sorted(pages) == SOLUTIONS
+    assert [p.name for p in notebooks.solution_pages(ROOT / "chapters" / "05_transformer.ipynb")] \
+        == ["05_transformer.ipynb", "05_transformer-2.ipynb"]
+    for chapter in CHAPTERS:
+        assert set(notebooks.chapter_answers(chapter)) == set(
+            notebooks.exercises(notebooks.read(chapter)))
+
+
+def test_a_chapter_s_solutions_may_continue_on_further_pages(tmp_path, monkeypatch):
+    """Solutions split over two pages count together; one solved twice is named."""
+    good = [("**Predict.** Why?", "Because."), ("**Diagnose.** How?", "So."), ("What?", "That.")]
+    path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good, [("ch2-ex-1", "ch2-sol-1")])
+    v4 = notebooks.nbformat.v4
+    more = tmp_path / "chapters" / "solutions" / "02_x-2.ipynb"
+
+    def second(*solved):
+        cells = [v4.new_markdown_cell(f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\n"
+                                      "Because.\n:::") for e, s in solved]
+        notebooks.write(v4.new_notebook(cells=cells), more)
+
+    assert "exercise ch2-ex-2 has no worked solution" in " ".join(
+        notebooks.exercise_problems(path))
+    second(("ch2-ex-2", "ch2-sol-2"))
+    assert notebooks.chapter_answers(path) == {"ch2-ex-1": "ch2-sol-1", "ch2-ex-2": "ch2-sol-2"}
+    notebooks.write(notebooks.sync_exercises(notebooks.read(path),
+                                             notebooks.chapter_answers(path)), path)
+    assert notebooks.exercise_problems(path) == []
+    second(("ch2-ex-2", "ch2-sol-2"), ("ch2-ex-1", "ch2-sol-1b"))
+    assert notebooks.exercise_problems(path) == ["solutions/02_x-2.ipynb: solves ch2-ex-1 again"]
 
 
 def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):

@@ -125,6 +125,40 @@ def test_the_setup_action_installs_torch_first_and_caches_the_corpus():
     assert cache["with"]["key"].endswith(corpus.FRA_ENG_SHA1)
 
 
+PINNED = re.compile(r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)"
+                    r"(?:\s+# (?P<tag>v\d+(?:\.\d+)*))?\s*$")
+
+
+def unpinned(text: str) -> list[str]:
+    """The `uses:` lines of a workflow or action that name a third-party action by
+    anything but a full commit SHA with its tag in a comment."""
+    bad = []
+    for line in text.splitlines():
+        if "uses:" not in line or line.split("uses:", 1)[1].strip().startswith("./"):
+            continue
+        found = PINNED.match(line)
+        if not (found and re.fullmatch(r"[0-9a-f]{40}", found["ref"]) and found["tag"]):
+            bad.append(line.strip())
+    return bad
+
+
+def test_third_party_actions_are_pinned_by_commit_and_checkout_keeps_no_token():
+    files = sorted((ROOT / ".github").rglob("*.yml"))
+    assert WORKFLOW in files and SETUP in files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert unpinned(text) == [], path
+    # The check catches a tag, a branch, a short SHA and a SHA without its tag.
+    for ref in ("@v4", "@main", "@11d5960", "@11d5960a326750d5838078e36cf38b85af677262"):
+        assert unpinned(f"      - uses: actions/checkout{ref}\n") != []
+    assert unpinned("      - uses: ./.github/actions/setup\n") == []
+    # Every checkout leaves no credentials in the clone's git config.
+    checkouts = [step for job in _workflow()["jobs"].values() for step in job["steps"]
+                 if step.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 3
+    assert all(step.get("with", {}).get("persist-credentials") is False for step in checkouts)
+
+
 # --- versions ---------------------------------------------------------------------------
 
 def test_the_version_is_defined_once():
