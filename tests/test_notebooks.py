@@ -209,6 +209,14 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     note = notebooks.budget_note("02_x", tmp_path)
     assert ("trained an earlier version's budgets (`gru-fra-eng` 4,000 steps, not 3,200): "
             "its times are not this version's.") in note
+    # A GPU run of an earlier version that trained models this chapter no longer trains.
+    failed["measurements"][1]["trained"][0]["steps"] = 3200
+    failed["measurements"][1]["trained"].append({"name": "gru-ablation", "steps": 100,
+                                                 "seconds": 5.0})
+    (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
+    note = notebooks.budget_note("02_x", tmp_path)
+    assert ("trained models this version's chapter no longer trains (`gru-ablation`): its "
+            "times include them.") in note and "earlier version's budgets" not in note
     failed["measurements"] = []
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
