@@ -144,8 +144,8 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
             caveats.append(f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
                               "its times are not this version's.")
         gone = sorted({m["name"] for m in (runs.get(("full", "cold")) or {}).get("trained") or []
-                       if steps and m["name"] not in steps})
-        if gone and runs is not columns[0][1]:
+                       if m["name"] not in steps})
+        if steps and gone:
             caveats.append(f"{run} trained models this version's chapter no longer trains "
                            f"({', '.join(f'`{name}`' for name in gone)}): its times include "
                            "them.")
