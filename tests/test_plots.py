@@ -102,3 +102,36 @@ def test_learning_curves_plot_each_run_against_steps_and_seconds():
     assert by_steps.get_xlabel() == "training steps" and "seconds" in by_time.get_xlabel()
     with pytest.raises(ValueError, match="no validation 'bleu' recorded for \\['old'\\]"):
         plots.learning_curves({**runs, "old": History(val_steps=[100])})
+
+
+def test_describe_says_what_a_figure_shows():
+    """The text alternative of a heatmap names its title, axes and tokens; a chart's
+    names its curves; a figure with nothing in it is refused."""
+    from matplotlib.figure import Figure
+
+    fig = plots.heatmap(np.eye(2, 3), row_labels=["je", "vois"], col_labels=["i", "see", "."],
+                        title="Attention", xlabel="source", ylabel="output")
+    text = plots.describe(fig)
+    assert text == ("Heatmap, “Attention”, output against source, rows: je, vois, "
+                    "columns: i, see, .")
+    history = History(steps=[1, 2], train_loss=[2.0, 1.0], val_steps=[2], val_loss=[1.5])
+    text = plots.describe(plots.loss_figure(history))
+    assert text.startswith("Line chart, “Training loss”") and "training, validation" in text
+    grid = plots.describe(plots.token_grid([["a", "<pad>"]], [[True, False]], title="mask"))
+    assert "cells: a, <pad>" in grid
+    with pytest.raises(ValueError, match="nothing to describe"):
+        plots.describe(Figure())
+
+
+def test_notebook_figures_carry_their_description():
+    """What a notebook shows of a figure is a PNG whose Description is the figure's
+    text alternative (the book's alt text)."""
+    import io
+
+    from PIL import Image
+
+    from attnlab.notebook import figure_png
+
+    fig = plots.heatmap(np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"], title="t")
+    with Image.open(io.BytesIO(figure_png(fig))) as image:
+        assert image.text["Description"] == plots.describe(fig)

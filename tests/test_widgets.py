@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import ipywidgets as widgets
 import pytest
 
@@ -54,3 +56,23 @@ def test_bad_arguments_are_named():
         linked_stack([], widgets.IntSlider(), "value")
     with pytest.raises(ValueError, match="selects view 5, but there are 2"):
         linked_stack(views(2), widgets.IntSlider(value=5, max=9), "value")
+
+
+def test_figure_widget_has_a_text_alternative():
+    import numpy as np
+
+    from attnlab import plots
+
+    from PIL import Image
+
+    def description(widget):
+        return Image.open(io.BytesIO(widget.value)).text["Description"]
+
+    fig = plots.heatmap(np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"],
+                        title="“t”")                      # not Latin-1: an iTXt chunk
+    assert description(attnlab_widgets.figure_widget(fig)) == plots.describe(fig)
+    assert "“t”" in plots.describe(fig)
+    assert description(attnlab_widgets.figure_widget(fig, alt="A map.")) == "A map."
+    assert attnlab_widgets.figure_widget(fig).tooltip is None
+    with pytest.raises(ValueError, match="alt is empty"):
+        attnlab_widgets.figure_widget(fig, alt=" ")

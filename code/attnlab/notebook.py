@@ -11,6 +11,10 @@ import torch
 from .runtime import Profile, choose_device, get_profile, seed_everything
 
 
+# The banner keeps its own light colours in a dark page; so does its code.
+_CODE = "<code style='color:#5a1f4f;background:#ffffffa0'>"
+
+
 @dataclass(frozen=True)
 class Setup:
     profile: Profile
@@ -21,17 +25,18 @@ class Setup:
         if self.profile.is_smoke:
             return ('<div class="attnlab-banner attnlab-smoke" '
                     'style="border-left:6px '
-                    'solid #d9822b;background:#fff4e5;padding:0.6em '
+                    'solid #d9822b;background:#fff4e5;color:#1a1a1a;padding:0.6em '
                     '1em;margin:0.5em 0">' "<strong>Smoke run.</strong> "
                     "This page was executed "
-                    "with <code>ATTNLAB_PROFILE=smoke</code>: tiny data "
+                    f"with {_CODE}ATTNLAB_PROFILE=smoke</code>: tiny data "
                     "and budgets that only check the code runs. "
                     "Its numbers are <em>not</em> the course's "
                     "results.</div>")
         return ('<div class="attnlab-banner" style="border-left:6px '
-                'solid #2b7bd9;background:#eef5ff;padding:0.6em 1em;margin:0.5em '
-                '0">' f"Profile <code>{self.profile.name}</code> · device "
-                f"<code>{self.device}</code> · seed {self.seed} · torch "
+                'solid #2b7bd9;background:#eef5ff;color:#1a1a1a;padding:0.6em 1em;'
+                'margin:0.5em 0">'
+                f"Profile {_CODE}{self.profile.name}</code> · device "
+                f"{_CODE}{self.device}</code> · seed {self.seed} · torch "
                 f"{html.escape(torch.__version__)}</div>")
 
     def _repr_html_(self) -> str:
@@ -48,7 +53,8 @@ def setup(seed: int = 0) -> Setup:
 
     Displayed in a notebook, the result is a banner saying which profile ran,
     so a page executed in the smoke profile says so visibly. In IPython it also
-    turns on inline figures, so a cell that ends with a ``Figure`` shows it.
+    turns on inline figures, so a cell that ends with a ``Figure`` shows it, with a
+    text alternative for readers who cannot see it (:func:`figure_png`).
     """
     try:
         from IPython import get_ipython
@@ -57,8 +63,27 @@ def setup(seed: int = 0) -> Setup:
     shell = get_ipython()
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
+        from matplotlib.figure import Figure
+
+        # After the inline backend's own formatter, which it replaces.
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
     seed_everything(seed)
     return Setup(profile=get_profile(), device=choose_device(), seed=seed)
+
+
+def figure_png(fig) -> bytes:
+    """``fig`` as the PNG a notebook shows, as the inline backend draws it, with a text
+    alternative (:func:`attnlab.plots.describe`) in its ``Description`` field: the
+    book gives it to the figure as its ``alt`` text (``book/_ext/light_pages.py``)."""
+    from IPython.core.pylabtools import print_figure
+
+    from .plots import describe
+
+    try:
+        metadata = {"Description": describe(fig)}
+    except ValueError:  # an empty figure: nothing to say
+        metadata = {}
+    return print_figure(fig, "png", bbox_inches="tight", metadata=metadata)
 
 
 def show_source(obj) -> object:

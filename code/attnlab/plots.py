@@ -304,3 +304,57 @@ def matrix_figure(matrix, *, title: str, xlabel: str, ylabel: str, colorbar: str
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     fig.colorbar(image, ax=ax, label=colorbar)
     return fig
+
+
+# Colour maps the course draws with: perceptually ordered, so that a reader who does not
+# tell red from green (or prints in grey) reads the same order of values.
+SEQUENTIAL_MAPS = ("viridis", "cividis", "Blues", "Greys")
+DIVERGING_MAPS = ("RdBu",)  # ColorBrewer's red-blue, marked colour-blind safe
+
+
+def _labels(texts, limit: int = 24) -> str:
+    words = [t.get_text() for t in texts if t.get_text()]
+    if len(words) > limit:
+        words = words[:limit] + [f"and {len(words) - limit} more"]
+    return ", ".join(words)
+
+
+def describe(fig: Figure) -> str:
+    """A text alternative for ``fig``, for readers who cannot see it: for each plot in
+    it, its kind, title and axes, the tokens along a heatmap's sides and the names of
+    its curves or bars. The website's figures carry it as their ``alt`` text."""
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        parts.append(suptitle.get_text())
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        kind = ("heatmap" if ax.images else "line chart" if ax.lines
+                else "bar chart" if ax.patches else "chart" if ax.collections else None)
+        if kind is None and not ax.texts:
+            continue
+        bits = [kind or "panel"]
+        if ax.get_title():
+            bits.append(f"“{ax.get_title()}”")
+        xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
+        if xlabel and ylabel:
+            bits.append(f"{ylabel} against {xlabel}")
+        elif xlabel or ylabel:
+            bits.append(f"along {xlabel or ylabel}")
+        if ax.images:
+            rows, cols = _labels(ax.get_yticklabels()), _labels(ax.get_xticklabels())
+            if rows:
+                bits.append(f"rows: {rows}")
+            if cols:
+                bits.append(f"columns: {cols}")
+        if ax.images and ax.texts:
+            bits.append(f"cells: {_labels(ax.texts, limit=40)}")
+        legend = ax.get_legend()
+        if legend is not None and legend.get_texts():
+            bits.append(f"showing {_labels(legend.get_texts())}")
+        parts.append(", ".join(bits))
+    if not parts:
+        raise ValueError("the figure has nothing to describe: no plot, title or text")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")

@@ -94,7 +94,9 @@ def live_box(make_view: Callable[[str], widgets.Widget], *, value: str = "",
 def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
     """HTML for a small table: one named row per entry, one cell per token or id."""
     width = max(len(cells) for cells in rows.values())
-    head = ("<caption style='caption-side:top;text-align:left'>"
+    # color: inherit: the theme's muted caption colour is for its own background, not
+    # the widget's (unreadable in dark mode).
+    head = ("<caption style='caption-side:top;text-align:left;color:inherit'>"
             f"{escape(caption)}</caption>" if caption else "")
     body = []
     for name, cells in rows.items():
@@ -148,10 +150,20 @@ def translate_box(translate_fn, initial: str) -> widgets.VBox:
     return live_box(view, value=initial, description="English:")
 
 
-def figure_widget(figure) -> widgets.Image:
-    """A matplotlib figure as an image widget (its PNG is stored with the notebook)."""
+def figure_widget(figure, *, alt: str | None = None) -> widgets.Image:
+    """A matplotlib figure as an image widget (its PNG is stored with the notebook).
+
+    ``alt``, by default :func:`attnlab.plots.describe`'s account of the figure, is the
+    image's text alternative. It travels inside the PNG (its ``Description``), where the
+    website's ``a11y.js`` reads it into the image's ``alt``: the widget manager the book
+    uses fails on an image widget with a ``tooltip``."""
+    from .plots import describe
+
+    alt = describe(figure) if alt is None else alt
+    if not alt.strip():
+        raise ValueError("a figure needs a text alternative: alt is empty")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
+    figure.savefig(buffer, format="png", dpi=90, metadata={"Description": alt})
     return widgets.Image(value=buffer.getvalue(), format="png")
 
 
