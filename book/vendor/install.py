@@ -1,13 +1,14 @@
 """Install the book's pinned front-end files and copy the parts the site serves.
 
 Run by ``make vendor``: ``npm ci`` from ``package-lock.json`` (nothing else is
-downloaded), then the ipywidgets HTML manager, MathJax 3 and onnxruntime-web are copied into
+downloaded), then the ipywidgets HTML manager, MathJax 3's components and onnxruntime-web are copied into
 ``static/vendor/`` for the ``offline_assets`` extension to serve.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,13 @@ def main() -> int:
     if shutil.which("npm") is None:
         print("vendor: npm not found; the book will load widgets and MathJax from CDNs", file=sys.stderr)
         return 0
-    stamp = MODULES / ".package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < (HERE / "package-lock.json").stat().st_mtime:
+    # node_modules is installed again whenever the lock's content differs from the
+    # lock it was installed from (an mtime misses a lock that `npm install` rewrote).
+    lock = hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()
+    stamp = MODULES / ".attnlab-lock.sha256"
+    if not stamp.exists() or stamp.read_text(encoding="utf-8").strip() != lock:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=HERE, check=True)
+        stamp.write_text(lock + "\n", encoding="utf-8")
     staging = TARGET.with_name("vendor.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     manager = MODULES / "@jupyter-widgets" / "html-manager" / "dist"
@@ -35,7 +40,10 @@ def main() -> int:
             shutil.copy2(path, staging / "html-manager" / path.name)
     mathjax = MODULES / "mathjax" / "es5"
     (staging / "mathjax").mkdir()
-    shutil.copy2(mathjax / "tex-chtml.js", staging / "mathjax" / "tex-chtml.js")
+    # Its startup (with the loader) and the components book/_ext/offline_assets.py loads.
+    for name in ("startup.js", "core.js", "input/tex.js", "output/chtml.js"):
+        (staging / "mathjax" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(mathjax / name, staging / "mathjax" / name)
     for folder in ("input/tex/extensions", "output/chtml/fonts", "ui", "a11y", "adaptors"):
         shutil.copytree(mathjax / folder, staging / "mathjax" / folder)
     # onnxruntime-web, for live translation: its WebAssembly-only build (an ES module) and
