@@ -20,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parents[1] / "vendor" / "static"
 WIDGETS = "vendor/html-manager/embed.js"
-MATHJAX = "vendor/mathjax/tex-chtml.js"
+MATHJAX = "vendor/mathjax/startup.js"
+# MathJax's components as its combined tex-chtml.js holds them, less its contextual menu
+# (108 kB of its 263 kB gzipped, on every page with an equation); the hidden MathML that
+# screen readers read, which the menu would otherwise load, is loaded directly.
+MATHJAX_COMPONENTS = ["input/tex", "output/chtml", "a11y/assistive-mml"]
 
 SHIM = "mathjax2-hub-shim.js"  # in book/_ext/static: see the comment in that file
 OWN_STATIC = Path(__file__).resolve().parent / "static"
@@ -34,6 +38,9 @@ def _configure(app: Sphinx, config: Config) -> None:
     config.html_static_path = [*config.html_static_path, str(STATIC), str(OWN_STATIC)]
     config.nb_ipywidgets_js = {WIDGETS: {}}
     config.mathjax_path = MATHJAX
+    mathjax = dict(config.mathjax3_config or {})
+    mathjax["loader"] = {**mathjax.get("loader", {}), "load": MATHJAX_COMPONENTS}
+    config.mathjax3_config = mathjax
 
 
 def _add_shim(app: Sphinx) -> None:
