@@ -41,8 +41,12 @@ def _alt_from_png(app: Sphinx, doctree: nodes.document) -> None:
         uri = node.get("uri", "")
         if node.get("alt") or not uri.endswith(".png") or "://" in uri:
             continue
-        _, path = app.env.relfn2path(uri, app.env.docname)
-        if not Path(path).is_file():
+        # Sphinx's image collector has already made the path relative to the source
+        # folder (its "candidates"); otherwise it is relative to the document.
+        candidate = node.get("candidates", {}).get("*")
+        path = (Path(app.srcdir) / candidate if candidate
+                else Path(app.env.relfn2path(uri, app.env.docname)[1]))
+        if not path.is_file():
             continue
         with Image.open(path) as image:
             description = image.text.get("Description", "").strip()

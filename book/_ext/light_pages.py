@@ -186,13 +186,17 @@ def used_codepoints(outdir: Path) -> set[int]:
 
 def trim_icon_rules(sheet: Path, used: set[str]) -> int:
     """Drop the rules of ``sheet`` that only draw icons the site never shows (the theme's
-    style sheet names all 1,900 of Font Awesome's); return how many went."""
+    style sheet names all 1,900 of Font Awesome's), and its ``@font-face`` rules for the
+    icon fonts, whose place ``icons.css`` takes; return how many went."""
     dropped = 0
 
     def keep(match: re.Match) -> str:
         nonlocal dropped
         names = _icon_names(match.group(1))
-        if names and not used.intersection(names):
+        family = re.search(r"font-family:\s*([^;]+)", match.group(2))
+        theirs = match.group(1).strip() == "@font-face" and family is not None and (
+            family.group(1).replace("\\", "").strip("\"' ") in {f for f, _, _ in FACES})
+        if theirs or (names and not used.intersection(names)):
             dropped += 1
             return ""
         return match.group(0)
