@@ -154,7 +154,9 @@ function resultView(name, result) {
 
 function mount(container) {
   const names = (container.dataset.models || "").split(/\s+/).filter(Boolean);
+  // At most the box's width: on a phone, 50 characters would push the page sideways.
   const input = el("input", { type: "text", size: "50", maxlength: "5000",
+                              style: "max-width:100%;box-sizing:border-box",
                               placeholder: "Type an English sentence", "aria-label": "English sentence" });
   const button = el("button", { type: "submit", text: "Translate" });
   const status = el("p", { class: "attnlab-live-status", role: "status", style: "min-height:1.2em" });
