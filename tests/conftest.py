@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import os
 import shutil
+import subprocess
 import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -36,6 +43,190 @@ def fra_eng_dir() -> Path:
         pytest.fail(f"the tests need the real corpus: put fra-eng.zip in {folder} or set "
                     "ATTNLAB_DATA_DIR to its folder")
     return folder
+
+
+# The website, built once per test session and served on localhost, and the browser that
+# reads it (tests/test_book.py, tests/test_accessibility.py).
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, fra_eng_dir):
+    """Build the whole book in the smoke profile into a fresh folder, as CI does."""
+    out = tmp_path_factory.mktemp("book")
+    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+           "ATTNLAB_BUILD_DIR": str(out / "attnlab")}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT), "--all",
+         "--path-output", str(out), "-n", "-W", "--keep-going"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    print(f"book (smoke) built in {time.perf_counter() - start:.1f} s")
+    return out / "_build" / "html", result
+
+
+@pytest.fixture(scope="session")
+def site(built_book):
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    handler = functools.partial(QuietHandler, directory=str(html))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    chromium = chromium_path()
+    if not chromium.exists():
+        pytest.fail(f"the browser tests need Chromium, not found at {chromium}: install it "
+                    "(Debian: apt-get install chromium; .ci/run does) or set "
+                    "ATTNLAB_CHROMIUM to its path")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url, **options):
+    """Open ``url`` in a new page (``options`` for ``browser.new_page``: a colour scheme,
+    a viewport); return the page, every request it made and every console error."""
+    page = browser.new_page(**options)
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda response: response.status >= 400 and errors.append(
+        f"HTTP {response.status} for {response.url}"))
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    return page, requests, errors
+
+
+def show_widgets(page):
+    """Bring the page's first widget near the viewport, as a reader scrolling would, and
+    wait until the lazily loaded widget manager has rendered every widget on the page."""
+    if page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
+        page.locator('script[type="application/vnd.jupyter.widget-view+json"]').first.evaluate(
+            "view => view.parentElement.scrollIntoView()")
+        page.wait_for_function("() => window.attnlabLoadWidgets !== undefined")
+        page.evaluate("() => window.attnlabLoadWidgets()")
+        page.wait_for_function("""() => Array.from(document.querySelectorAll(
+            'script[type="application/vnd.jupyter.widget-view+json"]')).every(view =>
+            view.parentElement.querySelector('.jupyter-widgets, .widget-subarea'))""",
+                               timeout=30_000)
+        page.evaluate("() => window.scrollTo(0, 0)")
+
+
+def book_pages() -> list[str]:
+    """Every page of the book, in the table of contents' order, as paths in the site."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            pages.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc["parts"]:
+        walk(part["chapters"])
+    return [f"{page}.html" for page in pages]
+
+
+def page_weight(browser, site, html, path):
+    """What a first visit to ``path`` costs before the reader does anything: every
+    request, in a fresh profile, until the network is idle. Returns the number of
+    requests, and bytes as served (raw) and with gzip (level 6, as a web server
+    compresses; files that gzip does not shrink, such as fonts and images, count as
+    they are), with the largest files."""
+    context = browser.new_context()
+    page = context.new_page()
+    urls = []
+    page.on("requestfinished", lambda request: urls.append(request.url))
+    page.goto(f"{site}/{path}", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    context.close()
+    files = []
+    for url in urls:
+        if not url.startswith(site):
+            raise AssertionError(f"{path} requested {url}, outside the site")
+        local = html / unquote(urlparse(url).path.lstrip("/"))
+        data = (local / "index.html" if local.is_dir() else local).read_bytes()
+        files.append((local.name, len(data), min(len(data), len(gzip.compress(data, 6)))))
+    files.sort(key=lambda item: -item[2])
+    return {"requests": len(urls), "raw": sum(f[1] for f in files),
+            "gzip": sum(f[2] for f in files), "largest": files[:5]}
+
+
+LIGHTHOUSE = ROOT / "book" / "vendor" / "node_modules" / ".bin" / "lighthouse"
+LIGHTHOUSE_CATEGORIES = ("performance", "accessibility", "best-practices")
+
+
+def lighthouse(url: str, categories=LIGHTHOUSE_CATEGORIES) -> dict:
+    """Lighthouse (pinned in book/vendor's lock) on ``url`` with its default settings,
+    those of a phone (a 412 px screen, simulated slow 4G and a 4x slower CPU), in the
+    course's Chromium. Returns the scores (0-100), the paint times and bytes it measured,
+    and, per category, the audits that did not pass."""
+    if not LIGHTHOUSE.exists():
+        raise FileNotFoundError(f"Lighthouse is missing at {LIGHTHOUSE}: run `make vendor` "
+                                "(npm ci from book/vendor/package-lock.json)")
+    import json
+    import tempfile
+
+    flags = " ".join(["--headless=new", *CHROMIUM_FLAGS])
+    with tempfile.TemporaryDirectory() as folder:
+        report_path = Path(folder) / "report.json"
+        done = subprocess.run(
+            [str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={report_path}",
+             f"--only-categories={','.join(categories)}", f"--chrome-flags={flags}"],
+            env={**os.environ, "CHROME_PATH": str(chromium_path()), "TMPDIR": folder},
+            capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not report_path.is_file():
+            raise RuntimeError(f"Lighthouse failed on {url} (exit {done.returncode}): "
+                               f"{done.stderr[-2000:]}")
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    if report.get("runtimeError"):
+        raise RuntimeError(f"Lighthouse on {url}: {report['runtimeError']}")
+    audits = report["audits"]
+    failed = {}
+    for name, category in report["categories"].items():
+        failed[name] = sorted(
+            ref["id"] for ref in category["auditRefs"] if ref["weight"] > 0
+            and audits[ref["id"]]["score"] is not None and audits[ref["id"]]["score"] < 0.9)
+    return {"scores": {name: None if c["score"] is None else round(100 * c["score"])
+                       for name, c in report["categories"].items()},
+            "fcp_ms": audits.get("first-contentful-paint", {}).get("numericValue"),
+            "lcp_ms": audits.get("largest-contentful-paint", {}).get("numericValue"),
+            "tbt_ms": audits.get("total-blocking-time", {}).get("numericValue"),
+            "bytes": audits.get("total-byte-weight", {}).get("numericValue"),
+            "lighthouse": report["lighthouseVersion"], "failed": failed}
+
+
+def assert_offline_and_clean(site, page, requests, errors):
+    foreign = [url for url in requests if not url.startswith((site, "data:", "blob:"))]
+    assert foreign == []
+    assert errors == []
+    # Figures load lazily, as the reader scrolls: fetch them all now, then check each.
+    broken = page.evaluate("""async () => {
+        const images = Array.from(document.images);
+        images.forEach(img => { img.loading = "eager"; });
+        await Promise.all(images.map(img => img.decode().catch(() => null)));
+        return images.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src);
+    }""")
+    assert broken == []
 
 
 @pytest.fixture(autouse=True)

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
-import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from attnlab import export
-from conftest import ROOT, assert_transformer_weights, chromium_path
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from conftest import (ROOT, assert_offline_and_clean, assert_transformer_weights, open_page,
+                      show_widgets)
 
 
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory, fra_eng_dir):
-    """Build the whole book in the smoke profile into a fresh folder, as CI does."""
-    out = tmp_path_factory.mktemp("book")
-    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(out / "attnlab")}
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT), "--all",
-         "--path-output", str(out), "-n", "-W", "--keep-going"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    print(f"book (smoke) built in {time.perf_counter() - start:.1f} s")
-    return out / "_build" / "html", result
 
 
 @pytest.mark.slow
@@ -55,8 +34,10 @@ def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
     assert "attnlab-smoke" in chapter and "Smoke run." in chapter
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', chapter)
-    assert any("vendor/html-manager/embed.js" in s for s in scripts)
-    assert any("vendor/mathjax/tex-chtml.js" in s for s in scripts)
+    # The widget manager loads on demand (lazy-widgets.js), from the site too.
+    assert re.search(r'<script [^>]*data-manager="[./]*_static/vendor/html-manager/embed\.js"',
+                     chapter)
+    assert any("vendor/mathjax/startup.js" in s for s in scripts)
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
     # The Colab cell is removed from the page; the library source is shown from the file.
     assert "google.colab" not in chapter
@@ -106,61 +87,6 @@ def test_pages_link_the_repository_and_state_the_licence(built_book):
             "01_sentences_to_tensors.ipynb") in chapter
 
 
-@pytest.fixture(scope="session")
-def site(built_book):
-    html, result = built_book
-    assert result.returncode == 0, "the book did not build"
-    handler = functools.partial(QuietHandler, directory=str(html))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output readable
-        pass
-
-
-@pytest.fixture(scope="session")
-def browser():
-    chromium = chromium_path()
-    if not chromium.exists():
-        pytest.fail(f"the browser tests need Chromium, not found at {chromium}: install it "
-                    "(Debian: apt-get install chromium; .ci/run does) or set "
-                    "ATTNLAB_CHROMIUM to its path")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-def open_page(browser, url):
-    """Open ``url``; return the page, every request it made and every console error."""
-    page = browser.new_page()
-    requests, errors = [], []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("response", lambda response: response.status >= 400 and errors.append(
-        f"HTTP {response.status} for {response.url}"))
-    page.goto(url, wait_until="load")
-    page.wait_for_load_state("networkidle")
-    return page, requests, errors
-
-
-def assert_offline_and_clean(site, page, requests, errors):
-    foreign = [url for url in requests if not url.startswith((site, "data:", "blob:"))]
-    assert foreign == []
-    assert errors == []
-    broken = page.evaluate("""() => Array.from(document.images)
-        .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src)""")
-    assert broken == []
-
-
 @pytest.mark.slow
 def test_preface_in_the_browser(site, browser):
     page, requests, errors = open_page(browser, f"{site}/index.html")
@@ -195,14 +121,18 @@ def test_every_chapter_in_the_browser(site, browser, stem):
 @pytest.mark.slow
 def test_chapter_1_in_the_browser(site, browser, tmp_path):
     page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
+    show_widgets(page)
     assert "From sentences to tensors" in page.title()
     images = page.locator("article img")
     assert images.count() >= 3  # length histogram, coverage, mask
     colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
     assert colab.count() >= 1
     assert colab.first.get_attribute("href").endswith("chapters/01_sentences_to_tensors.ipynb")
-    # Equations are typeset by the MathJax the site serves itself.
+    # Equations are typeset by the MathJax the site serves itself, each with the hidden
+    # MathML that screen readers read.
     page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+    page.wait_for_function("""() => Array.from(document.querySelectorAll("mjx-container"))
+        .every(math => math.querySelector("mjx-assistive-mml math"))""", timeout=15_000)
     # The precomputed pipeline explorer responds with no kernel.
     select = page.locator(".widget-dropdown select").first
     select.wait_for(timeout=15_000)
@@ -232,6 +162,7 @@ def test_chapter_3_explorer_works_without_a_kernel(site, browser):
     """The attention explorer's precomputed views follow the step slider, the temperature
     slider and the sentence menu on the static page, served offline."""
     page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    show_widgets(page)
     view = page.locator(".attnlab-step")
     view.first.wait_for(timeout=15_000)
     assert view.count() == 1  # a Stack renders only the selected view
@@ -267,6 +198,7 @@ def test_chapter_3_explorer_works_without_a_kernel(site, browser):
 def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
     """The positional-encoding slider switches between precomputed figures on the static page."""
     page, requests, errors = open_page(browser, f"{site}/chapters/04_self_attention.html")
+    show_widgets(page)
     handle = page.locator(".widget-hslider .noUi-handle").first
     handle.wait_for(timeout=15_000)
     figure = page.locator(".widget-hslider + .widget-box img").first
@@ -285,6 +217,7 @@ def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
     """The Transformer explorer's kind, layer and head buttons and its sentence menu switch
     precomputed maps on the static page, served offline."""
     page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    show_widgets(page)
     view = page.locator(".attnlab-map")
     view.first.wait_for(timeout=15_000)
     assert view.count() == 1  # nested Stacks render only the selected map
@@ -487,6 +420,7 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
                                arg=box.locator("button").element_handle(), timeout=60_000)
         assert expected in box.locator(".attnlab-live-status").inner_text()
         # the precomputed explorer is untouched
+        show_widgets(page)
         assert page.locator(".attnlab-step").count() == 1
         errors = [e for e in errors if "404" not in e]             # the failure we made
         assert_offline_and_clean(site, page, requests, errors)
@@ -497,10 +431,11 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
 def test_browser_benchmark_runs_quick(built_book, tmp_path):
     """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane."""
     html, _ = built_book
-    output = tmp_path / "browser.json"
+    output, pages_output = tmp_path / "browser.json", tmp_path / "pages.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_browser.py"),
-                             "--site", str(html), "--quick", "--output", str(output)],
-                            capture_output=True, text=True, timeout=600)
+                             "--site", str(html), "--quick", "--output", str(output),
+                             "--pages-output", str(pages_output)],
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text())
     pages = {m["chapter"]: m for m in record["measurements"]}
@@ -517,6 +452,16 @@ def test_browser_benchmark_runs_quick(built_book, tmp_path):
     assert wasm < 5e6                                   # served compressed (14 MB plain)
     assert {f.split("/")[1] for f in files if f.startswith("models/")} == set(LIVE_MODELS)
     assert all(f.endswith((".gz", ".json", ".mjs")) for f in files)
+    # Every page before the reader does anything (two pages in --quick), with Lighthouse.
+    rows = json.loads(pages_output.read_text())["measurements"]
+    assert [row["page"] for row in rows] == ["book/intro.html",
+                                             "chapters/03_bahdanau_attention.html"]
+    for row in rows:
+        assert row["requests"] > 5 and 0 < row["gzip"] < row["raw"]
+        assert row["widgets"] == row["page"].startswith("chapters/")
+        assert set(row["scores"]) == {"performance", "accessibility", "best-practices"}
+        assert all(0 <= score <= 100 for score in row["scores"].values())
+        assert 0 < row["fcp_ms"] <= row["lcp_ms"] and row["bytes"] > 0
 
 
 @pytest.mark.slow

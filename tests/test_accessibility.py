@@ -1,0 +1,237 @@
+"""The website for every reader: axe-core on every page in light and dark mode, the
+explorers and the live box by keyboard alone, text alternatives for every figure,
+colour maps readable without telling colours apart, and a phone-sized screen.
+
+Runs on the smoke build of the whole book (the ``site`` fixture in conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from matplotlib import colormaps
+
+from attnlab import plots
+from conftest import ROOT, book_pages, lighthouse, open_page, show_widgets
+
+AXE = ROOT / "book" / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+PAGES = book_pages()
+PHONE = {"width": 390, "height": 844}
+# The chapters and the closing chapter, which Lighthouse scores.
+CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + ["book/after.html"]
+
+# Runs axe on the whole document; returns each violated rule with where it fails.
+RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+    .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}))"""
+
+
+def _axe(page):
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is missing at {AXE}: run `make vendor` (npm ci from "
+                    "book/vendor/package-lock.json)")
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("path", PAGES)
+def test_axe_finds_no_serious_violation(site, browser, path, scheme):
+    """Every page, its widgets rendered, in the reader's colour scheme: no serious or
+    critical violation. The lesser ones are printed (pytest -s shows them)."""
+    page, _, errors = open_page(browser, f"{site}/{path}", color_scheme=scheme)
+    assert page.evaluate("document.documentElement.dataset.theme") == scheme
+    show_widgets(page)
+    page.wait_for_timeout(300)
+    violations = _axe(page)
+    page.close()
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    for v in violations:
+        if v not in serious:
+            print(f"axe, {scheme}, {path}: {v['impact']} {v['id']} ({v['help']}) at "
+                  f"{v['nodes']}")
+    assert serious == [], json.dumps(serious, indent=1)
+    assert errors == []
+
+
+@pytest.mark.slow
+def test_every_figure_has_a_text_alternative(site, browser):
+    """Every image in every page's text (figures, diagrams, a widget's figure) has a
+    name a screen reader can say: words, not its file name."""
+    missing = []
+    for path in PAGES:
+        page, _, _ = open_page(browser, f"{site}/{path}")
+        show_widgets(page)
+        names = page.evaluate("""() => Array.from(document.querySelectorAll("article img"))
+            .map(img => [img.getAttribute("src"), img.getAttribute("alt") || img.title || ""])""")
+        page.close()
+        for src, name in names:
+            words = name.split()
+            if len(words) < 3 or any(part in name for part in ("_images", ".png", ".svg")):
+                missing.append((path, src[:60], name[:60]))
+    assert missing == []
+
+
+def _lightness(rgb: np.ndarray) -> np.ndarray:
+    """CIE L* of sRGB colours (0-1), the lightness a reader sees whatever their hues."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    y = linear @ np.array([0.2126, 0.7152, 0.0722])
+    return np.where(y > 216 / 24389, 116 * np.cbrt(y) - 16, y * 24389 / 27)
+
+
+@pytest.mark.parametrize("name", plots.SEQUENTIAL_MAPS + plots.DIVERGING_MAPS)
+def test_colour_maps_are_ordered_by_lightness(name):
+    """A reader who cannot tell hues apart (or prints in grey) still reads a heatmap:
+    a sequential map's lightness changes monotonically, a diverging map's falls or rises
+    from its centre to both ends."""
+    lightness = _lightness(colormaps[name](np.linspace(0, 1, 256))[:, :3])
+    steps = np.diff(lightness)
+    if name in plots.SEQUENTIAL_MAPS:
+        assert (steps > 0).all() or (steps < 0).all(), name
+        assert abs(lightness[-1] - lightness[0]) > 50
+    else:
+        centre = int(np.argmax(lightness))
+        assert 100 < centre < 156
+        assert (steps[:centre - 1] >= -0.5).all() and (steps[centre + 1:] <= 0.5).all()
+
+
+def test_every_heatmap_in_the_course_uses_an_ordered_map():
+    """The library's plots and the chapters name only the maps tested above."""
+    allowed = set(plots.SEQUENTIAL_MAPS + plots.DIVERGING_MAPS)
+    sources = [ROOT / "code" / "attnlab" / "plots.py", *sorted((ROOT / "chapters").rglob(
+        "*.ipynb")), *sorted((ROOT / "book").glob("*.ipynb"))]
+    used = {}
+    for source in sources:
+        for name in re.findall(r"cmap\s*[=:]\s*\\?[\"']([A-Za-z_]+)", source.read_text(
+                encoding="utf-8")):
+            used.setdefault(name, source.name)
+    assert used and set(used) <= allowed, used
+
+
+# What the keyboard tests look for: a slider by its label, the sentence menu, a toggle
+# button by its text.
+SLIDER = "e => e.getAttribute('role') === 'slider' && e.ariaLabel{}"
+MENU = "e => e.tagName === 'SELECT' && e.closest('.widget-dropdown') !== null"
+TOGGLE = ("e => e.tagName === 'BUTTON' && e.closest('.widget-toggle-buttons') !== null "
+          "&& e.textContent.trim(){}")
+
+
+def _tab_to(page, predicate: str, limit: int = 600) -> None:
+    """Press Tab until ``predicate(document.activeElement)`` holds."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"() => ({predicate})(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached an element where {predicate}")
+
+
+def _tab_and_press(page, predicate: str, key: str) -> None:
+    """Tab to the element where ``predicate`` holds, press ``key``, let the view redraw."""
+    _tab_to(page, predicate)
+    page.keyboard.press(key)
+    page.wait_for_timeout(300)
+
+
+@pytest.mark.slow
+def test_chapter_3_explorer_by_keyboard(site, browser):
+    """Tab to the step slider, the temperature slider and the sentence menu; arrow keys
+    change each, and the view follows."""
+    page, _, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    show_widgets(page)
+    view = page.locator(".attnlab-step").first
+    text = view.inner_text()
+    _tab_and_press(page, SLIDER.format("=== 'Step'"), "ArrowRight")
+    assert view.get_attribute("data-step") == "1" and view.inner_text() != text
+    text = view.inner_text()
+    _tab_and_press(page, SLIDER.format("=== 'Temperature'"), "ArrowRight")
+    assert "temperature 2" in view.inner_text()
+    text = view.inner_text()
+    _tab_and_press(page, MENU, "ArrowDown")
+    assert page.locator(".attnlab-step").first.inner_text() != text
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_chapter_4_slider_by_keyboard(site, browser):
+    page, _, errors = open_page(browser, f"{site}/chapters/04_self_attention.html")
+    show_widgets(page)
+    figure = page.locator(".widget-hslider + .widget-box img").first
+    before = figure.get_attribute("src")
+    _tab_and_press(page, SLIDER.format(".startsWith('Dimension pair')"), "End")
+    assert page.locator(".widget-hslider + .widget-box img").first.get_attribute("src") != before
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_chapter_5_explorer_by_keyboard(site, browser):
+    """The kind, layer and head buttons are reached with Tab and pressed with Space or
+    Enter; the sentence menu with the arrow keys."""
+    page, _, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    show_widgets(page)
+    view = page.locator(".attnlab-map").first
+    _tab_and_press(page, TOGGLE.format(".toLowerCase().startsWith('cross')"), "Space")
+    assert view.get_attribute("data-kind") == "cross-attention"
+    _tab_and_press(page, TOGGLE.format(" === 'layer 2'"), "Enter")
+    assert page.locator(".attnlab-map").first.get_attribute("data-layer") == "2"
+    text = page.locator(".attnlab-map").first.inner_text()
+    _tab_and_press(page, MENU, "ArrowDown")
+    assert page.locator(".attnlab-map").first.inner_text() != text
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+def test_live_box_by_keyboard(site, browser):
+    """Tab to the live translation box, type a sentence, press Enter: a translation."""
+    page, _, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    _tab_to(page, "e => e.tagName === 'INPUT' && e.closest('.attnlab-live') !== null")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("I am happy.")
+    page.keyboard.press("Enter")
+    box = page.locator(".attnlab-live")
+    page.wait_for_function("r => r.textContent.includes('Translation:')",
+                           arg=box.locator(".attnlab-live-results").element_handle(),
+                           timeout=120_000)
+    assert box.locator(".attnlab-live-status").inner_text() == ""
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAGES)
+def test_phone_screen(site, browser, path, tmp_path):
+    """At 390 x 844 the page does not scroll sideways, and every control in an explorer
+    or the live box is a touch target of at least 24 x 24 px."""
+    page, _, errors = open_page(browser, f"{site}/{path}", viewport=PHONE,
+                                device_scale_factor=2, is_mobile=True, has_touch=True)
+    show_widgets(page)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(tmp_path / (path.replace("/", "-") + ".png")), full_page=True)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{path} is {width} px wide on a {PHONE['width']} px screen"
+    small = page.evaluate("""() => Array.from(document.querySelectorAll(
+            ".jupyter-widgets button, .jupyter-widgets select, .jupyter-widgets input, "
+            + ".jupyter-widgets [role=slider], .attnlab-live button, .attnlab-live input"))
+        .map(e => [e.outerHTML.slice(0, 80), e.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && (r.width < 24 || r.height < 24))
+        .map(([html, r]) => `${html}: ${Math.round(r.width)} x ${Math.round(r.height)}`)""")
+    assert small == []
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_lighthouse_accessibility_and_best_practices(site, path):
+    """Lighthouse, with its phone settings, on every chapter: accessibility and best
+    practices at least 95. (Its performance score is a timing: benchmarks/bench_browser.py
+    records it with the other scores, and the appendix shows them.)"""
+    report = lighthouse(f"{site}/{path}", categories=("accessibility", "best-practices"))
+    scores = report["scores"]
+    assert scores["accessibility"] >= 95 and scores["best-practices"] >= 95, report
