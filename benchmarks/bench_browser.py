@@ -17,13 +17,23 @@ profile (empty cache), and measures:
 Bytes are the bodies as served (``encodedBodySize``): the files are compressed by
 the build where that pays, so a host that compresses nothing sends exactly these.
 
-    python benchmarks/bench_browser.py [--site _build/html] [--quick]
+Then every page of the book, each in a fresh profile, before the reader does anything:
+the requests, the bytes raw and with gzip (as a web server compresses text; fonts and
+images count as they are), and Lighthouse's report on the page served with gzip, with
+its mobile settings (a phone's screen, "slow 4G": 150 ms round trip, 1.6 Mbit/s down,
+750 kbit/s up, simulated, and a CPU 4x slower): the performance, accessibility and
+best-practices scores, and when the first and the largest content were painted (FCP,
+LCP).
+
+    python benchmarks/bench_browser.py [--site _build/html] [--quick] [--only pages]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gzip
+import io
 import json
 import statistics
 import sys
@@ -36,15 +46,14 @@ import torch
 import common
 
 sys.path.insert(0, str(common.ROOT / "tests"))
-from conftest import chromium_path  # noqa: E402 -- the browser the tests drive
+from conftest import (  # noqa: E402 -- as the tests
+    CHROMIUM_FLAGS, book_pages, chromium_path, lighthouse, page_weight)
 
 # Ten words, written for this benchmark (not from the corpus).
 SENTENCE = "I think we should leave before it starts to rain."
 PAGES = {"03_bahdanau_attention": ["bahdanau-fra-eng"],
          "05_transformer": ["transformer-fra-eng"],
          "06_comparison": ["gru-fra-eng", "bahdanau-fra-eng", "transformer-fra-eng"]}
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # Presses Enter (the form's implicit submission) ``presses`` times and records, for each,
 # when each model's result appeared and when the box was ready again (ms after the press).
@@ -126,6 +135,66 @@ def serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+COMPRESSED = {".woff2", ".woff", ".png", ".jpg", ".gz", ".wasm", ".ico"}
+
+
+def serve_gzip(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+    """Serve ``folder`` as a web host does: text compressed with gzip on the fly."""
+    class Gzip(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send_head(self):
+            path = Path(self.translate_path(self.path))
+            path = path / "index.html" if path.is_dir() else path
+            if not path.is_file() or path.suffix in COMPRESSED or \
+                    "gzip" not in self.headers.get("Accept-Encoding", ""):
+                return super().send_head()
+            body = gzip.compress(path.read_bytes(), 6)
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(str(path)))
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Gzip, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# What a page may transfer before the reader does anything (tests/test_site.py asserts it).
+BUDGET_WITH_WIDGETS, BUDGET_WITHOUT = 1.0e6, 0.5e6
+QUICK_PAGES = ["book/intro.html", "chapters/03_bahdanau_attention.html"]
+
+
+def measure_pages(browser, site: Path, paths: list[str]) -> list[dict]:
+    plain, plain_base = serve(site)
+    zipped, zipped_base = serve_gzip(site)
+    rows = []
+    try:
+        for path in paths:
+            weight = page_weight(browser, plain_base, site, path)
+            report = lighthouse(f"{zipped_base}/{path}")
+            widgets = "widget-view+json" in (site / path).read_text(encoding="utf-8")
+            rows.append({"page": path, **weight, **report, "widgets": widgets,
+                         "budget": BUDGET_WITH_WIDGETS if widgets else BUDGET_WITHOUT,
+                         "largest": [list(f) for f in weight["largest"]]})
+            scores = report["scores"]
+            print(f"{path:<44} {weight['requests']:3d} requests {weight['raw'] / 1e6:5.2f} MB "
+                  f"raw {weight['gzip'] / 1e6:5.2f} MB gzip; Lighthouse: performance "
+                  f"{scores['performance']}, accessibility {scores['accessibility']}, best "
+                  f"practices {scores['best-practices']}, FCP {report['fcp_ms'] / 1000:.1f} s, "
+                  f"LCP {report['lcp_ms'] / 1000:.1f} s", flush=True)
+            for category, audits in report["failed"].items():
+                if audits:
+                    print(f"    {category} below 0.9: {', '.join(audits)}")
+    finally:
+        plain.shutdown()
+        zipped.shutdown()
+    return rows
+
+
 def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
     context = browser.new_context()                   # a fresh profile: nothing cached
     context.add_init_script("performance.setResourceTimingBufferSize(10000)")
@@ -171,11 +240,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site", type=Path, default=common.ROOT / "_build" / "html",
                         help="a built book (default: _build/html)")
-    parser.add_argument("--quick", action="store_true", help="two presses per page, no file "
-                        "written unless --output is given")
+    parser.add_argument("--quick", action="store_true", help="two presses per page and two "
+                        "pages measured, no file written unless --output is given")
+    parser.add_argument("--only", choices=["live", "pages"], default=None,
+                        help="measure only live translation (results/browser-*.json) or only "
+                        "the pages (results/pages-*.json); default both")
     parser.add_argument("--repeats", type=int, default=None,
                         help="presses timed after the first (default 20)")
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None, help="live translation's results")
+    parser.add_argument("--pages-output", type=Path, default=None, help="the pages' results")
     args = parser.parse_args()
     index = args.site / "_static" / "models" / "index.json"
     if not index.is_file():
@@ -189,12 +262,13 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     server, base = serve(args.site)
-    measurements = []
+    measurements, pages = [], []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=str(chromium),
+                                                 args=CHROMIUM_FLAGS)
             version = browser.version
-            for stem, models in PAGES.items():
+            for stem, models in PAGES.items() if args.only != "pages" else ():
                 missing = [m for m in models if m not in published]
                 if missing:
                     raise SystemExit(f"{args.site}: {', '.join(missing)} not published")
@@ -208,13 +282,24 @@ def main() -> int:
                       f"{result['press_ms']['median']:6.1f} ms "
                       + " ".join(f"{m.split('-')[0]} {t:.1f}"
                                  for m, t in result["model_ms"].items()), flush=True)
+            if args.only != "live":
+                pages = measure_pages(browser, args.site,
+                                      QUICK_PAGES if args.quick else book_pages())
             browser.close()
     finally:
         server.shutdown()
-    path = common.write("browser", args, torch.device("cpu"), measurements,
-                        sentence=SENTENCE, chromium=version)
-    if path:
-        print(f"written to {path}")
+    profile = sorted({m["profile"] for m in published.values()})
+    if measurements:
+        path = common.write("browser", args, torch.device("cpu"), measurements,
+                            sentence=SENTENCE, chromium=version)
+        if path:
+            print(f"written to {path}")
+    if pages:
+        args.output = args.pages_output
+        path = common.write("pages", args, torch.device("cpu"), pages, chromium=version,
+                            site_profile=profile, lighthouse=pages[0]["lighthouse"])
+        if path:
+            print(f"written to {path}")
     return 0
 
 
