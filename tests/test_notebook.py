@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import torch
 
@@ -21,7 +22,11 @@ def test_setup_seeds_and_says_which_profile_ran(monkeypatch):
     assert "Smoke run" in run._repr_html_() and "not</em> the course's results" in run._repr_html_()
     monkeypatch.setenv("ATTNLAB_PROFILE", "full")
     banner = notebook.setup(seed=0)._repr_html_()
-    assert "Profile <code>full</code>" in banner and "device <code>cpu</code>" in banner
+    text = re.sub(r"<[^>]+>", "", banner)
+    assert "Profile full · device cpu · seed 0" in text
+    # Its own colours, text and code alike, readable on its light background in a
+    # dark page too.
+    assert "color:#1a1a1a" in banner and banner.count("<code style='color:") == 2
 
 
 def test_show_source_shows_the_library_code():

@@ -74,7 +74,7 @@ def setup(seed: int = 0) -> Setup:
 def figure_png(fig) -> bytes:
     """``fig`` as the PNG a notebook shows, as the inline backend draws it, with a text
     alternative (:func:`attnlab.plots.describe`) in its ``Description`` field: the
-    book gives it to the figure as its ``alt`` text (``book/_ext/light_pages.py``)."""
+    book gives it to the figure as its ``alt`` text (``book/_ext/accessibility.py``)."""
     from IPython.core.pylabtools import print_figure
 
     from .plots import describe
