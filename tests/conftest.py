@@ -120,7 +120,8 @@ def show_widgets(page):
         page.locator('script[type="application/vnd.jupyter.widget-view+json"]').first.evaluate(
             "view => view.parentElement.scrollIntoView()")
         page.wait_for_function("() => window.attnlabLoadWidgets !== undefined")
-        page.evaluate("() => window.attnlabLoadWidgets()")
+        # Started, not awaited here: the wait below is for what the reader sees.
+        page.evaluate("() => { window.attnlabLoadWidgets(); }")
         page.wait_for_function("""() => Array.from(document.querySelectorAll(
             'script[type="application/vnd.jupyter.widget-view+json"]')).every(view =>
             view.parentElement.querySelector('.jupyter-widgets, .widget-subarea'))""",
