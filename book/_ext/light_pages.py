@@ -1,6 +1,6 @@
 """Keep every page light: icons without the theme's script, widgets only when needed.
 
-Two things a reader's browser would otherwise download on every page, before the
+What a reader's browser would otherwise download on every page, before the
 reader does anything:
 
 * **Icons.** pydata-sphinx-theme loads Font Awesome's SVG script (543 kB gzipped) to
