@@ -102,14 +102,10 @@ LOADED = """() => {
     return entries.map((e) => [e.name, e.encodedBodySize, e.startTime]);
 }"""
 
-# Waits until the page has settled: its fonts loaded and MathJax done typesetting (it
-# fetches its fonts and components after the load event, later on a slower machine);
-# returns the page's clock then, which divides what the page loaded from first use.
+# Waits until the page has settled: its fonts loaded (the equations come typeset in the
+# page; their fonts may come after the load event, later on a slower machine); returns the
+# page's clock then, which divides what the page loaded from first use.
 SETTLED = """async () => {
-    await document.fonts.ready;
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-        await MathJax.startup.promise;
-    }
     await document.fonts.ready;
     return performance.now();
 }"""

@@ -62,10 +62,20 @@ def test_axe_finds_no_serious_violation(site, browser, path, scheme):
 def test_every_figure_has_a_text_alternative(site, browser):
     """Every image in every page's text (figures, diagrams, a widget's figure) has a
     name a screen reader can say: words, not its file name."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     missing = []
     for path in PAGES:
         page, _, _ = open_page(browser, f"{site}/{path}")
         show_widgets(page)
+        # An image widget's alt text is read from inside its PNG once it has rendered:
+        # give the page a few seconds to finish, then look.
+        try:
+            page.wait_for_function("""() => Array.from(document.querySelectorAll("article img"))
+                .every(img => (img.getAttribute("alt") || img.title || "").split(/\\s+/).length >= 3)""",
+                timeout=10_000)
+        except PlaywrightTimeout:           # what is still missing is reported below
+            pass
         names = page.evaluate("""() => Array.from(document.querySelectorAll("article img"))
             .map(img => [img.getAttribute("src"), img.getAttribute("alt") || img.title || ""])""")
         page.close()

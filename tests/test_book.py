@@ -37,7 +37,10 @@ def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     # The widget manager loads on demand (lazy-widgets.js), from the site too.
     assert re.search(r'<script [^>]*data-manager="[./]*_static/vendor/html-manager/embed\.js"',
                      chapter)
-    assert any("vendor/mathjax/startup.js" in s for s in scripts)
+    # Equations come typeset in the page (KaTeX, run when the book is built): the page
+    # needs KaTeX's style sheet, from the site, and no script for them.
+    assert re.search(r'<link [^>]*href="[./]*_static/vendor/katex/katex\.min\.css', chapter)
+    assert not [s for s in scripts if re.search(r"mathjax|katex", s, re.I)]
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
     # The Colab cell is removed from the page; the library source is shown from the file.
     assert "google.colab" not in chapter
@@ -98,6 +101,34 @@ def test_preface_in_the_browser(site, browser):
     page.close()
 
 
+# Every equation on the page, once the page's fonts have come: whether it carries KaTeX's
+# layout and the MathML screen readers read, and which of KaTeX's fonts the page loaded.
+TYPESET = """async () => {
+    await document.fonts.ready;
+    const maths = [...document.querySelectorAll("article .math")];
+    // Those a reader sees now (not in a closed solution or a hidden cell) are drawn.
+    const shown = maths.filter(m => m.checkVisibility({visibilityProperty: true}));
+    const drawn = shown.filter(m => m.querySelector(".katex-html")?.getBoundingClientRect().width > 0);
+    return {
+        count: maths.length,
+        bare: maths.filter(m => !m.querySelector(".katex-mathml math")).map(m => m.textContent),
+        shown: shown.length,
+        drawn: drawn.length,
+        fonts: [...document.fonts].filter(f => f.family.includes("KaTeX") && f.status === "loaded")
+            .map(f => f.family),
+    };
+}"""
+
+
+def assert_typeset(page):
+    """The page's equations came typeset from the build, and are drawn in KaTeX's own
+    fonts, which the site serves (KaTeX's layout is wrong in any other font)."""
+    math = page.evaluate(TYPESET)
+    assert math["count"] >= 1 and math["bare"] == [], math
+    assert math["shown"] >= 1 and math["drawn"] == math["shown"], math
+    assert {"KaTeX_Main", "KaTeX_Math"} <= set(math["fonts"]), math
+
+
 CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
     f"sections/{p.stem}" for p in (ROOT / "chapters" / "sections").glob("[0-9][0-9]_*.ipynb"))
 
@@ -113,7 +144,7 @@ def test_every_chapter_in_the_browser(site, browser, stem):
     colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
     assert colab.first.get_attribute("href").endswith(f"chapters/{stem}.ipynb")
     if page.locator("article .math").count():
-        page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+        assert_typeset(page)
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
@@ -128,11 +159,7 @@ def test_chapter_1_in_the_browser(site, browser, tmp_path):
     colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
     assert colab.count() >= 1
     assert colab.first.get_attribute("href").endswith("chapters/01_sentences_to_tensors.ipynb")
-    # Equations are typeset by the MathJax the site serves itself, each with the hidden
-    # MathML that screen readers read.
-    page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
-    page.wait_for_function("""() => Array.from(document.querySelectorAll("mjx-container"))
-        .every(math => math.querySelector("mjx-assistive-mml math"))""", timeout=15_000)
+    assert_typeset(page)
     # The precomputed pipeline explorer responds with no kernel.
     select = page.locator(".widget-dropdown select").first
     select.wait_for(timeout=15_000)

@@ -1,11 +1,15 @@
 """The website stays light: no icon script, icon fonts cut to the icons used, widgets
-and their saved state loaded only near the viewport, and every page's first visit
-within its byte budget, measured in Chromium on the smoke build of the whole book."""
+and their saved state loaded only near the viewport, equations typeset when the book is
+built, no script in the way of the page, and every page's first visit within its byte
+budget, measured in Chromium on the smoke build of the whole book."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,6 +98,86 @@ def test_pages_load_no_icon_script_and_the_icon_fonts_are_subsets(built_book):
     assert 0xF002 in solid          # the magnifying glass of the search button
     assert 0xF09B in brands         # the repository button's GitHub mark
     assert 0xF1E3 not in solid      # a football: the site shows none
+
+
+MATH = re.compile(r'<(span|div) class="math[^"]*"[^>]*>(.*?)</\1>', re.S)
+
+
+def test_equations_are_typeset_when_the_book_is_built(built_book):
+    """Every equation of every page comes as KaTeX's HTML with the MathML screen readers
+    read, none failed, and no page loads a script to typeset: the reader's phone does no
+    typesetting."""
+    html, result = built_book
+    assert result.returncode == 0
+    typeset = {}
+    for path in book_pages():
+        text = (html / path).read_text(encoding="utf-8")
+        assert "katex-error" not in text, path
+        assert not re.search(r'<script[^>]*src="[^"]*(mathjax|katex)', text, re.I), path
+        equations = MATH.findall(text)
+        assert all('class="katex' in body and "<math" in body for _, body in equations), path
+        assert not any(re.search(r"\\[(\[]", body) for _, body in equations), path
+        typeset[path] = len(equations)
+    # The chapters' derivations are there (a build that dropped them would pass the above).
+    assert typeset["chapters/02_encoder_decoder.html"] >= 20, typeset
+    assert typeset["chapters/05_transformer.html"] >= 10, typeset
+    assert sum(typeset.values()) >= 200, typeset
+
+
+def test_an_equation_katex_cannot_read_fails_the_build(tmp_path):
+    """The book's extension turns an equation KaTeX cannot typeset (which it would show as
+    red source text) into a warning, which ``-W`` makes an error."""
+    (tmp_path / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
+        "extensions = ['offline_assets']\n", encoding="utf-8")
+    (tmp_path / "index.rst").write_text(
+        "Equations\n=========\n\nGood :math:`\\frac{a}{b}`, bad :math:`\\frac{a}{b`.\n",
+        encoding="utf-8")
+    build = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "-q", str(tmp_path),
+             str(tmp_path / "out")]
+    failed = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0
+    assert "KaTeX could not typeset 1 equation" in failed.stderr, failed.stderr
+    (tmp_path / "index.rst").write_text(
+        "Equations\n=========\n\nGood :math:`\\frac{a}{b}`.\n", encoding="utf-8")
+    shutil.rmtree(tmp_path / "out")
+    built = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert 'class="katex"' in page and "<mfrac>" in page
+
+
+def test_no_script_holds_up_a_page(built_book):
+    """The browser reads every page without stopping for a script: all of them are
+    deferred or async, but documentation_options.js, which inline scripts read (the
+    search page keeps its own: test_search_works_from_a_page_without_the_search_scripts
+    checks it)."""
+    html, result = built_book
+    assert result.returncode == 0
+    for path in book_pages():
+        head = (html / path).read_text(encoding="utf-8").split("</head>")[0]
+        blocking = [src for tag, src in re.findall(r'(<script[^>]*src="([^"]+)"[^>]*>)', head)
+                    if not re.search(r"\b(defer|async)\b", tag)]
+        assert [src.split("?")[0].rsplit("/", 1)[-1] for src in blocking] == [
+            "documentation_options.js"], (path, blocking)
+
+
+@pytest.mark.slow
+def test_deferred_scripts_still_do_their_work(site, browser):
+    """What the deferred scripts do is there: copy buttons on code cells, the toggles of
+    hidden cells, the theme's colour switch and table of contents, no console error."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
+    assert page.locator("article button.copybtn").count() >= 5
+    toggle = page.locator("article details.hide > summary").first
+    toggle.click()
+    assert page.locator("article details.hide[open]").count() >= 1
+    mode = page.evaluate("document.documentElement.dataset.theme")
+    page.locator("button.theme-switch-button").first.click()
+    assert page.evaluate("document.documentElement.dataset.theme") != mode
+    assert page.locator("#pst-page-toc-nav a, .bd-toc-nav a").count() >= 5
+    assert errors == []
+    page.close()
 
 
 # Every element the icon fonts draw (its ::before): the glyph is in the font, i.e. it is

@@ -1,4 +1,5 @@
-"""Keep every page light: icons without the theme's script, widgets only when needed.
+"""Keep every page light: icons without the theme's script, widgets only when needed,
+scripts out of the way.
 
 What a reader's browser would otherwise download on every page, before the
 reader does anything:
@@ -20,6 +21,16 @@ reader does anything:
   manager only when an explorer comes near the viewport (or the page is printed); a
   page with no explorer loads neither. The page stays kernel-free and offline.
 * **Figures** are fetched when the reader scrolls near them (``loading="lazy"``).
+* **Scripts.** Sphinx and the theme's extensions put their scripts in ``<head>`` as
+  plain ``<script src>``: the browser stops reading the page until each has come and
+  run (about a second on a phone's slow connection). They are all written for a page
+  that may not be read yet (they wait for ``DOMContentLoaded``), so here they are
+  deferred: fetched at once, run in their order once the page is read. Only
+  ``documentation_options.js`` stays as it is: the inline scripts after it use it (and
+  the search page keeps all of its scripts: its search script needs them as it loads).
+  The page may now be drawn before sphinx-togglebutton's script closes the dropdowns
+  (exercises' solutions), so ``static/light-pages.css`` draws them closed from the
+  start; nothing moves when the script runs.
 * **Search.** The theme loads Sphinx's search scripts and the site's search index
   (35 kB gzipped) on every page, for a search-as-you-type box this site does not turn
   on; ``templates/layout.html`` loads them there only when it is turned on. The
@@ -49,7 +60,9 @@ STATE_FOLDER = "_static/widget-state"
 VIEW = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">(\{.*?\})'
                   r"</script>", re.S)
 PROGRESS = ("HTMLModel", "FloatProgressModel", "HTMLModel")   # tqdm.notebook's bar
-PROGRESS_CSS = "progress.css"
+STYLES = "light-pages.css"     # progress bars; dropdowns closed from the first paint
+# Scripts left in the page's way: inline scripts after it read DOCUMENTATION_OPTIONS.
+KEEP_BLOCKING = ("documentation_options.js",)
 IMAGE = re.compile(r"<img(?![^>]*\bloading=)(\s)")
 
 ICON_CSS = "icons.css"
@@ -76,7 +89,7 @@ def _add_files(app: Sphinx) -> None:
     if app.builder.format == "html":
         # After the theme's style sheet, so that these @font-face rules take its place.
         app.add_css_file(ICON_CSS, priority=900)
-        app.add_css_file(PROGRESS_CSS)
+        app.add_css_file(STYLES)
 
 
 def _defer_widgets(app: Sphinx, pagename: str, templatename: str, context: dict,
@@ -112,6 +125,27 @@ def _defer_widgets(app: Sphinx, pagename: str, templatename: str, context: dict,
     app.add_js_file(LOADER, loading_method="defer", **{
         "data-state": context["pathto"](f"{STATE_FOLDER}/{pagename}.json", 1),
         "data-manager": manager_url})
+
+
+def _defer_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
+                   doctree) -> None:
+    """Every external script of the page deferred, but the one inline scripts need."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    scripts = context.get("script_files")
+    # The search page's template adds Sphinx's search script, which needs doctools.js
+    # as it loads: that page keeps its scripts as they are.
+    if not scripts or pagename == "search":
+        return
+    for index, script in enumerate(scripts):
+        filename = str(getattr(script, "filename", "") or "")
+        attributes = getattr(script, "attributes", None)
+        if (attributes is None or not filename or attributes.get("body")
+                or {"async", "defer"} & set(attributes) or "://" in filename
+                or filename.endswith(KEEP_BLOCKING)):
+            continue
+        scripts[index] = _JavaScript(filename, priority=script.priority,
+                                     **{**attributes, "defer": "defer"})
 
 
 def _lazy_images(app: Sphinx, pagename: str, templatename: str, context: dict,
@@ -247,5 +281,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _add_files)
     app.connect("html-page-context", _defer_widgets, priority=950)
     app.connect("html-page-context", _lazy_images, priority=950)
+    app.connect("html-page-context", _defer_scripts, priority=960)
     app.connect("build-finished", _subset_icons)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,15 +1,22 @@
-"""Serve the front-end files the book needs from the site itself.
+"""Serve the front-end files the book needs from the site itself; typeset its equations.
 
 By default a Jupyter Book page loads the ipywidgets HTML manager from jsDelivr
-and MathJax from a CDN, so a page read offline shows blank widgets and raw
-TeX. ``make vendor`` installs pinned copies (``book/vendor/package.json``) into
+and typesets its equations in the reader's browser with MathJax from a CDN: a
+page read offline shows blank widgets and raw TeX, and a phone spends seconds
+of its main thread on the equations before the page settles. ``make vendor``
+installs pinned copies (``book/vendor/package.json``) into
 ``book/vendor/static/vendor``; when they are there, this extension serves them
-from ``_static/vendor`` and points myst-nb and Sphinx at them. Without them
-(no Node.js), the book still builds and falls back to the CDNs.
+from ``_static/vendor``, points myst-nb at the widget manager, and has
+sphinxcontrib-katex typeset every equation while the book is built (Node.js
+running ``book/vendor/node_modules/katex``): a page carries its equations as
+HTML with hidden MathML for screen readers, and needs KaTeX's style sheet and
+fonts, no script. Without them (no Node.js), the book still builds: widgets
+and KaTeX load from CDNs and KaTeX typesets in the browser.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -18,36 +25,42 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parents[1] / "vendor" / "static"
+VENDOR = Path(__file__).resolve().parents[1] / "vendor"
+STATIC = VENDOR / "static"
 WIDGETS = "vendor/html-manager/embed.js"
-MATHJAX = "vendor/mathjax/startup.js"
-# MathJax's components as its combined tex-chtml.js holds them, less its contextual menu
-# (108 kB of its 263 kB gzipped, on every page with an equation); the hidden MathML that
-# screen readers read, which the menu would otherwise load, is loaded directly.
-MATHJAX_COMPONENTS = ["input/tex", "output/chtml", "a11y/assistive-mml"]
-
-SHIM = "mathjax2-hub-shim.js"  # in book/_ext/static: see the comment in that file
+KATEX_CSS = "vendor/katex/katex.min.css"
+# The KaTeX that typesets at build time: the same release as the style sheet served.
+KATEX_JS = VENDOR / "node_modules" / "katex" / "dist" / "katex.min.js"
 OWN_STATIC = Path(__file__).resolve().parent / "static"
 
 
+def vendored() -> bool:
+    """Whether ``make vendor`` has installed what the offline site and its equations need."""
+    return all(path.is_file() for path in (STATIC / WIDGETS, STATIC / KATEX_CSS, KATEX_JS))
+
+
 def _configure(app: Sphinx, config: Config) -> None:
-    if not (STATIC / WIDGETS).is_file() or not (STATIC / MATHJAX).is_file():
-        logger.info("offline_assets: %s is not populated (run `make vendor`); widgets and "
-                    "MathJax will load from CDNs", STATIC)
+    config.html_math_renderer = "katex"
+    if not vendored() or shutil.which("node") is None:
+        logger.info("offline_assets: %s is not populated or Node.js is missing (run `make "
+                    "vendor`); widgets and KaTeX will load from CDNs", STATIC)
         return
     config.html_static_path = [*config.html_static_path, str(STATIC), str(OWN_STATIC)]
     config.nb_ipywidgets_js = {WIDGETS: {}}
-    config.mathjax_path = MATHJAX
-    mathjax = dict(config.mathjax3_config or {})
-    mathjax["loader"] = {**mathjax.get("loader", {}), "load": MATHJAX_COMPONENTS}
-    config.mathjax3_config = mathjax
+    config.katex_prerender = True
+    config.katex_js_path = str(KATEX_JS)
+    config.katex_css_path = KATEX_CSS
 
 
-def _add_shim(app: Sphinx) -> None:
-    # Deferred scripts run in document order: this one before MathJax (priority 500),
-    # and after every inline script, including the MathJax configuration.
-    if app.builder.format == "html" and app.config.mathjax_path == MATHJAX:
-        app.add_js_file(SHIM, loading_method="defer", priority=490)
+def _check_equations(app: Sphinx, pagename: str, templatename: str, context: dict,
+                     doctree) -> None:
+    # Typeset at build time, an equation KaTeX cannot read becomes red source text in
+    # the page (sphinxcontrib-katex asks it not to throw): make that a build warning.
+    body = context.get("body") or ""
+    if app.config.katex_prerender and 'class="katex-error"' in body:
+        count = body.count('class="katex-error"')
+        logger.warning("%s: KaTeX could not typeset %d equation(s); search the page for "
+                       "katex-error", pagename, count, location=pagename)
 
 
 def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -73,7 +86,8 @@ def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
 
 
 def setup(app: Sphinx) -> dict:
+    app.setup_extension("sphinxcontrib.katex")
     app.connect("config-inited", _configure)
-    app.connect("builder-inited", _add_shim)
+    app.connect("html-page-context", _check_equations)
     app.connect("html-page-context", _clean_page, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

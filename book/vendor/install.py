@@ -1,8 +1,10 @@
 """Install the book's pinned front-end files and copy the parts the site serves.
 
 Run by ``make vendor``: ``npm ci`` from ``package-lock.json`` (nothing else is
-downloaded), then the ipywidgets HTML manager, MathJax 3's components and onnxruntime-web are copied into
-``static/vendor/`` for the ``offline_assets`` extension to serve.
+downloaded), then the ipywidgets HTML manager, KaTeX's style sheet and fonts and onnxruntime-web are
+copied into ``static/vendor/`` for the ``offline_assets`` extension to serve. KaTeX's
+script is not served: equations are typeset when the book is built, by Node.js running
+``node_modules/katex``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ TARGET = HERE / "static" / "vendor"
 
 def main() -> int:
     if shutil.which("npm") is None:
-        print("vendor: npm not found; the book will load widgets and MathJax from CDNs", file=sys.stderr)
+        print("vendor: npm not found; the book will load widgets and KaTeX from CDNs", file=sys.stderr)
         return 0
     # node_modules is installed again whenever the lock's content differs from the
     # lock it was installed from (an mtime misses a lock that `npm install` rewrote).
@@ -38,14 +40,12 @@ def main() -> int:
         # embed.js and the icon fonts it loads beside itself; not source maps or the AMD build.
         if path.name == "embed.js" or path.suffix in {".woff2", ".woff", ".ttf", ".eot", ".svg"}:
             shutil.copy2(path, staging / "html-manager" / path.name)
-    mathjax = MODULES / "mathjax" / "es5"
-    (staging / "mathjax").mkdir()
-    # Its startup (with the loader) and the components book/_ext/offline_assets.py loads.
-    for name in ("startup.js", "core.js", "input/tex.js", "output/chtml.js"):
-        (staging / "mathjax" / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(mathjax / name, staging / "mathjax" / name)
-    for folder in ("input/tex/extensions", "output/chtml/fonts", "ui", "a11y", "adaptors"):
-        shutil.copytree(mathjax / folder, staging / "mathjax" / folder)
+    katex = MODULES / "katex" / "dist"
+    (staging / "katex").mkdir()
+    # The style sheet the typeset equations need and the fonts it names (a browser
+    # fetches only the WOFF2 files of the faces a page uses).
+    shutil.copy2(katex / "katex.min.css", staging / "katex" / "katex.min.css")
+    shutil.copytree(katex / "fonts", staging / "katex" / "fonts")
     # onnxruntime-web, for live translation: its WebAssembly-only build (an ES module) and
     # the single-threaded use of its SIMD WebAssembly (pages on a static host are not
     # cross-origin isolated, so they get no threads). Loaded only when a reader asks.
@@ -58,7 +58,7 @@ def main() -> int:
     wasm = (ort / "ort-wasm-simd-threaded.wasm").read_bytes()
     (staging / "onnxruntime-web" / "ort-wasm-simd-threaded.wasm.gz").write_bytes(
         gzip.compress(wasm, compresslevel=9, mtime=0))
-    for licence in ("mathjax/LICENSE", "@jupyter-widgets/html-manager/LICENSE",
+    for licence in ("katex/LICENSE", "@jupyter-widgets/html-manager/LICENSE",
                     "onnxruntime-web/LICENSE"):
         source = MODULES / licence
         if source.exists():

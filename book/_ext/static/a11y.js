@@ -98,29 +98,19 @@
     });
   }
 
-  function focusDisplayMath() {
-    // Display equations scroll sideways when wider than the page (on a phone, often):
-    // a keyboard must reach them. MathJax has started by the window's load event.
-    const math = window.MathJax;
-    if (!math || !math.startup || !math.startup.promise) {
-      return;
-    }
-    math.startup.promise.then(() => {
-      document.querySelectorAll('mjx-container[display="true"]:not([tabindex])')
-        .forEach((container) => container.setAttribute("tabindex", "0"));
-    });
-  }
-
-  function focusScrollingOutputs() {
-    // An output wider than the page scrolls in its own box: a keyboard must reach it.
-    document.querySelectorAll("article .cell_output .output > div").forEach((box) => {
-      const style = getComputedStyle(box);
-      const scrolls = /(auto|scroll)/.test(style.overflowX + style.overflowY);
-      if (scrolls && !box.hasAttribute("tabindex") &&
-          (box.scrollWidth > box.clientWidth || box.scrollHeight > box.clientHeight)) {
-        box.setAttribute("tabindex", "0");
-      }
-    });
+  function focusScrollingBoxes() {
+    // An output or a display equation wider than the page (on a phone, often) scrolls in
+    // its own box: a keyboard must reach it. Equations are typeset when the book is
+    // built; their width is known once KaTeX's fonts have loaded.
+    document.querySelectorAll("article .cell_output .output > div, article div.math > .katex-display")
+      .forEach((box) => {
+        const style = getComputedStyle(box);
+        const sideways = /(auto|scroll)/.test(style.overflowX) && box.scrollWidth > box.clientWidth;
+        const down = /(auto|scroll)/.test(style.overflowY) && box.scrollHeight > box.clientHeight;
+        if ((sideways || down) && !box.hasAttribute("tabindex")) {
+          box.setAttribute("tabindex", "0");
+        }
+      });
   }
 
   function start() {
@@ -128,12 +118,8 @@
     nameToggles(document);
     nameWidgets(document);
     describeWidgetImages(document);
-    focusScrollingOutputs();
-    if (document.readyState === "complete") {
-      focusDisplayMath();
-    } else {
-      window.addEventListener("load", focusDisplayMath);
-    }
+    focusScrollingBoxes();
+    document.fonts.ready.then(focusScrollingBoxes);
     // Widgets render later (lazy-widgets.js), and re-render when a view changes; the
     // toggle buttons come after the page has loaded.
     let pending = false;
