@@ -14,15 +14,17 @@ VENDOR := book/vendor/static/vendor/html-manager/embed.js
 
 .PHONY: book test test-fast bench kernel vendor clean
 
-$(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "Python 3.10 or newer is needed")'
+$(STAMP): requirements.lock requirements-d2l.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "requirements.lock is resolved for Python 3.11: make PYTHON=python3.11 (the library itself runs on 3.10 and newer)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	# torch first, exactly this version, so that nothing resolves another build of it.
-	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -r requirements.txt
+	# Every package pinned and checked against its hash (pip, setuptools and torch's CPU
+	# build among them, so nothing can resolve the CUDA one): requirements.lock, which
+	# pip-compile resolves from requirements.txt.
+	$(BIN)/python -m pip install --require-hashes -r requirements.lock
 	# The reference implementation for tests and benchmarks; its own pins are ignored on purpose.
-	$(BIN)/python -m pip install --no-deps d2l==1.0.3
+	$(BIN)/python -m pip install --require-hashes --no-deps -r requirements-d2l.txt
+	# The course's library, editable, built by the locked setuptools with nothing downloaded.
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 $(VENDOR): book/vendor/package.json book/vendor/package-lock.json book/vendor/install.py

@@ -48,6 +48,22 @@ def test_checkpoint_mismatch_and_corruption_errors(tmp_path):
         checkpoints.load_checkpoint(tmp_path / "absent.pt")
 
 
+def test_a_config_key_the_model_does_not_take_says_what_to_do(tmp_path):
+    task = _task()
+    model, _ = _train(task, steps=2)
+    path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
+    state = torch.load(path, weights_only=True)
+    state["config"]["hiden"] = 32
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="'hiden', which TinySeq2Seq does not take.*"
+                                              "delete it and train again"):
+        checkpoints.load_checkpoint(path)
+    state["config"] = ["not", "a", "dict"]
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="config is not a dict"):
+        checkpoints.load_checkpoint(path)
+
+
 def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     task = _task()
     model, _ = _train(task, steps=2)
@@ -152,3 +168,89 @@ def test_model_cache_retrains_when_the_training_code_changes(tmp_path, monkeypat
     monkeypatch.setattr(checkpoints, "code_hash", lambda: "edited-training-code")
     assert [cached(), cached()] == [False, True]
     assert len(calls) == 2 and not any(p.exists() for p in calls)
+
+
+SHARED_ENTRY = '''
+import json, os, sys, time
+from pathlib import Path
+from attnlab import checkpoints
+from attnlab.training import Trainer
+from test_training import TinySeq2Seq, _task
+
+folder, log = Path(sys.argv[1]), Path(sys.argv[2])
+task = _task()
+
+def train(model, resume_path):
+    with log.open("a") as f:
+        f.write("start\\n")
+    time.sleep(2)          # long enough for the second process to arrive and wait
+    history = Trainer(model, lr=3e-3, device="cpu").fit(
+        task.loader("train", 64), max_steps=3, progress=False, resume_path=resume_path)
+    with log.open("a") as f:
+        f.write("end\\n")
+    return {"history": history.to_dict()}
+
+model, meta = checkpoints.train_or_load(
+    "shared", {"steps": 3}, folder=folder, train=train,
+    build=lambda: TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)))
+print(json.dumps({"from_cache": meta["from_cache"],
+                  "sum": float(sum(p.sum() for p in model.state_dict().values()))}))
+'''
+
+
+def test_two_processes_on_one_cache_entry_train_once(tmp_path):
+    """The first process trains; the second, arriving while it does, waits for the entry's
+    lock and loads the model the first saved, instead of training it again and deleting
+    the first one's resume point."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "entry.py"
+    script.write_text(SHARED_ENTRY)
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, str(script), str(tmp_path / "models"), str(log)]
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "start" in log.read_text()):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "the first process never started training"
+        time.sleep(0.05)
+    second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, err + second.stderr
+    a, b = json.loads(out.splitlines()[-1]), json.loads(second.stdout.splitlines()[-1])
+    assert (a["from_cache"], b["from_cache"]) == (False, True)
+    assert a["sum"] == b["sum"]
+    assert "another process is training this model" in second.stdout
+    assert log.read_text().split() == ["start", "end"]        # trained once
+    assert not list((tmp_path / "models").glob("*.resume.pt"))
+
+
+def test_a_second_holder_waits_for_the_first_and_then_gets_the_lock(tmp_path):
+    import threading
+
+    from attnlab.files import exclusive
+
+    events, got = [], threading.Event()
+
+    def second():
+        with exclusive(tmp_path / "entry.pt", waiting="waiting") as waited:
+            events.append(("second", waited))
+            got.set()
+
+    with exclusive(tmp_path / "entry.pt") as waited:
+        events.append(("first", waited))
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not got.wait(0.5), "the second holder got the lock while the first held it"
+        events.append(("first done", None))
+    assert got.wait(10), "the lock was not released"
+    thread.join()
+    assert events == [("first", False), ("first done", None), ("second", True)]

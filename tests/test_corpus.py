@@ -140,9 +140,103 @@ def test_bad_download_leaves_nothing_behind(tmp_path, payload, message):
 
 
 def test_unreachable_download_says_what_to_do(tmp_path):
-    with pytest.raises(CorpusError, match="ATTNLAB_DATA_DIR"):
-        corpus.load_fra_eng(url="http://127.0.0.1:9/fra-eng.zip")
+    with pytest.raises(CorpusError, match="Offline.*ATTNLAB_DATA_DIR"):
+        corpus.load_fra_eng(url="https://127.0.0.1:9/fra-eng.zip")
     assert _cache_files(tmp_path) == []
+
+
+def test_the_corpus_comes_over_https_only(tmp_path):
+    assert corpus.FRA_ENG_URL.startswith("https://")
+    for url in ("http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip", "ftp://x/y.zip"):
+        with pytest.raises(CorpusError, match="only https://"):
+            corpus.load_fra_eng(url=url)
+    assert _cache_files(tmp_path) == []
+
+
+class _Response:
+    """A stand-in for urlopen's answer: ``chunks`` then the end, or ``error`` instead of
+    the end; ``length`` is the Content-Length it declares."""
+
+    def __init__(self, chunks, *, length=None, error=None):
+        self.chunks, self.error = list(chunks), error
+        self.headers = {"Content-Length": str(length)} if length is not None else {}
+
+    def read(self, size):
+        if self.chunks:
+            return self.chunks.pop(0)
+        if self.error:
+            raise self.error
+        return b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _serve(monkeypatch, response):
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: response)
+
+
+def test_a_download_bigger_than_the_cap_is_refused(tmp_path, monkeypatch):
+    _serve(monkeypatch, _Response([b"PK"], length=corpus.MAX_DOWNLOAD_BYTES + 1))
+    with pytest.raises(CorpusError, match="offers .* more than"):
+        corpus.load_fra_eng()
+    monkeypatch.setattr(corpus, "MAX_DOWNLOAD_BYTES", 100)
+    _serve(monkeypatch, _Response([b"x" * 64] * 3))      # no Content-Length: counted
+    with pytest.raises(CorpusError, match="sent more than 100 bytes"):
+        corpus.load_fra_eng()
+    assert _cache_files(tmp_path) == []
+
+
+def test_a_zip_member_too_big_is_not_inflated(tmp_path, monkeypatch):
+    """The declared size is checked before inflating; a member that inflates past the
+    cap anyway is cut off there."""
+    _zip(tmp_path / "big.zip", {"fra-eng/fra.txt": b"Go.\tVa !\n" * 100})
+    monkeypatch.setattr(corpus, "MAX_MEMBER_BYTES", 500)
+    with pytest.raises(CorpusError, match="declares 900 bytes"):
+        corpus.load_fra_eng(tmp_path / "big.zip")
+
+
+def test_a_download_cut_short_says_so_not_offline(tmp_path, monkeypatch):
+    _serve(monkeypatch, _Response([b"PK\x03\x04" + b"\0" * 60], length=1000))
+    with pytest.raises(CorpusError, match="ended after 64 of 1,000 bytes") as error:
+        corpus.load_fra_eng()
+    assert "Offline" not in str(error.value) and _cache_files(tmp_path) == []
+
+
+def test_a_full_disk_says_so_not_offline(tmp_path, monkeypatch):
+    import errno
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    _serve(monkeypatch, _Response([b"PK\x03\x04"], length=4))
+    monkeypatch.setattr(corpus, "open", FullDisk, raising=False)
+    with pytest.raises(CorpusError, match="No space left.*disk full.*ATTNLAB_CACHE_DIR") as error:
+        corpus.load_fra_eng()
+    assert "Offline" not in str(error.value) and _cache_files(tmp_path) == []
+
+
+def test_an_unwritable_cache_folder_says_what_to_do(tmp_path, monkeypatch, fra_eng_dir):
+    """Run as root, permissions stop nothing: a cache folder inside a file does."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    from attnlab.runtime import SettingError
+
+    with pytest.raises(SettingError, match="cannot write in .*ATTNLAB_CACHE_DIR"):
+        corpus.load_fra_eng(url=(fra_eng_dir / "fra-eng.zip").resolve().as_uri())
 
 
 def test_no_download_when_forbidden(tmp_path):
@@ -175,6 +269,21 @@ def test_malformed_tsv(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(CorpusError, match=message):
         corpus.read_tsv(path)
+
+
+def test_a_tsv_with_a_byte_order_mark_is_read_as_text(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffHi.\tSalut.\nRun!\tCours !\n".encode("utf-8"))
+    assert corpus.read_tsv(path) == [("Hi.", "Salut."), ("Run!", "Cours !")]
+    (tmp_path / "src.txt").write_bytes("\ufeffone\n".encode("utf-8"))
+    (tmp_path / "tgt.txt").write_text("un\n", encoding="utf-8")
+    assert corpus.read_parallel_files(tmp_path / "src.txt", tmp_path / "tgt.txt") == [
+        ("one", "un")]
+
+
+def test_a_folder_passed_as_a_tsv_says_so(tmp_path):
+    with pytest.raises(CorpusError, match="is a folder, not a corpus file"):
+        corpus.read_tsv(tmp_path)
 
 
 def test_non_utf8_tsv(tmp_path):
@@ -221,6 +330,7 @@ def test_interrupted_download_leaves_nothing_behind(tmp_path, monkeypatch):
             return False
 
     monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: BrokenResponse())
-    with pytest.raises(CorpusError, match="could not download .*connection reset"):
+    with pytest.raises(CorpusError, match="interrupted after 65,536 of 1,000,000 bytes "
+                                          ".*connection reset.*run again") as error:
         corpus.load_fra_eng()
-    assert _cache_files(tmp_path) == []
+    assert "Offline" not in str(error.value) and _cache_files(tmp_path) == []

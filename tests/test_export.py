@@ -172,3 +172,62 @@ def test_publish_writes_under_the_build_folder_or_says_why_not(tmp_path, monkeyp
                           test_bleu=None) is None
     assert "no onnx package" in capsys.readouterr().out
     assert not (export.browser_dir() / "toy-gru").exists()
+
+
+@pytest.mark.parametrize("files", [
+    ["model.onnx.gz", "src-vocab.json", "tgt-vocab.json", "../../outside.txt"],
+    ["model.onnx.gz", "src-vocab.json", "/etc/hostname"],
+    ["model.onnx.gz", "src-vocab.json"],
+])
+def test_a_manifest_must_name_exactly_the_export_files(tmp_path, files):
+    """No absolute or `..` path, and nothing missing: a manifest that names other files
+    is refused before any of them is read or copied."""
+    manifest_path = export.export_for_browser(_small("gru"), TOY_SRC, TOY_TGT, tmp_path,
+                                              name="toy", profile="smoke")
+    manifest = json.loads(manifest_path.read_text())
+    sample = manifest["files"]["src-vocab.json"]
+    manifest["files"] = {name: manifest["files"].get(name, sample) for name in files}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(export.ExportError, match="not exactly"):
+        export.load_manifest(manifest_path.parent)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "no readable manifest.json"),
+    ("[1, 2]", "manifest format"),
+    ('{"format": 2, "files": "model.onnx.gz"}', "not exactly"),
+])
+def test_a_malformed_manifest_says_so(tmp_path, text, message):
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(export.ExportError, match=message):
+        export.load_manifest(tmp_path)
+
+
+def test_the_site_copies_only_the_files_a_checked_manifest_names(tmp_path, monkeypatch):
+    """The book's live_models extension publishes an export's four files and nothing
+    else beside them (a stray file, a hidden one), and leaves a bad export out."""
+    import sys
+    from types import SimpleNamespace
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import live_models
+
+    monkeypatch.setenv("ATTNLAB_BUILD_DIR", str(tmp_path / "build"))
+    good = export.export_for_browser(_small("gru"), TOY_SRC, TOY_TGT, export.browser_dir(),
+                                     name="good", profile="smoke").parent
+    (good / "notes.txt").write_text("not for the site")
+    (good / ".scratch").write_text("hidden")
+    bad = export.export_for_browser(_small("gru"), TOY_SRC, TOY_TGT, export.browser_dir(),
+                                    name="bad", profile="smoke").parent
+    (bad / "manifest.json").write_text("{broken")
+    site = tmp_path / "html"
+    app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(site))
+    live_models._publish(app, None)
+    models = site / "_static" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["good", "index.json"]
+    assert sorted(p.name for p in (models / "good").iterdir()) == sorted(
+        [*export.FILES, "manifest.json"])
+    assert [m["name"] for m in json.loads((models / "index.json").read_text())["models"]] == \
+        ["good"]

@@ -113,12 +113,108 @@ def test_the_workflow_caches_models_under_the_model_cache_key(tmp_path):
         Path("models")
 
 
-def test_the_setup_action_installs_torch_first_and_caches_the_corpus():
+LOCK = ROOT / "requirements.lock"
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+) \\$")
+HASH = re.compile(r"^    --hash=sha256:[0-9a-f]{64}(?: \\)?$")
+
+
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_problems(text: str) -> list[str]:
+    """What keeps a requirements file from being a full, hashed lock: a line that is
+    neither a comment, an exact `name==version` pin nor one of its hashes, and a pin with
+    no hash."""
+    problems, pin, hashes = [], None, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() == "" or line.lstrip().startswith("#"):
+            continue
+        if HASH.match(line) and pin:
+            hashes += 1
+            continue
+        if pin and not hashes:
+            problems.append(f"{pin}: no --hash")
+        found = PIN.match(line)
+        pin, hashes = (found["name"], 0) if found else (None, 0)
+        if not found:
+            problems.append(f"line {number} is not `name==version \\` or its hash: {line!r}")
+    if pin and not hashes:
+        problems.append(f"{pin}: no --hash")
+    return problems
+
+
+def _pins(text: str) -> dict[str, str]:
+    found = (PIN.match(line) or re.match(r"^(?P<name>[A-Za-z0-9][\w.-]*)==(?P<version>\S+)$",
+                                         line) for line in text.splitlines())
+    return {_name(m["name"]): m["version"] for m in found if m}
+
+
+def test_the_lock_pins_and_hashes_every_package_and_agrees_with_the_requirements():
+    from packaging.version import Version
+
+    text = LOCK.read_text(encoding="utf-8")
+    assert "--generate-hashes" in text.split("\n", 8)[-2] + text[:600], \
+        "requirements.lock comes from pip-compile --generate-hashes"
+    assert lock_problems(text) == []
+    locked = _pins(text)
+    top = _pins((ROOT / "requirements.txt").read_text(encoding="utf-8"))
+    assert {"torch", "pip", "setuptools", "jupyter-book", "sphinx-book-theme"} <= set(top)
+    for name, version in top.items():
+        assert name in locked, f"{name} is pinned in requirements.txt but not in the lock"
+        # torch's CPU build carries the local label +cpu; everything else is identical.
+        assert Version(locked[name]).public == Version(version).public and \
+            (name == "torch" or locked[name] == version), (name, version, locked[name])
+    assert locked["torch"] == "2.13.0+cpu"
+    # What the lock says came from requirements.txt is exactly what requirements.txt pins.
+    blocks = [(PIN.match(b.split("\n", 1)[0]), b) for b in re.split(r"\n(?=\S)", text)]
+    direct = {_name(pin["name"]) for pin, b in blocks
+              if pin and re.search(r"^    #( via|  ) -r requirements\.txt$", b, re.M)}
+    assert direct == set(top)
+    # The library's own dependencies (installed with --no-deps) are all in the lock,
+    # at versions its ranges admit.
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for line in project["project"]["dependencies"]:
+        requirement = Requirement(line)
+        version = locked.get(_name(requirement.name))
+        assert version and requirement.specifier.contains(Version(version).public), line
+    # d2l, installed on its own with --no-deps, is pinned and hashed the same way.
+    d2l = (ROOT / "requirements-d2l.txt").read_text(encoding="utf-8")
+    assert lock_problems(d2l) == [] and _pins(d2l) == {"d2l": "1.0.3"}
+
+
+def test_the_lock_check_catches_a_float_a_range_and_a_missing_hash():
+    good = "a==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n    # via x\n"
+    assert lock_problems(good) == []
+    assert lock_problems("a>=1.0\n") != []
+    assert lock_problems("a\n") != []
+    assert lock_problems("a==1.0 \\\n    # via x\n") == ["a: no --hash"]
+    assert lock_problems(good + "b==2.0 \\\n") == ["b: no --hash"]
+    assert lock_problems(good + "-e .\n") != []
+    assert lock_problems("a==1.0 \\\n    --hash=sha256:abc\n") != []
+
+
+def test_every_install_checks_hashes_and_the_setup_action_caches_the_corpus():
+    """The Makefile installs the lock and d2l in hash-checking mode (.ci/run and the
+    workflow both go through it), and the library itself with nothing downloaded."""
+    recipe = [line.strip() for line in (ROOT / "Makefile").read_text(encoding="utf-8")
+              .splitlines() if "pip install" in line and not line.strip().startswith("#")]
+    assert any("--require-hashes -r requirements.lock" in r for r in recipe)
+    assert any("--require-hashes --no-deps -r requirements-d2l.txt" in r for r in recipe)
+    for line in recipe:
+        assert "--require-hashes" in line or \
+            ("--no-deps" in line and "--no-build-isolation" in line and line.endswith("-e .")), line
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     setup = yaml.safe_load(SETUP.read_text(encoding="utf-8"))["runs"]["steps"]
     runs = [step.get("run", "") for step in setup]
-    first = next(i for i, r in enumerate(runs) if "pip install" in r)
-    assert "torch==2.13.0" in runs[first] and "make .venv/.installed" in runs[first]
-    assert runs[first].index("torch==2.13.0") < runs[first].index("make .venv/.installed")
+    assert not any("pip install" in r for r in runs), "the action installs only through make"
+    assert any(r.startswith("make .venv/.installed") for r in runs)
+    python = next(s for s in setup if s.get("uses", "").startswith("actions/setup-python"))
+    assert python["with"]["python-version"] == "3.11", "the Python the lock is resolved for"
     (cache,) = [s for s in setup if s.get("uses", "").startswith("actions/cache")]
     from attnlab import corpus
 

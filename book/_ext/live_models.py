@@ -57,8 +57,10 @@ def _publish(app: Sphinx, exception: Exception | None) -> None:
         except ValueError as error:
             logger.warning("live_models: %s left out: %s", folder.name, error)
             continue
-        shutil.copytree(folder, target / folder.name,
-                        ignore=lambda _, names: [n for n in names if n.startswith(".")])
+        # Only the files the manifest was checked to name, and the manifest itself.
+        (target / folder.name).mkdir()
+        for file in (*export.FILES, "manifest.json"):
+            shutil.copy2(folder / file, target / folder.name / file)
         published.append({key: manifest[key]
                           for key in ("name", "kind", "profile", "test_bleu")})
     (target / "index.json").write_text(json.dumps({"models": published}, indent=1))

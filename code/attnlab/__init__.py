@@ -20,7 +20,7 @@ the imports and holds every module to this)::
 
 One line a module:
 
-- ``files``: atomic writes; nothing is ever left half written.
+- ``files``: atomic writes and a lock per cache entry; nothing is left half written.
 - ``runtime``: profile (smoke/full), device, seeds, the build and cache folders.
 - ``corpus``: the English-French corpus (download, checksum, normalisation, tokens).
 - ``vocab``: tokens to ids and back, with ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.

@@ -13,7 +13,8 @@ determines it (settings, seed and the library code that trains it), so a later
 chapter reuses what an earlier one trained, and retrains (same seed, same
 weights) when the cache is empty or that code has changed. An interrupted
 training leaves a resume point beside the cache entry and goes on from it when
-run again.
+run again. Two processes asking for the same entry at once (two kernels on one
+folder) take turns: one trains, the other waits and loads what it saved.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from torch import nn
 from . import __version__
 from . import bahdanau, rnn, selfattention, transformer  # noqa: F401 (registering)
 from .contract import MODELS
-from .files import atomic_path
+from .files import atomic_path, exclusive
 from .runtime import build_dir, seed_everything
 from .vocab import Vocab
 
@@ -135,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
                                   "which is not a registered model class "
                                   "(a model of your own: import "
                                   "its module first)")
-        model = cls(**state["config"])
+        model = _rebuild(cls, state["config"], path)
     elif type(model).__name__ != state["model"] or _config_of(model) != state["config"]:
         raise CheckpointError(f"{path} holds a {state['model']} with config "
                               f"{state['config']}, not a {type(model).__name__} "
@@ -143,6 +145,26 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
     load_weights(model, state["state_dict"], origin=f"checkpoint {path.name}")
     vocabs = {name: Vocab.from_dict(v) for name, v in state["vocabs"].items()}
     return Checkpoint(model.to(device), vocabs, state["meta"])
+
+
+def _rebuild(cls: type, config: object, path: Path) -> nn.Module:
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: its config is not a dict of "
+                              f"{cls.__name__}'s arguments; delete it and train again")
+    accepted = inspect.signature(cls).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    unknown = sorted(set(config) - set(accepted)) if not takes_any else []
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise CheckpointError(f"{path}: its config has {names}, "
+                              f"which {cls.__name__} does not take (saved by another "
+                              "version of attnlab?): delete it and train again, or "
+                              "load it with the attnlab version that saved it")
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: {cls.__name__} cannot be rebuilt from its "
+                              f"config ({exc}); delete it and train again") from None
 
 
 def spec_hash(spec: dict) -> str:
@@ -224,16 +246,24 @@ def train_or_load(name: str, spec: dict, *, build: Callable[[], nn.Module],
     path = path / f"{name}-{key}.pt"
     resume_path = path.with_name(f"{path.stem}.resume.pt")
     if path.exists() and not retrain:
-        checkpoint = load_checkpoint(path, model=model)
-        if vocabs is not None and checkpoint.vocabs != vocabs:
-            raise CheckpointError(f"{path} was trained with other "
-                                  "vocabularies than the data given "
-                                  "now; delete it or pass retrain=True")
-        return checkpoint.model, {**checkpoint.meta, "from_cache": True,
-                                  "path": str(path)}
-    if retrain:
+        return _cached(path, model, vocabs)
+    with exclusive(path, waiting=f"{path.name}: another process is training this "
+                                 "model; waiting to load what it saves"):
+        if path.exists() and not retrain:      # trained by the process we waited for
+            return _cached(path, model, vocabs)
+        if retrain:
+            resume_path.unlink(missing_ok=True)
+        meta = dict(train(model, resume_path))
+        save_checkpoint(path, model, vocabs=vocabs, meta={"spec": spec, **meta})
         resume_path.unlink(missing_ok=True)
-    meta = dict(train(model, resume_path))
-    save_checkpoint(path, model, vocabs=vocabs, meta={"spec": spec, **meta})
-    resume_path.unlink(missing_ok=True)
     return model, {**meta, "from_cache": False, "path": str(path)}
+
+
+def _cached(path: Path, model: nn.Module,
+            vocabs: dict[str, Vocab] | None) -> tuple[nn.Module, dict]:
+    checkpoint = load_checkpoint(path, model=model)
+    if vocabs is not None and checkpoint.vocabs != vocabs:
+        raise CheckpointError(f"{path} was trained with other "
+                              "vocabularies than the data given "
+                              "now; delete it or pass retrain=True")
+    return checkpoint.model, {**checkpoint.meta, "from_cache": True, "path": str(path)}

@@ -18,9 +18,11 @@ with :func:`read_tsv` or :func:`read_parallel_files`.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -30,10 +32,13 @@ from tqdm.auto import tqdm
 from .files import atomic_path
 from .runtime import cache_dir
 
-FRA_ENG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"
+FRA_ENG_URL = "https://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"
 FRA_ENG_MEMBER = "fra-eng/fra.txt"
 FRA_ENG_SHA1 = "c43f99dce27311d3afd4d3e0716848194cfcc103"  # of fra.txt, not of the zip
 FRA_ENG_PAIRS = 167_130
+# Caps on what a download may bring: fra-eng.zip is 3.4 MB, fra.txt 11.7 MB inflated.
+MAX_DOWNLOAD_BYTES = 64 << 20
+MAX_MEMBER_BYTES = 128 << 20
 
 Pair = tuple[str, str]
 
@@ -119,10 +124,14 @@ def parse_tsv(text: str, *, origin: str = "<text>") -> list[Pair]:
 
 
 def _read_text(path: Path) -> str:
+    # utf-8-sig: a byte-order mark (some editors write one) is not part of a word
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise CorpusError(f"corpus file {path} does not exist") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder, not a corpus file: pass the "
+                          "path of the .tsv/.txt file inside it") from None
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path} is not UTF-8 text ({exc}); convert "
                           "it to UTF-8 first") from None
@@ -174,7 +183,17 @@ def _fra_from_zip(zip_path: Path) -> bytes:
             if member not in names:
                 raise CorpusError(f"{zip_path} does not contain "
                                   f"{FRA_ENG_MEMBER}; it holds {names[:5]}")
-            return archive.read(member)
+            declared = archive.getinfo(member).file_size
+            if declared > MAX_MEMBER_BYTES:
+                raise CorpusError(f"{zip_path}: {member} declares {declared:,} "
+                                  f"bytes, more than the {MAX_MEMBER_BYTES:,} "
+                                  "a corpus may have; this is not fra-eng.zip")
+            with archive.open(member) as inflating:
+                data = inflating.read(MAX_MEMBER_BYTES + 1)
+            if len(data) > MAX_MEMBER_BYTES:
+                raise CorpusError(f"{zip_path}: {member} inflates past "
+                                  f"{MAX_MEMBER_BYTES:,} bytes: not fra-eng.zip")
+            return data
     except zipfile.BadZipFile:
         raise CorpusError(
             f"{zip_path} is not a valid zip file (corrupt or incomplete download?): "
@@ -209,24 +228,61 @@ def _check_fra(data: bytes, origin: str) -> bytes:
     return data
 
 
+_ELSEWHERE = ("Download fra-eng.zip elsewhere and pass its path to "
+              "load_fra_eng(path=...) or set ATTNLAB_DATA_DIR to its folder.")
+
+
 def _download(url: str, destination: Path) -> None:
-    """Download ``url`` to ``destination`` atomically, verifying the fra.txt inside."""
+    """Download ``url`` to ``destination`` atomically, verifying the fra.txt inside.
+
+    Only ``https://`` (or a local ``file://`` copy) is accepted, at most
+    ``MAX_DOWNLOAD_BYTES``; a lost connection and a full disk each say so.
+    """
+    if urllib.parse.urlsplit(url).scheme not in ("https", "file"):
+        raise CorpusError(f"refusing to download {url}: only https:// addresses (or "
+                          "a local file:// copy) are used, so that nothing can alter "
+                          "the corpus on its way")
     try:
-        with atomic_path(destination) as tmp:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp,
-                    "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True,
-                          desc="fra-eng.zip") as bar:
-                    while chunk := response.read(1 << 16):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            _check_fra(_fra_from_zip(tmp), url)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        response = urllib.request.urlopen(url, timeout=60)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         raise CorpusError(f"could not download {url} ({exc}). Offline? "
-                          "Download fra-eng.zip elsewhere and pass "
-                          "its path to load_fra_eng(path=...) "
-                          "or set ATTNLAB_DATA_DIR to its folder.") from None
+                          + _ELSEWHERE) from None
+    with response, atomic_path(destination) as tmp:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        if total is not None and total > MAX_DOWNLOAD_BYTES:
+            raise CorpusError(f"{url} offers {total:,} bytes, more than the "
+                              f"{MAX_DOWNLOAD_BYTES:,} fra-eng.zip can have: "
+                              "this is not the corpus")
+        received = 0
+        with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                          desc="fra-eng.zip") as bar:
+            while True:
+                try:
+                    chunk = response.read(1 << 16)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise CorpusError(
+                        f"the download of {url} was interrupted after {received:,}"
+                        f"{f' of {total:,}' if total else ''} bytes ({exc}): run "
+                        "again to start over. " + _ELSEWHERE) from None
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise CorpusError(f"{url} sent more than {MAX_DOWNLOAD_BYTES:,} "
+                                      "bytes: this is not the corpus; stopped")
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise CorpusError(
+                        f"could not write the download to {destination.parent} "
+                        f"({exc}): is the disk full? Free some space there or set "
+                        "ATTNLAB_CACHE_DIR to another folder.") from None
+                bar.update(len(chunk))
+        if total is not None and received != total:
+            raise CorpusError(f"the download of {url} ended after {received:,} of "
+                              f"{total:,} bytes: run again to start over. "
+                              + _ELSEWHERE)
+        _check_fra(_fra_from_zip(tmp), url)
 
 
 def fra_eng_text(path: str | os.PathLike | None = None, *, url: str = FRA_ENG_URL,

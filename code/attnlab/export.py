@@ -53,6 +53,14 @@ from .vocab import Vocab
 
 FORMAT = 2          # the manifest's format; a page refuses a manifest it does not know
 MODEL_FILE = "model.onnx.gz"   # the graph as served (gzip); see the module's docstring
+# Exactly the files a manifest lists, and with it all that the site copies of an export.
+FILES = (MODEL_FILE, "src-vocab.json", "tgt-vocab.json")
+
+
+class ExportError(ValueError):
+    """An exported model's folder or manifest is not what a page can use; the message
+    says what is wrong and what to do."""
+
 # The page truncates and stops where the library's translate does: its own defaults.
 _DEFAULTS = inspect.signature(translate).parameters
 MAX_SRC_LEN = _DEFAULTS["max_src_len"].default
@@ -146,7 +154,7 @@ def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
         tokens = [vocab.itos[i] for i in range(len(vocab))]
         atomic_write_text(out / f"{side}-vocab.json",
                           json.dumps(tokens, ensure_ascii=False))
-    files = [MODEL_FILE, "src-vocab.json", "tgt-vocab.json"]
+    files = list(FILES)
     manifest = {
         "format": FORMAT, "name": name, "model": type(model).__name__,
         "kind": layout.kind, "profile": profile, "outputs": list(layout.outputs),
@@ -179,16 +187,31 @@ class BrowserTranslation:
 
 
 def load_manifest(folder: Path) -> dict:
-    """The manifest of an exported model, with every file's hash checked."""
+    """The manifest of an exported model, with its file list and every file's hash
+    checked: it must name exactly :data:`FILES` (so no absolute or ``..`` path can reach
+    the site)."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{folder}: manifest format {manifest.get('format')!r}, "
-                         f"expected {FORMAT}")
-    for file, info in manifest["files"].items():
-        if sha256(folder / file) != info["sha256"]:
-            raise ValueError(f"{folder / file}: its SHA-256 does not match the "
-                             "manifest")
+    again = "export the model again (run its chapter)"
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{folder}: no readable manifest.json ({exc}); "
+                          + again) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise ExportError(f"{folder}: manifest format {found!r}, expected {FORMAT}; "
+                          + again)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or sorted(files) != sorted(FILES):
+        named = sorted(files) if isinstance(files, dict) else files
+        raise ExportError(f"{folder}: the manifest names the files {named!r}, not "
+                          f"exactly {sorted(FILES)}; {again}")
+    for file, info in files.items():
+        if not (folder / file).is_file():
+            raise ExportError(f"{folder / file} is missing; {again}")
+        if not isinstance(info, dict) or sha256(folder / file) != info.get("sha256"):
+            raise ExportError(f"{folder / file}: its SHA-256 does not match the "
+                              f"manifest; {again}")
     return manifest
 
 
@@ -203,7 +226,7 @@ def load_session(folder: Path):
     graph = gzip.decompress((folder / MODEL_FILE).read_bytes())
     expected = manifest["files"][MODEL_FILE]["content_sha256"]
     if hashlib.sha256(graph).hexdigest() != expected:
-        raise ValueError(f"{folder / MODEL_FILE}: the decompressed graph does not "
+        raise ExportError(f"{folder / MODEL_FILE}: the decompressed graph does not "
                          "match its SHA-256 in the manifest")
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     vocabs = [json.loads((folder / f"{side}-vocab.json").read_text(encoding="utf-8"))

@@ -21,6 +21,11 @@ PROFILES = ("full", "smoke")
 T = TypeVar("T")
 
 
+class SettingError(ValueError):
+    """A setting (an environment variable or an argument) names what is not there, or a
+    folder that cannot be written; the message says what to use instead."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """The active profile. ``pick(smoke=..., full=...)`` chooses a setting by it."""
@@ -40,7 +45,7 @@ def get_profile(name: str | None = None) -> Profile:
     name = name if name is not None else os.environ.get("ATTNLAB_PROFILE", "full")
     name = name.strip().lower()
     if name not in PROFILES:
-        raise ValueError(
+        raise SettingError(
             f"unknown profile {name!r} (from ATTNLAB_PROFILE or the argument): "
             f"choose one of {', '.join(PROFILES)}"
         )
@@ -56,13 +61,18 @@ def choose_device(prefer: str | None = None) -> torch.device:
     """
     prefer = prefer if prefer is not None else os.environ.get("ATTNLAB_DEVICE")
     if prefer:
-        device = torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError:
+            raise SettingError(f"unknown device {prefer!r} (from ATTNLAB_DEVICE or the "
+                               "argument): use cpu, cuda, cuda:N or mps, or unset "
+                               "ATTNLAB_DEVICE to choose the best one here") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but "
-                               "CUDA is not available here")
+            raise SettingError(f"device {prefer!r} was asked for but CUDA is not "
+                               "available here: use cpu, or unset ATTNLAB_DEVICE")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but "
-                               "Apple MPS is not available here")
+            raise SettingError(f"device {prefer!r} was asked for but Apple MPS is not "
+                               "available here: use cpu, or unset ATTNLAB_DEVICE")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
