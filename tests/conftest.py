@@ -21,6 +21,17 @@ from attnlab.vocab import Vocab
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# A test that needs the built book or the browser is slow, marked or not: `make
+# test-fast` (-m "not slow") must never start a 20-minute build.
+SLOW_FIXTURES = {"built_book", "site", "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # The folder holding fra-eng.zip: ATTNLAB_DATA_DIR as the tests start, else ../shared/data.
 DATA_DIR = Path(os.environ.get("ATTNLAB_DATA_DIR") or ROOT.parent / "shared" / "data")
 

@@ -74,8 +74,17 @@ def test_the_workflow_tests_pull_requests_and_publishes_main():
     assert "refs/heads/main" in jobs["build"]["if"] and "make book" in runs["build"]
     assert "ATTNLAB_PROFILE" not in WORKFLOW.read_text(encoding="utf-8")
     assert {"actions/configure-pages", "actions/upload-pages-artifact"} <= set(_uses(jobs["build"]))
-    upload = next(s for s in _steps(jobs["build"]) if "upload-pages-artifact" in s.get("uses", ""))
+    steps = _steps(jobs["build"])
+    upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "_build/html"
+    # The site is checked after it is built and before anything is uploaded (a failing
+    # step stops the job): book/check_site.py, on the folder that is uploaded.
+    at = {key: next(i for i, s in enumerate(steps) if key in s.get("run", "") + s.get("uses", ""))
+          for key in ("make book", "check_site.py", "configure-pages", "upload-pages-artifact")}
+    assert at["make book"] < at["check_site.py"] < at["configure-pages"] < at["upload-pages-artifact"]
+    check = steps[at["check_site.py"]]
+    assert check["run"].split() == [".venv/bin/python", "book/check_site.py", "_build/html"]
+    assert not check.get("continue-on-error") and "if" not in check
     deploy = jobs["deploy"]
     assert deploy["needs"] == "build" and _uses(deploy) == ["actions/deploy-pages"]
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}

@@ -10,17 +10,20 @@ from ``_static/vendor``, points myst-nb at the widget manager, and has
 sphinxcontrib-katex typeset every equation while the book is built (Node.js
 running ``book/vendor/node_modules/katex``): a page carries its equations as
 HTML with hidden MathML for screen readers, and needs KaTeX's style sheet and
-fonts, no script. Without them (no Node.js), the book still builds: widgets
-and KaTeX load from CDNs and KaTeX typesets in the browser.
+fonts, no script. Without them (no Node.js), a local build still works: widgets
+and KaTeX load from CDNs and KaTeX typesets in the browser; with ``CI`` set (the
+tests, the published site) that is an error instead.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
+from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ def vendored() -> bool:
 def _configure(app: Sphinx, config: Config) -> None:
     config.html_math_renderer = "katex"
     if not vendored() or shutil.which("node") is None:
+        if os.environ.get("CI"):
+            raise ExtensionError(f"offline_assets: {STATIC} is not populated or Node.js "
+                                 "is missing, and CI is set: run `make vendor` (a site "
+                                 "for readers must not load its files from CDNs)")
         logger.info("offline_assets: %s is not populated or Node.js is missing (run `make "
                     "vendor`); widgets and KaTeX will load from CDNs", STATIC)
         return

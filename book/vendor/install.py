@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,11 @@ TARGET = HERE / "static" / "vendor"
 
 def main() -> int:
     if shutil.which("npm") is None:
+        if os.environ.get("CI"):
+            # A site built for publishing must not depend on CDNs: fail instead.
+            print("vendor: npm not found, and CI is set: install Node.js and npm (the "
+                  "published site serves these files itself)", file=sys.stderr)
+            return 1
         print("vendor: npm not found; the book will load widgets and KaTeX from CDNs", file=sys.stderr)
         return 0
     # node_modules is installed again whenever the lock's content differs from the

@@ -1,0 +1,174 @@
+"""The check the workflow runs before it publishes (book/check_site.py): it passes the
+smoke build of the whole book and names each way a site can be broken, and the vendor
+install and the book refuse, under CI, to fall back to CDNs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "book" / "check_site.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("check_site", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check_site = _module()
+
+
+def _run(site) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), str(site)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_smoke_build_passes_the_check(built_book):
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    checked = _run(html)
+    assert checked.returncode == 0, checked.stderr
+    assert "three models verified" in checked.stdout
+
+
+def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    site = tmp_path / "html"
+    shutil.copytree(html, site)
+    # A page that did not build, and one whose cell failed.
+    (site / "chapters" / "04_self_attention.html").unlink()
+    page = site / "chapters" / "03_bahdanau_attention.html"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("</article>", '<div class="output traceback">'
+                                 "ZeroDivisionError</div></article>", 1), encoding="utf-8")
+    # A model file changed after its hashes were written; a stray file beside another.
+    models = site / "_static" / "models"
+    weights = models / "gru-fra-eng" / "model.onnx.gz"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    (models / "transformer-fra-eng" / "notes.txt").write_text("x", encoding="utf-8")
+    # A vendored file missing, another changed.
+    vendor = site / "_static" / "vendor"
+    shutil.rmtree(vendor / "onnxruntime-web")
+    css = vendor / "katex" / "katex.min.css"
+    css.write_bytes(css.read_bytes() + b"\n")
+    # Loads from another host: a script, a style sheet's import, a module's import.
+    intro = site / "book" / "intro.html"
+    intro.write_text(intro.read_text(encoding="utf-8").replace(
+        "</head>", '<script defer src="https://cdn.example.org/x.js"></script></head>', 1),
+        encoding="utf-8")
+    (site / "_static" / "extra.css").write_text('@import "https://fonts.example.org/f.css";',
+                                                encoding="utf-8")
+    (site / "_static" / "extra.mjs").write_text('import x from "https://esm.example.org/x";',
+                                                encoding="utf-8")
+
+    checked = _run(site)
+    assert checked.returncode == 1
+    problems = [line for line in checked.stderr.splitlines()
+                if not line.endswith("the site is not published")]
+    expected = [
+        "chapters/04_self_attention: not built",
+        "chapters/03_bahdanau_attention: 1 cell(s) failed",
+        "_static/models/gru-fra-eng: ",
+        "_static/models/transformer-fra-eng: files no manifest names: ['notes.txt']",
+        "_static/vendor/onnxruntime-web/",
+        "_static/vendor/katex/katex.min.css: differs",
+        "book/intro.html: loads https://cdn.example.org/x.js from another host",
+        "_static/extra.css: loads https://fonts.example.org/f.css from another host",
+        "_static/extra.mjs: loads https://esm.example.org/x from another host",
+    ]
+    for words in expected:
+        assert any(words in line for line in problems), (words, problems)
+    assert all(any(words in line for words in expected) for line in problems), problems
+
+
+def test_a_missing_site_or_models_index_is_named(tmp_path):
+    assert check_site.check(tmp_path) == [f"{tmp_path} is not a built site (no index.html)"]
+    (tmp_path / "_static" / "models").mkdir(parents=True)
+    problems = check_site.check_models(tmp_path)
+    assert len(problems) == 1 and "index.json: missing" in problems[0]
+    (tmp_path / "_static" / "models" / "index.json").write_text(
+        '{"models": [{"name": "gru-fra-eng"}]}', encoding="utf-8")
+    problems = check_site.check_models(tmp_path)
+    assert "not the three models" in problems[0]
+    assert "gru-fra-eng" in problems[1] and len(problems) == 2
+
+
+def test_links_elsewhere_are_fine_but_loads_are_not(tmp_path):
+    """A page may link to the repository or a paper (``<a href>``); it may not load a
+    script, style sheet, image, font or frame from another host."""
+    (tmp_path / "page.html").write_text(
+        '<html><head><link rel="canonical" href="https://example.org/page.html">'
+        '<link rel="stylesheet" href="_static/local.css">'
+        '<link rel="preload" href="//fonts.example.org/a.woff2" as="font">'
+        '<style>body { background: url("https://img.example.org/bg.png") }</style></head>'
+        '<body><a href="https://arxiv.org/abs/1409.0473">paper</a>'
+        '<img src="data:image/png;base64,AAAA" alt="">'
+        '<img srcset="a.png 1x, https://img.example.org/b.png 2x" alt="">'
+        '<iframe src="https://www.youtube.com/embed/x"></iframe>'
+        '<div style="background-image: url(http://img.example.org/c.png)"></div>'
+        '<script>const s = "https://not-loaded.example.org";</script></body></html>',
+        encoding="utf-8")
+    (tmp_path / "local.css").write_text(
+        '@font-face { src: url(fonts/a.woff2) } .x { background: url("../img/b.svg") }',
+        encoding="utf-8")
+    (tmp_path / "local.js").write_text(
+        'import { a } from "./a.mjs";\nconst b = await import("../b.mjs");\n', encoding="utf-8")
+    loads = sorted(line.split(" loads ")[1].split(" from ")[0]
+                   for line in check_site.check_hosts(tmp_path))
+    assert loads == ["//fonts.example.org/a.woff2", "http://img.example.org/c.png",
+                     "https://img.example.org/b.png", "https://img.example.org/bg.png",
+                     "https://www.youtube.com/embed/x"]
+
+
+def _without(program: str, tmp_path) -> dict:
+    """An environment whose PATH finds Python but not ``program``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    assert shutil.which(program, path=str(bin_dir)) is None
+    return {**os.environ, "PATH": str(bin_dir)}
+
+
+def test_the_vendor_install_fails_without_npm_under_ci(tmp_path):
+    env = _without("npm", tmp_path)
+    install = [sys.executable, str(ROOT / "book" / "vendor" / "install.py")]
+    failed = subprocess.run(install, env={**env, "CI": "true"}, capture_output=True,
+                            text=True, timeout=60)
+    assert failed.returncode == 1 and "npm not found, and CI is set" in failed.stderr
+    env.pop("CI", None)
+    local = subprocess.run(install, env=env, capture_output=True, text=True, timeout=60)
+    assert local.returncode == 0 and "CDNs" in local.stderr
+
+
+def test_the_book_refuses_cdns_under_ci(tmp_path, monkeypatch):
+    """Built without the vendored files (or Node.js) and with CI set, the book fails at
+    once instead of loading widgets and KaTeX from CDNs; without CI it warns and goes on."""
+    from sphinx.errors import ExtensionError
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import offline_assets
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+
+    class Config:
+        html_math_renderer = None
+
+    monkeypatch.setattr(offline_assets, "vendored", lambda: False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(ExtensionError, match="CI is set: run `make vendor`"):
+        offline_assets._configure(None, Config())
+    monkeypatch.delenv("CI")
+    offline_assets._configure(None, Config())      # a local build goes on, with CDNs
