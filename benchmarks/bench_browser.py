@@ -221,7 +221,9 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
         "page_bytes_before": sum(before.values()),
         "page_bytes_after": sum(before.values()) + sum(new.values()),
         "first_use_bytes": fetched,
-        "first_use_files": {u.split("/_static/", 1)[-1]: b for u, b in new.items()},
+        # Named without the ?sha256= the page asks for them with.
+        "first_use_files": {u.split("/_static/", 1)[-1].split("?", 1)[0]: b
+                            for u, b in new.items()},
         "first_press_ms": first["total"],
         "press_ms": {"median": statistics.median(r["total"] for r in rest),
                      "min": min(r["total"] for r in rest), "max": max(r["total"] for r in rest),

@@ -5,12 +5,14 @@
 
 It prints one line a problem and exits 1 unless
 
-- every page of ``_toc.yml`` was built, and no cell of it failed (no traceback in it);
+- every page of ``_toc.yml`` was built, no cell of it failed (no traceback in it), and
+  it carries its Content-Security-Policy;
 - ``_static/models/index.json`` lists the three fra-eng models, and each one's folder
   holds exactly the files its manifest names, matching their hashes
   (:func:`attnlab.export.load_manifest`);
 - every vendored file (``make vendor``: ``book/vendor/static/vendor``) is in
-  ``SITE/_static/vendor``, byte for byte;
+  ``SITE/_static/vendor``, byte for byte, and ``_static/live/runtime.json`` holds the
+  hashes of the WebAssembly runtime served (which the page checks before running it);
 - no page, style sheet or module loads anything from another host.
 """
 
@@ -84,6 +86,8 @@ def check_pages(site: Path) -> list[str]:
             continue
         parser = _Loads()
         parser.feed(path.read_text(encoding="utf-8"))
+        if 'http-equiv="Content-Security-Policy"' not in path.read_text(encoding="utf-8"):
+            problems.append(f"{page}: no Content-Security-Policy (book/_ext/content_policy.py)")
         if parser.tracebacks:
             problems.append(f"{page}: {parser.tracebacks} cell(s) failed (a traceback "
                             "in the page)")
@@ -132,6 +136,25 @@ def check_vendored(site: Path, vendored: Path = VENDORED) -> list[str]:
     return problems
 
 
+def check_runtime(site: Path) -> list[str]:
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from live_models import runtime_hashes
+
+    written = site / "_static" / "live" / "runtime.json"
+    try:
+        recorded = json.loads(written.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"_static/live/runtime.json: missing or unreadable ({exc})"]
+    try:
+        served = runtime_hashes(site / "_static" / "vendor" / "onnxruntime-web")
+    except OSError as exc:
+        return [f"_static/vendor/onnxruntime-web: {exc}"]
+    if recorded != served:
+        return ["_static/live/runtime.json does not hold the hashes of the runtime served "
+                "in _static/vendor/onnxruntime-web"]
+    return []
+
+
 def check_hosts(site: Path) -> list[str]:
     problems = []
     for path in sorted(site.rglob("*")):
@@ -159,7 +182,8 @@ def check(site: Path) -> list[str]:
     site = Path(site)
     if not (site / "index.html").is_file():
         return [f"{site} is not a built site (no index.html)"]
-    return check_pages(site) + check_models(site) + check_vendored(site) + check_hosts(site)
+    return (check_pages(site) + check_models(site) + check_vendored(site)
+            + check_runtime(site) + check_hosts(site))
 
 
 def main(argv: list[str] | None = None) -> int:

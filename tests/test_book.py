@@ -428,15 +428,31 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
     page.close()
 
     # A broken deployment: the vocabulary altered, the graph replaced by another gzip,
-    # the model file missing.
-    model = "**/models/bahdanau-fra-eng/model.onnx.gz"
+    # the model file missing, the manifest malformed; the runtime's loader, glue or
+    # WebAssembly tampered with, its list of hashes malformed. (Files are asked for with
+    # their hash in the URL: the patterns allow a query.)
+    def at(path):
+        return re.compile(re.escape(path) + r"(\?.*)?$")
+
+    def body(text, status=200):
+        return lambda r: r.fulfill(status=status, body=text)
+
+    model = at("/models/bahdanau-fra-eng/model.onnx.gz")
+    ort = "/vendor/onnxruntime-web/"
     for pattern, route, expected in (
-            ("**/models/bahdanau-fra-eng/tgt-vocab.json",
-             lambda r: r.fulfill(status=200, body='["<pad>"]', content_type="application/json"),
+            (at("/models/bahdanau-fra-eng/tgt-vocab.json"), body('["<pad>"]'),
              "tgt-vocab.json does not match its SHA-256"),
-            (model, lambda r: r.fulfill(status=200, body=gzip.compress(b"not a model")),
-             "model.onnx.gz does not match its SHA-256"),
-            (model, lambda r: r.fulfill(status=404, body="gone"), "HTTP 404")):
+            (model, body(gzip.compress(b"not a model")), "model.onnx.gz does not match its SHA-256"),
+            (model, body("gone", 404), "HTTP 404"),
+            (at("/models/bahdanau-fra-eng/manifest.json"), body("{broken"),
+             "manifest.json is not readable"),
+            (at(ort + "ort.wasm.min.mjs"), body("export const env = {};"),
+             "ort.wasm.min.mjs does not match its SHA-256"),
+            (at(ort + "ort-wasm-simd-threaded.mjs"), body("export default 1;"),
+             "ort-wasm-simd-threaded.mjs does not match its SHA-256"),
+            (at(ort + "ort-wasm-simd-threaded.wasm.gz"), body(gzip.compress(b"\0asm")),
+             "WebAssembly does not match its SHA-256"),
+            (at("/live/runtime.json"), body('{"format": 9}'), "runtime.json has an unknown format")):
         page, requests, errors = open_page(browser,
                                            f"{site}/chapters/03_bahdanau_attention.html")
         page.route(pattern, route)
@@ -452,6 +468,51 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
         errors = [e for e in errors if "404" not in e]             # the failure we made
         assert_offline_and_clean(site, page, requests, errors)
         page.close()
+
+
+def test_the_policy_refuses_a_script_the_build_did_not_write(site, browser):
+    """The page's Content-Security-Policy is in force: a script put into the page (as an
+    injection would) does not run, and neither does a script from another host, while
+    the page's own scripts did."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    ran = page.evaluate("""() => new Promise((resolve) => {
+        window.injected = false;
+        const inline = document.createElement("script");
+        inline.textContent = "window.injected = true;";
+        document.head.append(inline);
+        const remote = document.createElement("script");
+        remote.src = "https://example.org/x.js";
+        remote.onerror = () => resolve(window.injected);
+        document.head.append(remote);
+    })""")
+    assert ran is False
+    refused = [e for e in errors if "Content Security Policy" in e]
+    assert len(refused) == 2, errors
+    assert any("inline script" in e for e in refused)
+    assert any("https://example.org/x.js" in e for e in refused)
+    assert page.locator(".attnlab-live input[type=text]").count() == 1  # live.mjs ran
+    page.close()
+
+
+def test_one_model_failing_leaves_the_others_translating(site, browser):
+    """Chapter 6's box asks all three models: with the GRU's graph gone, the box says so
+    in the GRU's place and the other two still translate."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
+    page.route(re.compile(r"/models/gru-fra-eng/model\.onnx\.gz(\?.*)?$"),
+               lambda r: r.fulfill(status=404, body="gone"))
+    box = page.locator(".attnlab-live")
+    box.locator("input[type=text]").fill("The cat is on the mat.")
+    box.locator("button").click()
+    page.wait_for_function("b => !b.disabled", arg=box.locator("button").element_handle(),
+                           timeout=90_000)
+    assert "Not every model could be used" in box.locator(".attnlab-live-status").inner_text()
+    gru = box.locator('.attnlab-live-result[data-model="gru-fra-eng"]')
+    assert "could not be used" in gru.inner_text() and "HTTP 404" in gru.inner_text()
+    for name in ("bahdanau-fra-eng", "transformer-fra-eng"):
+        assert "Translation:" in box.locator(f'.attnlab-live-result[data-model="{name}"]').inner_text()
+    errors = [e for e in errors if "404" not in e]                 # the failure we made
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
 
 
 @pytest.mark.slow

@@ -4,8 +4,11 @@ install and the book refuse, under CI, to fall back to CDNs."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,3 +175,78 @@ def test_the_book_refuses_cdns_under_ci(tmp_path, monkeypatch):
         offline_assets._configure(None, Config())
     monkeypatch.delenv("CI")
     offline_assets._configure(None, Config())      # a local build goes on, with CDNs
+
+
+# --- What the browser checks: the runtime's hashes and the Content-Security-Policy ------
+
+def _ext(name):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+
+
+def test_the_site_lists_the_runtimes_hashes_and_the_check_compares_them(built_book, tmp_path):
+    """runtime.json holds the hashes of the runtime the site serves (what translate.mjs
+    checks before it runs it), and a runtime changed after the build is caught."""
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    live_models = _ext("live_models")
+    served = html / "_static" / "vendor" / "onnxruntime-web"
+    recorded = json.loads((html / "_static" / "live" / "runtime.json").read_text())
+    assert recorded == live_models.runtime_hashes(served)
+    assert sorted(recorded["files"]) == sorted(live_models.RUNTIME)
+    site = tmp_path / "html"
+    shutil.copytree(html, site)
+    loader = site / "_static" / "vendor" / "onnxruntime-web" / "ort.wasm.min.mjs"
+    loader.write_text(loader.read_text(encoding="utf-8") + "\n;", encoding="utf-8")
+    assert any("runtime.json does not hold the hashes" in p for p in check_site.check_runtime(site))
+    (site / "_static" / "live" / "runtime.json").unlink()
+    assert "runtime.json: missing" in check_site.check_runtime(site)[0]
+
+
+def test_every_page_carries_its_policy_before_any_script(built_book):
+    html, result = built_book
+    assert result.returncode == 0, "the book did not build"
+    content_policy = _ext("content_policy")
+    # Every document (not the theme's HTML fragments in _static, which have no <head>).
+    pages = [p for p in sorted(html.rglob("*.html"))
+             if content_policy.HEAD.search(p.read_text(encoding="utf-8"))]
+    assert len(pages) >= 20
+    with_widgets = 0
+    for path in pages:
+        text = path.read_text(encoding="utf-8")
+        head = text.split("</head>")[0]
+        found = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', head)
+        assert len(found) == 1, path
+        assert head.index("Content-Security-Policy") < head.find("<script") or "<script" not in head
+        # the policy allows exactly this page's inline scripts
+        without = text.replace(re.search(r'\n<meta http-equiv="Content-Security-Policy"[^>]*>',
+                                         text)[0], "")
+        assert found[0] == content_policy.policy(without), path
+        assert "default-src 'self'" in found[0]
+        # eval only where the widget manager runs (it compiles its schemas with it)
+        widgets = 'type="application/vnd.jupyter.widget-view+json"' in text
+        with_widgets += widgets
+        assert ("'unsafe-eval'" in found[0]) == widgets, path
+    assert 0 < with_widgets < len(pages)
+
+
+def test_the_policy_hashes_inline_scripts_and_handlers_not_data(tmp_path):
+    content_policy = _ext("content_policy")
+    page = ('<html><head><meta charset="utf-8"><script>var a = 1;</script>'
+            '<script type="application/vnd.jupyter.widget-state+json">{"a": 1}</script>'
+            '<script src="_static/x.js"></script><script type="module">import "./y.mjs";</script>'
+            '</head><body><button onclick="go(&quot;x&quot;)">go</button></body></html>')
+    scripts, handlers = content_policy.inline_hashes(page)
+    assert scripts == sorted({content_policy._hash("var a = 1;"),
+                              content_policy._hash('import "./y.mjs";')})
+    assert handlers == [content_policy._hash('go("x")')]
+    out = content_policy.add_policy(page)
+    assert out.startswith('<html><head><meta charset="utf-8">\n<meta http-equiv="Content-Security')
+    assert "'unsafe-hashes'" in out and "'wasm-unsafe-eval'" in out
+    with pytest.raises(ValueError, match="already has"):
+        content_policy.add_policy(out)
+    with pytest.raises(ValueError, match="no <head>"):
+        content_policy.add_policy("<p>no head</p>")

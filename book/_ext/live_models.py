@@ -9,6 +9,11 @@ extension copies every export whose files match its manifest's hashes into
 out, with a warning. Nothing is loaded
 by a page until its reader asks for a live translation.
 
+It also writes ``_static/live/runtime.json``: the SHA-256 of each file of the
+WebAssembly runtime the site serves (onnxruntime-web's loader module, its WebAssembly
+glue module, and the WebAssembly, also hashed decompressed), which the page checks
+before it runs any of them (``translate.mjs``).
+
 The boxes themselves are ``<div class="attnlab-live" data-models="...">`` elements in
 a chapter; the pages that have one load ``_static/live/live.mjs`` (``book/live/``), a
 small module that draws the text box and imports the rest on the first request.
@@ -16,6 +21,8 @@ small module that draws the text box and imports the rest on the first request.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -27,6 +34,22 @@ logger = logging.getLogger(__name__)
 
 LIVE = Path(__file__).resolve().parents[1] / "live"
 MARKER = 'class="attnlab-live"'
+RUNTIME = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm.gz")
+RUNTIME_FORMAT = 1
+
+
+def runtime_hashes(folder: Path) -> dict:
+    """What ``runtime.json`` holds for the runtime files in ``folder``
+    (``_static/vendor/onnxruntime-web``): each file's SHA-256, and for the gzip-compressed
+    WebAssembly also that of its content, which is what the page can check when a host
+    has already decompressed it."""
+    files = {}
+    for name in RUNTIME:
+        data = (Path(folder) / name).read_bytes()
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
+        if name.endswith(".gz"):
+            files[name]["content_sha256"] = hashlib.sha256(gzip.decompress(data)).hexdigest()
+    return {"format": RUNTIME_FORMAT, "files": files}
 
 
 def _add_module(app: Sphinx, pagename: str, templatename: str, context: dict,
@@ -46,6 +69,12 @@ def _publish(app: Sphinx, exception: Exception | None) -> None:
     scripts.mkdir(parents=True)
     for script in LIVE.glob("*.mjs"):
         shutil.copy2(script, scripts / script.name)
+    runtime = Path(app.outdir) / "_static" / "vendor" / "onnxruntime-web"
+    if all((runtime / name).is_file() for name in RUNTIME):
+        (scripts / "runtime.json").write_text(json.dumps(runtime_hashes(runtime), indent=1))
+    else:
+        logger.warning("live_models: %s is not in the site (run `make vendor`); live "
+                       "translation will not work", runtime)
     source = export.browser_dir()
     target = Path(app.outdir) / "_static" / "models"
     shutil.rmtree(target, ignore_errors=True)

@@ -175,11 +175,23 @@ function mount(container) {
       engine = engine || import(new URL("live/translate.mjs", STATIC).href);
       const { translate } = await engine;
       const vendor = new URL("vendor/", STATIC);
+      // Each model on its own: one that fails to load says so in its place, and the
+      // others still translate.
+      const failed = [];
       for (const name of names) {
-        const result = await translate(new URL(`models/${name}/`, STATIC), vendor, input.value);
-        results.append(resultView(name, result));
+        try {
+          const result = await translate(new URL(`models/${name}/`, STATIC), vendor, input.value);
+          results.append(resultView(name, result));
+        } catch (error) {
+          if (error.name === "LiveError" && error.message.startsWith("type a sentence")) throw error;
+          failed.push(`${TITLES[name] || name}: ${error.message}`);
+          results.append(el("div", { class: "attnlab-live-result attnlab-live-error", "data-model": name },
+            el("h4", { text: TITLES[name] || name }),
+            note(`This model could not be used: ${error.message}`)));
+        }
       }
-      status.textContent = "";
+      if (failed.length === names.length) throw new Error(failed.join("; "));
+      status.textContent = failed.length ? `Not every model could be used. ${failed.join("; ")}` : "";
     } catch (error) {
       status.textContent = `Live translation failed: ${error.message}`;
       status.classList.add("attnlab-live-error");

@@ -4,7 +4,9 @@
 // PyTorch: tokenize exactly as the library does, read unknown words as <unk>, cut the
 // sentence to max_src_len tokens, then decode greedily, running the model's graph once
 // per output word on the words written so far. Nothing is fetched until a reader asks
-// for a translation; every file is checked against its SHA-256 in the manifest.
+// for a translation; every file is checked against its SHA-256 (the model's in its
+// manifest, the runtime's in runtime.json, both written when the book was built) before
+// it is used.
 //
 // The two large files, the model's graph and onnxruntime's WebAssembly, are served
 // gzip-compressed (a static host sends .onnx and often .wasm files as they are) and
@@ -15,7 +17,9 @@ import { detokenize, tokenize } from "./tokenize.mjs";
 const loaded = new Map(); // model URL -> Promise of {manifest, session, vocabs}
 let runtime = null; // Promise of the onnxruntime-web module
 
-export class LiveError extends Error {}
+export class LiveError extends Error {
+  get name() { return "LiveError"; }
+}
 
 // Bytes as served, decompressed if they are gzip (a server that sent them with
 // Content-Encoding: gzip has already decompressed them).
@@ -38,17 +42,83 @@ async function sha256Hex(bytes) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// The bytes at `url`, checked against `expected` (a SHA-256 in hex) unless it is null.
+async function fetchChecked(url, expected, options = {}) {
+  const name = url.pathname.split("/").pop();
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    throw new LiveError(`could not load ${name}: ${error.message}`);
+  }
+  if (!response.ok) throw new LiveError(`could not load ${name} (HTTP ${response.status})`);
+  const bytes = await response.arrayBuffer();
+  if (expected && (await sha256Hex(bytes)) !== expected) {
+    throw new LiveError(`${name} does not match its SHA-256`);
+  }
+  return bytes;
+}
+
+// A file named by a list of hashes (the manifest, runtime.json) is fetched with its hash
+// in its URL: a browser that kept an old copy of the list asks for the old files, which a
+// new deploy no longer has, instead of pairing the old list with new files.
+function hashed(url, sha256) {
+  const out = new URL(url);
+  out.searchParams.set("sha256", sha256);
+  return out;
+}
+
+// A module whose bytes were checked, imported from those very bytes (a blob: URL), so
+// that what runs is what was checked.
+async function checkedModule(url, expected) {
+  const bytes = await fetchChecked(hashed(url, expected), expected);
+  const blob = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+  return { url: blob, load: () => import(blob) };
+}
+
+async function runtimeHashes() {
+  const url = new URL("runtime.json", import.meta.url);
+  const bytes = await fetchChecked(url, null, { cache: "no-cache" });
+  let runtime;
+  try {
+    runtime = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new LiveError(`runtime.json is not readable: ${error.message}`);
+  }
+  if (runtime?.format !== 1 || typeof runtime.files !== "object" || runtime.files === null) {
+    throw new LiveError(`runtime.json has an unknown format (${runtime?.format})`);
+  }
+  for (const [name, key] of [["ort.wasm.min.mjs", "sha256"], ["ort-wasm-simd-threaded.mjs", "sha256"],
+                             ["ort-wasm-simd-threaded.wasm.gz", "content_sha256"]]) {
+    if (typeof runtime.files[name]?.[key] !== "string") {
+      throw new LiveError(`runtime.json gives no SHA-256 for ${name}`);
+    }
+  }
+  return runtime.files;
+}
+
 function ortModule(vendorUrl) {
   if (!runtime) {
     runtime = (async () => {
+      const files = await runtimeHashes();
       const base = new URL("onnxruntime-web/", vendorUrl);
-      const [ort, wasm] = await Promise.all([
-        import(new URL("ort.wasm.min.mjs", base).href),
-        fetchChecked(new URL("ort-wasm-simd-threaded.wasm.gz", base), null)
-          .then((bytes) => gunzip(bytes, "onnxruntime's WebAssembly"))]);
+      const wasmInfo = files["ort-wasm-simd-threaded.wasm.gz"];
+      const [loader, glue, wasm] = await Promise.all([
+        checkedModule(new URL("ort.wasm.min.mjs", base), files["ort.wasm.min.mjs"].sha256),
+        checkedModule(new URL("ort-wasm-simd-threaded.mjs", base),
+                      files["ort-wasm-simd-threaded.mjs"].sha256),
+        fetchChecked(hashed(new URL("ort-wasm-simd-threaded.wasm.gz", base), wasmInfo.sha256), null)
+          .then((bytes) => gunzip(bytes, "onnxruntime's WebAssembly"))
+          .then(async (bytes) => {
+            if ((await sha256Hex(bytes)) !== wasmInfo.content_sha256) {
+              throw new LiveError("onnxruntime's WebAssembly does not match its SHA-256 in runtime.json");
+            }
+            return bytes;
+          })]);
+      const ort = await loader.load();
       ort.env.wasm.numThreads = 1; // a static site is not cross-origin isolated
-      ort.env.wasm.wasmPaths = base.href; // its loader module sits beside the WebAssembly
-      ort.env.wasm.wasmBinary = wasm; // already here: not fetched again
+      ort.env.wasm.wasmPaths = { mjs: glue.url }; // the checked glue module
+      ort.env.wasm.wasmBinary = wasm; // already here and checked: not fetched again
       return ort;
     })();
     runtime.catch(() => { runtime = null; }); // a failed load may be tried again
@@ -56,38 +126,33 @@ function ortModule(vendorUrl) {
   return runtime;
 }
 
-async function fetchChecked(url, expected) {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (error) {
-    throw new LiveError(`could not load ${url.pathname.split("/").pop()}: ${error.message}`);
-  }
-  if (!response.ok) {
-    throw new LiveError(`could not load ${url.pathname.split("/").pop()} (HTTP ${response.status})`);
-  }
-  const bytes = await response.arrayBuffer();
-  if (expected && (await sha256Hex(bytes)) !== expected) {
-    throw new LiveError(`${url.pathname.split("/").pop()} does not match its SHA-256 in the manifest`);
-  }
-  return bytes;
-}
-
 export function loadModel(modelUrl, vendorUrl) {
   const key = modelUrl.href;
   if (!loaded.has(key)) {
     const promise = (async () => {
-      const manifestBytes = await fetchChecked(new URL("manifest.json", modelUrl), null);
-      const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-      if (manifest.format !== 2) {
-        throw new LiveError(`unknown manifest format ${manifest.format}`);
+      // Always asked of the server again (cache: "no-cache"): it names the files to load.
+      const manifestBytes = await fetchChecked(new URL("manifest.json", modelUrl), null,
+                                               { cache: "no-cache" });
+      let manifest;
+      try {
+        manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+      } catch (error) {
+        throw new LiveError(`its manifest.json is not readable: ${error.message}`);
       }
-      const file = (name) => fetchChecked(new URL(name, modelUrl), manifest.files[name].sha256);
+      if (manifest?.format !== 2 || typeof manifest.files !== "object" || manifest.files === null) {
+        throw new LiveError(`its manifest.json has an unknown format (${manifest?.format})`);
+      }
+      for (const name of ["model.onnx.gz", "src-vocab.json", "tgt-vocab.json"]) {
+        if (typeof manifest.files[name]?.sha256 !== "string") {
+          throw new LiveError(`its manifest.json gives no SHA-256 for ${name}`);
+        }
+      }
+      const at = (name) => hashed(new URL(name, modelUrl), manifest.files[name].sha256);
+      const file = (name) => fetchChecked(at(name), manifest.files[name].sha256);
       // The graph is checked after decompressing: a server may have decompressed it.
       const graph = async () => {
         const info = manifest.files["model.onnx.gz"];
-        const url = new URL("model.onnx.gz", modelUrl);
-        const bytes = await gunzip(await fetchChecked(url, null), "model.onnx.gz");
+        const bytes = await gunzip(await fetchChecked(at("model.onnx.gz"), null), "model.onnx.gz");
         if ((await sha256Hex(bytes)) !== info.content_sha256) {
           throw new LiveError("model.onnx.gz does not match its SHA-256 in the manifest");
         }

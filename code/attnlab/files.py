@@ -79,7 +79,9 @@ def exclusive(path: str | os.PathLike, *, waiting: str | None = None) -> Iterato
     A second process asking for the same lock waits until the first is done, saying
     ``waiting`` once if given; the lock is the operating system's, so a process that
     dies releases it. Yields whether it had to wait. The lock works between processes
-    on one machine, not between machines sharing a network folder.
+    on one machine, not between machines sharing a network folder: two Colab sessions
+    on one Google Drive folder are two machines, and should each train into a cache
+    folder of their own (``ATTNLAB_BUILD_DIR``).
     """
     path = Path(path)
     _writable(path.parent)
