@@ -214,17 +214,22 @@ def test_every_page_carries_its_policy_before_any_script(built_book):
     pages = [p for p in sorted(html.rglob("*.html"))
              if content_policy.HEAD.search(p.read_text(encoding="utf-8"))]
     assert len(pages) >= 20
+
+    def without_policy(text):
+        meta = re.search(r'\n<meta http-equiv="Content-Security-Policy"[^>]*>', text)
+        return text.replace(meta[0], "") if meta else text
+
+    texts = {path: path.read_text(encoding="utf-8") for path in pages}
+    handlers = content_policy.site_handlers([without_policy(t) for t in texts.values()])
+    assert len(handlers) >= 2                 # the theme's full-screen and print buttons
     with_widgets = 0
-    for path in pages:
-        text = path.read_text(encoding="utf-8")
+    for path, text in texts.items():
         head = text.split("</head>")[0]
         found = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', head)
         assert len(found) == 1, path
         assert head.index("Content-Security-Policy") < head.find("<script") or "<script" not in head
-        # the policy allows exactly this page's inline scripts
-        without = text.replace(re.search(r'\n<meta http-equiv="Content-Security-Policy"[^>]*>',
-                                         text)[0], "")
-        assert found[0] == content_policy.policy(without), path
+        # the policy allows exactly this page's inline scripts, and the site's handlers
+        assert found[0] == content_policy.policy(without_policy(text), handlers), path
         assert "default-src 'self'" in found[0]
         # eval only where the widget manager runs (it compiles its schemas with it)
         widgets = 'type="application/vnd.jupyter.widget-view+json"' in text

@@ -8,7 +8,8 @@ extension has written its inline scripts). What it allows, and why:
 
 * ``script-src 'self'``, the SHA-256 of each inline script of the page (the theme's
   mode switch, Sphinx's options, myst-nb's widget view markers are data, not scripts)
-  and of each inline event handler (``'unsafe-hashes'``: the theme's buttons);
+  and of each inline event handler of the site (``'unsafe-hashes'``: the theme's buttons;
+  the site's, because the search page parses the pages it finds under its own policy);
   ``'wasm-unsafe-eval'`` for onnxruntime's WebAssembly; ``blob:`` for the runtime
   modules ``translate.mjs`` imports from the bytes it has checked against their hashes.
   A page with explorers also needs ``'unsafe-eval'``: the ipywidgets HTML manager
@@ -77,8 +78,12 @@ def has_widgets(page: str) -> bool:
     return WIDGET_VIEW in page
 
 
-def policy(page: str) -> str:
+def policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
+    """The page's policy. ``site_handlers``: the hashes of the inline event handlers of
+    every page of the site, allowed on each page (the search page parses the pages it
+    finds, and the browser checks their handlers against the search page's policy)."""
     scripts, handlers = inline_hashes(page)
+    handlers = sorted(set(handlers) | set(site_handlers))
     script_src = ["'self'", "'wasm-unsafe-eval'", "blob:", *scripts]
     if has_widgets(page):
         # The widget manager compiles the JSON schemas of widget state into functions
@@ -89,7 +94,7 @@ def policy(page: str) -> str:
     return "; ".join(["script-src " + " ".join(script_src), *FIXED])
 
 
-def add_policy(page: str) -> str:
+def add_policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
     """The page with its policy at the top of its ``<head>`` (after ``<meta charset>``,
     which must stay within the page's first kilobyte), before any script."""
     if MARK in page:
@@ -101,18 +106,26 @@ def add_policy(page: str) -> str:
     charset = CHARSET.match(page, at)
     if charset:
         at = charset.end()
-    meta = f'\n<meta {MARK} content="{policy(page)}">'
+    meta = f'\n<meta {MARK} content="{policy(page, site_handlers)}">'
     return page[:at] + meta + page[at:]
+
+
+def site_handlers(pages: list[str]) -> tuple[str, ...]:
+    """The hashes of the inline event handlers of all ``pages``."""
+    return tuple(sorted({h for page in pages for h in inline_hashes(page)[1]}))
 
 
 def _write_policies(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    pages = sorted(Path(app.outdir).rglob("*.html"))
-    for path in pages:
+    pages = {}
+    for path in sorted(Path(app.outdir).rglob("*.html")):
         text = path.read_text(encoding="utf-8")
         if HEAD.search(text) and MARK not in text:
-            path.write_text(add_policy(text), encoding="utf-8")
+            pages[path] = text
+    handlers = site_handlers(list(pages.values()))
+    for path, text in pages.items():
+        path.write_text(add_policy(text, handlers), encoding="utf-8")
     logger.info("content_policy: a Content-Security-Policy on %d page(s)", len(pages))
 
 
