@@ -84,9 +84,10 @@ def check_pages(site: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{page}: not built ({path.relative_to(site)} is missing)")
             continue
+        text = path.read_text(encoding="utf-8")
         parser = _Loads()
-        parser.feed(path.read_text(encoding="utf-8"))
-        if 'http-equiv="Content-Security-Policy"' not in path.read_text(encoding="utf-8"):
+        parser.feed(text)
+        if 'http-equiv="Content-Security-Policy"' not in text:
             problems.append(f"{page}: no Content-Security-Policy (book/_ext/content_policy.py)")
         if parser.tracebacks:
             problems.append(f"{page}: {parser.tracebacks} cell(s) failed (a traceback "

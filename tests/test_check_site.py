@@ -54,6 +54,10 @@ def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
     text = page.read_text(encoding="utf-8")
     page.write_text(text.replace("</article>", '<div class="output traceback">'
                                  "ZeroDivisionError</div></article>", 1), encoding="utf-8")
+    # A page without its Content-Security-Policy.
+    bare = site / "chapters" / "02_encoder_decoder.html"
+    bare.write_text(re.sub(r'\n<meta http-equiv="Content-Security-Policy"[^>]*>', "",
+                           bare.read_text(encoding="utf-8"), count=1), encoding="utf-8")
     # A model file changed after its hashes were written; a stray file beside another.
     models = site / "_static" / "models"
     weights = models / "gru-fra-eng" / "model.onnx.gz"
@@ -83,6 +87,7 @@ def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
     expected = [
         "chapters/04_self_attention: not built",
         "chapters/03_bahdanau_attention: 1 cell(s) failed",
+        "chapters/02_encoder_decoder: no Content-Security-Policy",
         "_static/models/gru-fra-eng: ",
         "_static/models/transformer-fra-eng: files no manifest names: ['notes.txt']",
         "_static/vendor/onnxruntime-web/",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 from pathlib import Path
 
@@ -58,8 +59,6 @@ def _hash(text: str) -> str:
 
 def inline_hashes(page: str) -> tuple[list[str], list[str]]:
     """The hashes of a page's inline scripts, and of its inline event handlers."""
-    import html
-
     scripts = []
     for match in SCRIPT.finditer(page):
         attrs = match["attrs"]
@@ -78,12 +77,12 @@ def has_widgets(page: str) -> bool:
     return WIDGET_VIEW in page
 
 
-def policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
-    """The page's policy. ``site_handlers``: the hashes of the inline event handlers of
+def policy(page: str, handlers: tuple[str, ...] = ()) -> str:
+    """The page's policy. ``handlers``: the hashes of the inline event handlers of
     every page of the site, allowed on each page (the search page parses the pages it
     finds, and the browser checks their handlers against the search page's policy)."""
-    scripts, handlers = inline_hashes(page)
-    handlers = sorted(set(handlers) | set(site_handlers))
+    scripts, own = inline_hashes(page)
+    handlers = sorted(set(own) | set(handlers))
     script_src = ["'self'", "'wasm-unsafe-eval'", "blob:", *scripts]
     if has_widgets(page):
         # The widget manager compiles the JSON schemas of widget state into functions
@@ -94,7 +93,7 @@ def policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
     return "; ".join(["script-src " + " ".join(script_src), *FIXED])
 
 
-def add_policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
+def add_policy(page: str, handlers: tuple[str, ...] = ()) -> str:
     """The page with its policy at the top of its ``<head>`` (after ``<meta charset>``,
     which must stay within the page's first kilobyte), before any script."""
     if MARK in page:
@@ -106,7 +105,7 @@ def add_policy(page: str, site_handlers: tuple[str, ...] = ()) -> str:
     charset = CHARSET.match(page, at)
     if charset:
         at = charset.end()
-    meta = f'\n<meta {MARK} content="{policy(page, site_handlers)}">'
+    meta = f'\n<meta {MARK} content="{policy(page, handlers)}">'
     return page[:at] + meta + page[at:]
 
 

@@ -173,7 +173,7 @@ function mount(container) {
     status.textContent = "Loading and translating…";
     try {
       engine = engine || import(new URL("live/translate.mjs", STATIC).href);
-      const { translate } = await engine;
+      const { translate, NothingToTranslate } = await engine;
       const vendor = new URL("vendor/", STATIC);
       // Each model on its own: one that fails to load says so in its place, and the
       // others still translate.
@@ -183,7 +183,7 @@ function mount(container) {
           const result = await translate(new URL(`models/${name}/`, STATIC), vendor, input.value);
           results.append(resultView(name, result));
         } catch (error) {
-          if (error.name === "LiveError" && error.message.startsWith("type a sentence")) throw error;
+          if (error instanceof NothingToTranslate) throw error; // the reader's, not a model's
           failed.push(`${TITLES[name] || name}: ${error.message}`);
           results.append(el("div", { class: "attnlab-live-result attnlab-live-error", "data-model": name },
             el("h4", { text: TITLES[name] || name }),

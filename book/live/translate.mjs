@@ -21,6 +21,9 @@ export class LiveError extends Error {
   get name() { return "LiveError"; }
 }
 
+// The reader's sentence has no word in it: nothing is wrong with any model.
+export class NothingToTranslate extends LiveError {}
+
 // Bytes as served, decompressed if they are gzip (a server that sent them with
 // Content-Encoding: gzip has already decompressed them).
 async function gunzip(bytes, name) {
@@ -54,6 +57,15 @@ async function fetchChecked(url, expected, options = {}) {
   if (!response.ok) throw new LiveError(`could not load ${name} (HTTP ${response.status})`);
   const bytes = await response.arrayBuffer();
   if (expected && (await sha256Hex(bytes)) !== expected) {
+    throw new LiveError(`${name} does not match its SHA-256`);
+  }
+  return bytes;
+}
+
+// A gzip-compressed file, checked after decompressing: a server may have decompressed it.
+async function fetchGunzipped(url, contentSha256, name) {
+  const bytes = await gunzip(await fetchChecked(url, null), name);
+  if ((await sha256Hex(bytes)) !== contentSha256) {
     throw new LiveError(`${name} does not match its SHA-256`);
   }
   return bytes;
@@ -107,14 +119,8 @@ function ortModule(vendorUrl) {
         checkedModule(new URL("ort.wasm.min.mjs", base), files["ort.wasm.min.mjs"].sha256),
         checkedModule(new URL("ort-wasm-simd-threaded.mjs", base),
                       files["ort-wasm-simd-threaded.mjs"].sha256),
-        fetchChecked(hashed(new URL("ort-wasm-simd-threaded.wasm.gz", base), wasmInfo.sha256), null)
-          .then((bytes) => gunzip(bytes, "onnxruntime's WebAssembly"))
-          .then(async (bytes) => {
-            if ((await sha256Hex(bytes)) !== wasmInfo.content_sha256) {
-              throw new LiveError("onnxruntime's WebAssembly does not match its SHA-256 in runtime.json");
-            }
-            return bytes;
-          })]);
+        fetchGunzipped(hashed(new URL("ort-wasm-simd-threaded.wasm.gz", base), wasmInfo.sha256),
+                       wasmInfo.content_sha256, "onnxruntime's WebAssembly")]);
       const ort = await loader.load();
       ort.env.wasm.numThreads = 1; // a static site is not cross-origin isolated
       ort.env.wasm.wasmPaths = { mjs: glue.url }; // the checked glue module
@@ -149,17 +155,10 @@ export function loadModel(modelUrl, vendorUrl) {
       }
       const at = (name) => hashed(new URL(name, modelUrl), manifest.files[name].sha256);
       const file = (name) => fetchChecked(at(name), manifest.files[name].sha256);
-      // The graph is checked after decompressing: a server may have decompressed it.
-      const graph = async () => {
-        const info = manifest.files["model.onnx.gz"];
-        const bytes = await gunzip(await fetchChecked(at("model.onnx.gz"), null), "model.onnx.gz");
-        if ((await sha256Hex(bytes)) !== info.content_sha256) {
-          throw new LiveError("model.onnx.gz does not match its SHA-256 in the manifest");
-        }
-        return bytes;
-      };
-      const [model, src, tgt] = await Promise.all(
-        [graph(), file("src-vocab.json"), file("tgt-vocab.json")]);
+      const [model, src, tgt] = await Promise.all([
+        fetchGunzipped(at("model.onnx.gz"), manifest.files["model.onnx.gz"].content_sha256,
+                       "model.onnx.gz"),
+        file("src-vocab.json"), file("tgt-vocab.json")]);
       const decode = (bytes) => JSON.parse(new TextDecoder().decode(bytes));
       const ort = await ortModule(vendorUrl);
       const session = await ort.InferenceSession.create(new Uint8Array(model),
@@ -205,11 +204,11 @@ function nested(tensor, keep) {
 }
 
 export async function translate(modelUrl, vendorUrl, sentence) {
-  const { ort, manifest, session, src, tgt } = await loadModel(modelUrl, vendorUrl);
   const all = tokenize(sentence);
   if (all.length === 0) {
-    throw new LiveError("type a sentence first: there is nothing to translate");
+    throw new NothingToTranslate("type a sentence first: there is nothing to translate");
   }
+  const { ort, manifest, session, src, tgt } = await loadModel(modelUrl, vendorUrl);
   const truncated = all.length > manifest.max_src_len;
   const tokens = all.slice(0, manifest.max_src_len);
   const index = new Map(src.map((token, i) => [token, i]));
