@@ -81,3 +81,58 @@ def test_self_attention_without_positions_is_permutation_equivariant():
     y_perm = encode(x[:, order])
     permuted_positions, _ = layer(query=y_perm, key=y_perm, value=y_perm)
     assert not torch.allclose(permuted_positions, with_positions[:, order], atol=1e-3)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_with_dropout_the_output_is_made_from_the_weights_returned(fused):
+    # Training with dropout: the weights handed back are the ones that weighed the
+    # values (after dropout, as torch.nn.MultiheadAttention returns them), and the
+    # values are weighed once.
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 4, dropout=0.5, fused=fused).train()
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    out, weights = layer(query=x, key=memory, value=memory, need_weights=True)
+    values = layer.split_heads(layer.W_v(memory))                      # (B, h, S, d_k)
+    heads = (weights @ values).transpose(1, 2).reshape(2, 5, 16)
+    assert torch.allclose(out, layer.W_o(heads), atol=1e-6)
+    dropped = weights.eq(0).float().mean().item()
+    assert 0.3 < dropped < 0.7                           # dropout did act on them
+    kept = weights[weights > 0]
+    assert kept.min() >= 0 and weights.sum(-1).max() > 1   # rescaled by 1 / (1 - p)
+
+
+def test_causal_self_attention_uses_the_kernel_flag_and_equals_the_mask(monkeypatch):
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 4, dropout=0.1).train()
+    x = torch.randn(3, 6, 16)
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    outputs = []
+    for kwargs in (dict(causal=True), dict(mask=masks.causal_mask(6))):
+        torch.manual_seed(1)                                  # the same dropout
+        out, _, _ = layer.self_attend(x, **kwargs)
+        outputs.append(out)
+    assert calls[0]["is_causal"] and calls[0]["attn_mask"] is None
+    assert not calls[1]["is_causal"] and calls[1]["attn_mask"] is not None
+    assert torch.equal(*outputs)
+    # The explicit path (weights asked for) builds the causal mask itself.
+    layer.eval()
+    out, weights, _ = layer.self_attend(x, causal=True, need_weights=True)
+    assert weights[..., ~masks.causal_mask(6)].eq(0).all()
+    assert torch.allclose(out, layer.self_attend(x, causal=True)[0], atol=1e-6)
+
+
+def test_causal_attention_refuses_a_mask_or_other_positions():
+    layer = MultiHeadAttention(8, 2)
+    x = torch.randn(1, 4, 8)
+    with pytest.raises(ValueError, match="takes no mask"):
+        layer.self_attend(x, causal=True, mask=masks.causal_mask(4))
+    q = layer.split_heads(x)
+    with pytest.raises(ValueError, match="T=4, S=3"):
+        layer.attend(q, q[:, :, :3], q[:, :, :3], causal=True)

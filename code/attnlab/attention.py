@@ -152,23 +152,31 @@ class ScoredAttention(nn.Module):
 
 def scaled_dot_product_attention(
         query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-        mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        mask: torch.Tensor | None = None,
+        dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d_k)) V, written out.
 
     Shapes:
         query: (..., T, d_k); key: (..., S, d_k); value: (..., S, d_v);
         mask: broadcastable to (..., T, S), True = may attend.
         returns output (..., T, d_v) and weights (..., T, S).
+    ``dropout`` (in training) drops weights before they weigh the values; the weights
+    returned are those the output was made with.
     """
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])   # (..., T, S)
     weights = masked_softmax(scores, mask)
+    if dropout:
+        weights = F.dropout(weights, dropout)
     return weights @ value, weights
 
 
 def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                    mask: torch.Tensor | None = None,
-                    dropout: float = 0.0) -> torch.Tensor:
+                    mask: torch.Tensor | None = None, dropout: float = 0.0, *,
+                    causal: bool = False) -> torch.Tensor:
     """The same computation through ``torch.nn.functional.scaled_dot_product_attention``
-    (one fused kernel, no weights returned). Same mask polarity: True = may attend."""
+    (one fused kernel, no weights returned). Same mask polarity: True = may attend.
+    ``causal=True`` (queries and keys the same T positions) stands for the causal mask
+    without one: the kernel skips the masked half, and a GPU can take its
+    flash-attention path, which an explicit mask rules out."""
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
-                                          dropout_p=dropout)
+                                          dropout_p=dropout, is_causal=causal)

@@ -96,8 +96,10 @@ def _attend_with(scores_to_weights: Callable, *, scale: bool = True,
                  change_mask: Callable | None = None):
     """An ``attend`` for MultiHeadAttention that computes the weights explicitly, with
     a planted change."""
-    def attend(self, q, k, v, *, mask=None, need_weights=False):
+    def attend(self, q, k, v, *, mask=None, causal=False, need_weights=False):
         batch, _, queries, _ = q.shape
+        if causal:                           # the decoder's self-attention in training
+            mask = masks.causal_mask(queries, q.device)
         if change_mask is not None:
             mask = change_mask(mask)
         mask = masks.for_heads(masks.check(mask, queries, k.shape[2]))

@@ -82,7 +82,8 @@ class MultiHeadAttention(nn.Module):
                            need_weights=need_weights)
 
     def self_attend(self, x: torch.Tensor, *, cache: KeyValue | None = None,
-                    mask: torch.Tensor | None = None, need_weights: bool = False):
+                    mask: torch.Tensor | None = None, causal: bool = False,
+                    need_weights: bool = False):
         """Self-attention of ``x`` (B, T, D), extending a key/value ``cache`` of the
         positions before it when generating. Returns the output (B, T, D), the weights
         (or ``None``), and the keys and values, cache included: the next cache."""
@@ -91,23 +92,32 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             projected = cache.extend(projected)                     # (B, h, t, d_k)
         out, weights = self.attend(q, projected.key, projected.value, mask=mask,
-                                   need_weights=need_weights)
+                                   causal=causal, need_weights=need_weights)
         return out, weights, projected
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
-               mask: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None, causal: bool = False,
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attention on projections already split into heads, (B, h, T or S, d_k)."""
+        """Attention on projections already split into heads, (B, h, T or S, d_k).
+        ``causal=True``: each of T queries sees the keys up to its own position (T = S),
+        in place of a mask. In training the weights returned are after dropout: the
+        weights the output was made with."""
         batch, _, queries, _ = q.shape
+        if causal and (mask is not None or k.shape[2] != queries):
+            raise ValueError(f"causal attention is over the same positions (T = S) and "
+                             f"takes no mask; got T={queries}, S={k.shape[2]}"
+                             + (" and a mask" if mask is not None else ""))
+        dropout = self.dropout if self.training else 0.0
+        fused = self.fused and not need_weights
+        if causal and not fused:
+            mask = masks.causal_mask(queries, q.device)             # (T, T)
         # (B or 1, 1, T or 1, S)
         mask = masks.for_heads(masks.check(mask, queries, k.shape[2]))
-        dropout = self.dropout if self.training else 0.0
-        if self.fused and not need_weights:
-            heads, weights = fused_attention(q, k, v, mask, dropout=dropout), None
+        if fused:
+            heads = fused_attention(q, k, v, mask, dropout, causal=causal)
+            weights = None
         else:
-            heads, weights = scaled_dot_product_attention(q, k, v, mask)
-            if dropout:
-                heads = nn.functional.dropout(weights, dropout) @ v
+            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout)
         # (B, h, T, d_k) -> (B, T, h * d_k)
         heads = heads.transpose(1, 2).reshape(batch, queries, self.num_heads * self.d_k)
         return self.W_o(heads), weights

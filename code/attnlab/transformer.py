@@ -21,7 +21,7 @@ from torch import nn
 
 from .contract import Batched, LayerWeights, Seq2SeqOutput, Step, register
 from .layers import FeedForward, Residual, init_embedding
-from .masks import causal_mask, padding_mask
+from .masks import padding_mask
 from .multihead import KeyValue, MultiHeadAttention
 from .positions import SinusoidalPositionalEncoding
 from .selfattention import EncoderLayer
@@ -38,19 +38,19 @@ class DecoderLayer(nn.Module):
                                        for _ in range(3))
 
     def forward(self, y: torch.Tensor, memory: KeyValue, memory_mask: torch.Tensor, *,
-                self_mask: torch.Tensor | None = None, cache: KeyValue | None = None,
-                need_weights: bool = False):
+                cache: KeyValue | None = None, need_weights: bool = False):
         """(B, T, D) decoder states -> (B, T, D), the self-attention's keys and values,
         and the weights of both attentions (if asked for).
 
         ``memory`` holds the cross-attention's keys and values of the encoder's output.
-        With a ``cache`` (incremental decoding, T = 1), the new token's keys and values
-        follow those of the earlier tokens, and no causal mask is needed: the cache
-        holds only the past. The keys and values returned are the next step's cache.
+        Without a ``cache`` the self-attention is causal over the T positions. With one
+        (incremental decoding, T = 1), the new token's keys and values follow those of
+        the earlier tokens, and no causal mask is needed: the cache holds only the
+        past. The keys and values returned are the next step's cache.
         """
         def self_attend(z):
             out, weights, projected = self.self_attention.self_attend(
-                z, cache=cache, mask=self_mask, need_weights=need_weights)
+                z, cache=cache, causal=cache is None, need_weights=need_weights)
             return out, (weights, projected)
 
         y, (self_weights, projected) = self.residuals[0](y, self_attend)
@@ -132,12 +132,10 @@ class Transformer(nn.Module):
         computes the last layer's weights only (the others take the fused path)."""
         offset = cache.step if cache is not None else 0
         y = self.positions(self.tgt_embedding(tgt) * self.scale, offset=offset)
-        self_mask = None if cache is not None else causal_mask(tgt.shape[1], tgt.device)
         weights, caches, last = [], [], len(self.decoder) - 1
         for i, layer in enumerate(self.decoder):
             wanted = need_weights is True or (need_weights == "last" and i == last)
             y, projected, w = layer(y, source.memory[i], source.mask,
-                                    self_mask=self_mask,
                                     cache=cache.layers[i] if cache is not None
                                     else None, need_weights=wanted)
             weights.append(w)
