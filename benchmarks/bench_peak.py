@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import common
 from attnlab.batching import random_batch
-from attnlab.training import batch_loss
+from attnlab.training import Trainer
 from attnlab.transformer import Transformer
 
 
@@ -50,14 +50,12 @@ def main() -> None:
         V, B, T = size["vocab"], size["batch"], size["length"]
         model = Transformer(V, V, d_model=size["d_model"], num_heads=4, num_layers=2,
                             d_ff=size["d_ff"], dropout=0.0).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        trainer = Trainer(model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-4),
+                          clip=None, device=device)
         batch = random_batch(V, V, T, B, device=device)
 
         def step():
-            loss = batch_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            trainer.step(batch)
 
         with FlopCounterMode(display=False) as counter:
             step()

@@ -48,7 +48,7 @@ def steps_per_second(trainer: Trainer, stream: list, *, wait_each: bool,
     start = time.perf_counter()
     last = None
     for batch in stream:
-        last = trainer.train_step(batch) if wait_each else trainer.step(batch)
+        last = trainer.train_step(batch) if wait_each else trainer.step(batch).loss
     float(last)                                          # the last step has finished
     return len(stream) / (time.perf_counter() - start)
 

@@ -20,7 +20,7 @@ from attnlab.batching import random_batch
 from attnlab.contract import Seq2SeqOutput
 from attnlab.masks import causal_mask, padding_mask
 from attnlab.multihead import MultiHeadAttention
-from attnlab.training import batch_loss
+from attnlab.training import Trainer
 from attnlab.transformer import Transformer
 
 
@@ -118,15 +118,9 @@ def main() -> None:
             common.close(model(**inputs).logits, peer(**inputs).logits, "Transformer", atol=1e-4)
 
         def training_step(net):
-            optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-
-            def step():
-                net.train()
-                loss = batch_loss(net, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            return step
+            trainer = Trainer(net, optimizer=torch.optim.Adam(net.parameters(), lr=1e-4),
+                              clip=None, device=device)
+            return lambda: trainer.step(batch)
 
         times = common.race({"attnlab": training_step(model), "torch": training_step(peer)},
                             device=device, repeats=repeats)

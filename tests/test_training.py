@@ -166,8 +166,10 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
     trainer = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3,
                       device="cpu")
     batch = next(iter(task.loader("train", 16)))
-    loss = trainer.step(batch)
-    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and not loss.requires_grad
+    result = trainer.step(batch)
+    for value in (result.loss, result.grad_norm):
+        assert isinstance(value, torch.Tensor) and value.ndim == 0
+        assert not value.requires_grad
 
     reads, item = [], torch.Tensor.item
 
@@ -179,8 +181,9 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
     returned, step = [], Trainer.step
 
     def recorded(self, b):
-        returned.append(step(self, b))
-        return returned[-1]
+        result = step(self, b)
+        returned.append(result.loss)
+        return result
 
     monkeypatch.setattr(Trainer, "step", recorded)
     history = trainer.fit(task.loader("train", 16), max_steps=20, log_every=5,
@@ -223,3 +226,23 @@ def test_callbacks_are_not_training_time_and_evaluations_are_clocked():
     assert history.seconds < 0.25 * len(calls), "the callbacks' 1.5 s are not training time"
     assert len(history.val_seconds) == len(history.val_steps) == 2
     assert 0 < history.val_seconds[0] < history.val_seconds[1] <= history.seconds
+
+
+def test_the_step_reports_the_gradient_norm_before_clipping_and_scales_on_request():
+    task = _task()
+    batch = next(iter(task.loader("train", 16)))
+    norms = {}
+    for clip, scale in [(None, 1.0), (0.01, 1.0), (None, 10.0)]:
+        runtime.seed_everything(0)
+        model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
+        before = [p.detach().clone() for p in model.parameters()]
+        result = Trainer(model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+                         clip=clip, device="cpu").step(batch, gradient_scale=scale)
+        norms[clip, scale] = float(result.grad_norm)
+        # SGD at lr 1 moves each parameter by its (clipped, scaled) gradient
+        moved = torch.cat([(b - p.detach()).flatten()
+                           for b, p in zip(before, model.parameters())]).norm()
+        assert float(moved) == pytest.approx(min(norms[clip, scale], clip or 1e9),
+                                             rel=1e-4)
+    assert norms[0.01, 1.0] == norms[None, 1.0] > 0.01      # reported before clipping
+    assert norms[None, 10.0] == pytest.approx(10 * norms[None, 1.0], rel=1e-5)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .batching import Batch, random_batch
-from .training import batch_loss
+from .training import Trainer, batch_loss
 
 
 def source_gradient_norms(model: nn.Module, batch: Batch, *,
@@ -85,8 +85,10 @@ def time_training_step(model: nn.Module, *, src_vocab: int, tgt_vocab: int,
 
 def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmup,
                 device, seed):
-    model = model.to(device).train()     # a training step, dropout and all
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model = model.to(device)
+    # the course's training step, dropout and all (Adam without clipping)
+    trainer = Trainer(model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-4),
+                      clip=None, device=device)
     generator = torch.Generator().manual_seed(seed)
     results = []
     for length in lengths:
@@ -97,10 +99,7 @@ def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmu
             if str(device).startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            loss = batch_loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            trainer.step(batch)
             if str(device).startswith("cuda"):
                 torch.cuda.synchronize()
             if i >= warmup:
@@ -156,19 +155,14 @@ def gradient_norms_during_training(model: nn.Module, batches: list[Batch], *,
 
     Returns ``{"norms": [...], "losses": [...]}``, one value per step.
     """
-    model = model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model = model.to(device)
+    trainer = Trainer(model, optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+                      clip=clip, device=device)
     norms, losses = [], []
     for batch in batches:
-        batch = batch.to(device)
-        loss = batch_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(model.parameters(),
-                                        clip if clip is not None else float("inf"))
-        optimizer.step()
-        norms.append(float(norm))
-        losses.append(loss.item())
+        result = trainer.step(batch)
+        norms.append(float(result.grad_norm))
+        losses.append(float(result.loss))
     return {"norms": norms, "losses": losses}
 
 
@@ -214,20 +208,12 @@ def updates_around_a_spike(model: nn.Module, batch: Batch,
     course's trainer does."""
     if spike <= 0:
         raise ValueError(f"spike must be positive, got {spike}")
-    model.train()
+    trainer = Trainer(model, optimizer=optimizer, clip=clip,
+                      device=next(model.parameters()).device)
     sizes = []
     for step in range(before + 1 + after):
-        loss = batch_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if step == before:
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(spike)
-        if clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
         old = [p.detach().clone() for p in model.parameters()]
-        optimizer.step()
+        trainer.step(batch, gradient_scale=spike if step == before else 1.0)
         sizes.append(float(torch.sqrt(sum(((p.detach() - o) ** 2).sum()
                                           for p, o in zip(model.parameters(), old)))))
     return sizes

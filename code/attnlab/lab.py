@@ -358,7 +358,7 @@ def overfit_one_batch(mystery: Mystery, steps: int = 60) -> float:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         for _ in range(steps):
-            loss = trainer.step(batch)
+            loss = trainer.step(batch).loss
     model.eval()
     return float(loss)
 

@@ -86,6 +86,15 @@ class History:
 Callback = Callable[[History], None]
 
 
+@dataclass
+class StepResult:
+    """What one optimisation step gives back, on the device and not yet read: reading
+    either (``float(result.loss)``) makes the host wait for the step on a GPU."""
+
+    loss: torch.Tensor        # (): the batch's training loss (label smoothing included)
+    grad_norm: torch.Tensor   # (): the norm of the whole gradient, before clipping
+
+
 class Trainer:
     """Adam (:func:`adam`), gradient clipping and masked cross-entropy, with a progress
     bar.
@@ -117,26 +126,34 @@ class Trainer:
         return batch_loss(self.model, batch, pad_id=self.pad_id,
                           label_smoothing=smoothing)
 
-    def step(self, batch: Batch) -> torch.Tensor:
-        """One optimisation step on ``batch``; returns its loss as a tensor on the
-        device. Nothing here waits for the device: on a GPU the step is queued and
-        the host goes on to the next batch (read the loss with ``.item()`` only when
-        it is needed, as :meth:`fit` does every ``log_every`` steps)."""
+    def step(self, batch: Batch, *, gradient_scale: float = 1.0) -> StepResult:
+        """One optimisation step on ``batch``; returns its loss and gradient norm as
+        tensors on the device. Nothing here waits for the device: on a GPU the step is
+        queued and the host goes on to the next batch (read the loss only when it is
+        needed, as :meth:`fit` does every ``log_every`` steps). ``gradient_scale``
+        multiplies the gradient before it is clipped: an exploding gradient made to
+        order."""
         self.model.train()
         batch = batch.to(self.device, non_blocking=True)
         loss = self.loss(batch)                 # teacher forcing, padding masked
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if gradient_scale != 1.0:
+            for p in parameters:
+                p.grad.mul_(gradient_scale)
         if self.clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+            norm = nn.utils.clip_grad_norm_(parameters, self.clip)
+        else:
+            norm = nn.utils.get_total_norm([p.grad for p in parameters])
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss.detach()
+        return StepResult(loss.detach(), norm)
 
     def train_step(self, batch: Batch) -> float:
         """:meth:`step`, then wait for its loss and check it is finite."""
-        return _finite(self.step(batch).item(), "the training loss")
+        return _finite(self.step(batch).loss.item(), "the training loss")
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> float:
@@ -195,7 +212,7 @@ class Trainer:
                 run.epoch += order is None
                 continue
             run.position += 1
-            pending += self.step(batch)       # summed on the device: no wait per step
+            pending += self.step(batch).loss  # summed on the device: no wait per step
             run.history.tokens += int(batch.tgt_len.sum())
             run.count += 1
             run.step += 1
