@@ -14,9 +14,7 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "code"))
 
 from attnlab.files import atomic_write_text  # noqa: E402
+from attnlab.timing import race, synchronize  # noqa: E402, F401  (the benchmarks' timing)
 
 # What reads a tensor back on the host: on a GPU each waits until the device has done all
 # the work queued before it. Operators, as torch.profiler records them ...
@@ -99,33 +98,6 @@ def device_of(args: argparse.Namespace) -> torch.device:
     from attnlab.runtime import choose_device
 
     return choose_device(args.device)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def race(contenders: dict[str, Callable[[], object]], *, device: torch.device, repeats: int,
-         warmup: int = 2) -> dict[str, dict]:
-    """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed calls each.
-    Returns ``{name: {"median": s, "spread": s, "runs": n}}``."""
-    for fn in contenders.values():
-        for _ in range(warmup):
-            fn()
-    synchronize(device)
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: {"median": statistics.median(ts), "spread": max(ts) - min(ts), "runs": len(ts)}
-            for name, ts in times.items()}
 
 
 def machine(device: torch.device) -> dict:

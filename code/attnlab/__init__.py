@@ -3,7 +3,7 @@
 The layers, each importing only from itself and those above it (a test reads
 the imports and holds every module to this)::
 
-    foundations   files, runtime
+    foundations   files, runtime, timing
         |
     data          corpus, vocab, masks, batching, data, synthetic, subwords
         |
@@ -22,6 +22,7 @@ One line a module:
 
 - ``files``: atomic writes and a lock per cache entry; nothing is left half written.
 - ``runtime``: profile (smoke/full), device, seeds, the build and cache folders.
+- ``timing``: timing calls on any device (synchronised), interleaved races.
 - ``corpus``: the English-French corpus (download, checksum, normalisation, tokens).
 - ``vocab``: tokens to ids and back, with ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
 - ``masks``: padding, causal and length masks; True = may attend, one meaning per shape.

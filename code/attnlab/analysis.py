@@ -3,13 +3,11 @@ by length."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 from torch import nn
 
 from .batching import Batch, random_batch
+from .timing import race
 from .training import Trainer, batch_loss
 
 
@@ -94,18 +92,10 @@ def _time_steps(model, src_vocab, tgt_vocab, lengths, batch_size, repeats, warmu
     for length in lengths:
         batch = random_batch(src_vocab, tgt_vocab, length, batch_size,
                              generator=generator, device=device)
-        times = []
-        for i in range(warmup + repeats):
-            if str(device).startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            trainer.step(batch)
-            if str(device).startswith("cuda"):
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-        results.append({"length": length, "seconds": statistics.median(times),
-                        "spread": max(times) - min(times)})
+        timing = race({"step": lambda: trainer.step(batch)}, device=device,
+                      repeats=repeats, warmup=warmup)["step"]
+        results.append({"length": length, "seconds": timing["median"],
+                        "spread": timing["spread"]})
     return results
 
 

@@ -187,7 +187,7 @@ TRAINING_CODE = ("attention", "bahdanau", "batching", "checkpoints", "contract",
 DATA_CODE = ("corpus", "data", "vocab")
 OTHER_CODE = ("__init__", "analysis", "check", "checking", "compare", "decoding",
               "evaluation", "explorer", "export", "files", "inspection", "lab",
-              "metrics", "notebook", "plots", "results", "widgets")
+              "metrics", "notebook", "plots", "results", "timing", "widgets")
 
 
 def _code_without_docs(source: str) -> str:

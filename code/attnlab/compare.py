@@ -11,7 +11,6 @@ parameters, their gradients and Adam's two moments.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -27,6 +26,7 @@ from .inspection import KINDS, layer_attention, replay_inputs
 from .results import load_results
 from .rnn import EncoderDecoder
 from .runtime import Profile
+from .timing import timed
 from .training import batch_loss
 from .transformer import Transformer
 from .vocab import EOS, Vocab
@@ -47,9 +47,9 @@ def compare_translation(models: Mapping[str, tuple[nn.Module, dict]], data: Seq2
         row = {"parameters": meta["parameters"], "train_seconds": meta["seconds"],
                "device": str(next(model.parameters()).device)}
         for beam, suffix in ((1, ""), (beam_size, f"_beam{beam_size}")):
-            start = time.perf_counter()
-            scores = evaluate_translation(model, data, split, beam_size=beam)
-            seconds = time.perf_counter() - start
+            scores, seconds = timed(lambda: evaluate_translation(model, data, split,
+                                                                 beam_size=beam),
+                                    device=row["device"])
             row[f"test_bleu{suffix}"] = scores["bleu"]
             row[f"test_chrf{suffix}"] = scores["chrf"]
             row[f"sentences_per_second{suffix}"] = len(scores["sources"]) / seconds
