@@ -126,3 +126,23 @@ def test_explicit_and_fused_paths_agree():
         assert torch.allclose(explicit, fused, atol=1e-5)
     manual = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8), -1) @ v
     assert torch.allclose(attention.scaled_dot_product_attention(q, k, v)[0], manual, atol=1e-6)
+
+
+def test_the_two_ways_of_writing_each_attention_are_one_computation():
+    """Chapter 3's ``AdditiveAttention`` and chapter 4's ``ScoredAttention`` with an
+    ``AdditiveScore`` of the same weights; ``scaled_dot_product_attention`` and
+    ``ScoredAttention(ScaledDotScore())``: the same contexts and weights."""
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 3, 6), torch.randn(2, 5, 8), torch.randn(2, 5, 4)
+    mask = masks.padding_mask(torch.tensor([5, 2]), 5)
+    additive = AdditiveAttention(6, 8, 7)
+    scored = ScoredAttention(attention.AdditiveScore(6, 8, 7))
+    scored.score.attention.load_state_dict(additive.state_dict())
+    for a, b in zip(additive(query=query, key=key, value=value, mask=mask),
+                    scored(query=query, key=key, value=value, mask=mask)):
+        assert torch.equal(a, b)
+    key = torch.randn(2, 5, 6)
+    for a, b in zip(attention.scaled_dot_product_attention(query, key, value, mask),
+                    ScoredAttention(ScaledDotScore())(query=query, key=key, value=value,
+                                                      mask=mask)):
+        assert torch.allclose(a, b, atol=1e-6)

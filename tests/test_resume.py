@@ -46,7 +46,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, monkeypatch
     (point,) = models.glob("*.resume.pt")
     assert not [p for p in models.glob("*.pt") if p != point]
     saved = resume.load(point)
-    assert saved["step"] == 30 and saved["epoch"] == 0 and saved["position"] == 30
+    assert saved.step == 30 and saved.epoch == 0 and saved.position == 30
     torch.rand(1000), random.random()  # the new session's generators are elsewhere
     resumed, meta = train("interrupted")
     assert not meta["from_cache"] and not point.exists()
@@ -81,7 +81,7 @@ def test_resume_in_a_later_pass_over_the_data(tmp_path):
     with pytest.raises(Interrupt):
         fit(tmp_path / "b.pt", [stop_at(20)])
     saved = resume.load(tmp_path / "b.pt")
-    assert (saved["step"], saved["epoch"], saved["position"]) == (16, 2, 2)
+    assert (saved.step, saved.epoch, saved.position) == (16, 2, 2)
     torch.rand(1000)
     resumed, resumed_history = fit(tmp_path / "b.pt")
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
@@ -89,9 +89,9 @@ def test_resume_in_a_later_pass_over_the_data(tmp_path):
     assert resumed_history.train_loss == history.train_loss
     # The final resume points hold every tensor of both runs: weights, Adam's moments, schedule.
     a, b = resume.load(tmp_path / "a.pt"), resume.load(tmp_path / "b.pt")
-    assert_same(a["model"], b["model"])
-    assert_same(a["optimizer"], b["optimizer"])
-    assert a["scheduler"] == b["scheduler"] and a["step"] == b["step"] == 30
+    assert_same(a.model, b.model)
+    assert_same(a.optimizer, b.optimizer)
+    assert a.scheduler == b.scheduler and a.step == b.step == 30
 
 
 def assert_same(a, b, where="state"):
@@ -122,7 +122,7 @@ def test_resume_points_refuse_what_they_cannot_resume(tmp_path):
     path = tmp_path / "run.resume.pt"
     trainer.fit(task.loader("train", 32), max_steps=4, save_every=2, resume_path=path,
                 progress=False)
-    assert resume.load(path)["step"] == 4
+    assert resume.load(path).step == 4
     # Finished: running it again trains nothing more.
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     history = trainer.fit(task.loader("train", 32), max_steps=4, resume_path=path, progress=False)
@@ -142,3 +142,17 @@ def test_resume_points_refuse_what_they_cannot_resume(tmp_path):
 
 
 # --- the cache key covers the code that determines the weights ---------------------------------
+
+
+def test_a_resume_point_of_another_format_or_with_a_field_missing_is_refused(tmp_path):
+    trainer, task = _tiny_trainer()
+    path = tmp_path / "run.resume.pt"
+    trainer.fit(task.loader("train", 32), max_steps=2, resume_path=path, progress=False)
+    state = torch.load(path, weights_only=True)
+    assert resume.ResumePoint.from_state_dict(state).state_dict().keys() == state.keys()
+    torch.save({**state, "format": "attnlab-resume-1"}, path)       # an older schema
+    with pytest.raises(resume.ResumeError, match="not an attnlab resume point"):
+        resume.load(path)
+    torch.save({k: v for k, v in state.items() if k != "rng"}, path)
+    with pytest.raises(resume.ResumeError, match="lacks rng"):
+        trainer.fit(task.loader("train", 32), max_steps=2, resume_path=path, progress=False)

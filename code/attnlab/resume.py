@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from .files import atomic_path
 
-FORMAT = "attnlab-resume-1"
+FORMAT = "attnlab-resume-2"
 
 
 class ResumeError(RuntimeError):
@@ -54,15 +55,70 @@ def set_rng_states(states: dict) -> None:
         torch.mps.set_rng_state(states["mps"])
 
 
-def save(path: str | os.PathLike, state: dict) -> Path:
-    """Write a resume point (a dict of tensors and plain values) atomically."""
+@dataclass
+class ResumePoint:
+    """What a resume point holds: the tensors of the model, the optimiser and the
+    schedule, where the run was, and every generator's state."""
+
+    model: dict            # the model's state_dict, on the CPU
+    optimizer: dict        # the optimiser's state_dict
+    scheduler: dict | None  # the schedule's state_dict (None: no schedule)
+    max_steps: int         # the length of the run that wrote it
+    step: int              # steps done
+    epoch: int             # which pass over the data
+    position: int          # batches already taken from that pass
+    running: float         # training loss summed since the last logged step ...
+    count: int             # ... over this many steps
+    history: dict          # what the run has measured so far (``History.to_dict()``)
+    rng: dict              # :func:`rng_states` after the last step
+
+    def state_dict(self) -> dict:
+        """What is written to disk: plain values and tensors, tagged with the format."""
+        return {"format": FORMAT,
+                **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def from_state_dict(cls, state: object, *, where: str = "the resume point"
+                        ) -> "ResumePoint":
+        """The resume point :meth:`state_dict` wrote; a clear error for anything
+        else."""
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ResumeError(f"{where} is not an attnlab resume point "
+                              f"(format {FORMAT}); delete it to train from the start")
+        missing = [f.name for f in fields(cls) if f.name not in state]
+        if missing:
+            raise ResumeError(f"{where} lacks {', '.join(missing)}; delete it to "
+                              "train from the start")
+        return cls(**{f.name: state[f.name] for f in fields(cls)})
+
+    def refuse(self, reason: str):
+        raise ResumeError(f"the resume point {reason}; delete it to train from the "
+                          "start")
+
+    def check_fits(self, model: torch.nn.Module, has_scheduler: bool,
+                   max_steps: int) -> None:
+        """Refuse a resume point written by another run: other length, other model,
+        schedule or none."""
+        own = model.state_dict()
+        if self.max_steps != max_steps:
+            self.refuse(f"was written by a run of {self.max_steps} steps, "
+                        f"not {max_steps}")
+        if own.keys() != self.model.keys() or any(
+                v.shape != self.model[k].shape for k, v in own.items()):
+            self.refuse(f"holds another model than {type(model).__name__}")
+        if (self.scheduler is None) == has_scheduler:
+            self.refuse("and this trainer disagree on having a learning-rate schedule")
+
+
+def save(path: str | os.PathLike, point: ResumePoint) -> Path:
+    """Write a resume point atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        torch.save(point.state_dict(), tmp)
     return path
 
 
-def load(path: str | os.PathLike) -> dict:
+def load(path: str | os.PathLike) -> ResumePoint:
     """Read a resume point written by :func:`save`."""
     path = Path(path)
     try:
@@ -71,11 +127,7 @@ def load(path: str | os.PathLike) -> dict:
         raise ResumeError(f"{path} is not a readable resume point "
                           f"({type(exc).__name__}: {exc}); delete it "
                           "to train from the start") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ResumeError(f"{path} is not an attnlab resume point "
-                          f"(format {FORMAT}); delete it to train "
-                          "from the start")
-    return state
+    return ResumePoint.from_state_dict(state, where=str(path))
 
 
 def batch_order(batches) -> object | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -185,132 +185,140 @@ class Trainer:
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         eval_every = eval_every or max_steps
         save_every = save_every or eval_every
-        order = resume.batch_order(batches) if resume_path is not None else None
-        run = _Run(history=History())
-        if resume_path is not None and Path(resume_path).exists():
-            iterator, rng = self._resume(run, resume.load(resume_path), batches, order,
-                                         max_steps)
-        else:
-            iterator, rng = None, None
-        start = time.perf_counter() - run.history.seconds
-        # The losses since the last log, summed where they are computed (float64: exact
-        # for these few float32 values, so where the sum is read does not change it).
-        pending = torch.zeros((), dtype=torch.float64, device=self.device)
+        run = self._start(batches, max_steps, resume_path)  # or from a resume point
         bar = tqdm(total=max_steps, initial=run.step, desc=desc, disable=not progress)
-        # after replaying the data, which draws a number to seed the loader
-        if rng is not None:
-            resume.set_rng_states(rng)
         while run.step < max_steps:
-            if iterator is None:
-                run.epoch = order.epoch if order is not None else run.epoch
-                iterator, run.position = iter(batches), 0
-            batch = next(iterator, None)
-            if batch is None:
-                if run.position == 0:
-                    raise ValueError("the training data yielded no batches")
-                iterator = None
-                run.epoch += order is None
-                continue
-            run.position += 1
-            pending += self.step(batch).loss  # summed on the device: no wait per step
+            batch = run.next_batch()
+            run.pending += self.step(batch).loss  # summed on the device: no wait
             run.history.tokens += int(batch.tgt_len.sum())
             run.count += 1
             run.step += 1
             bar.update(1)
-            step, history = run.step, run.history
-            evaluate_now = step % eval_every == 0 or step == max_steps
-            if step % log_every == 0 or evaluate_now:
-                run.running += self._collect(pending, run)
-                history.steps.append(step)
-                history.train_loss.append(run.running / run.count)
-                bar.set_postfix(loss=f"{run.running / run.count:.3f}")
-                run.running, run.count = 0.0, 0
-                if val_batches is not None and evaluate_now:
-                    history.val_steps.append(step)
-                    history.val_loss.append(self.evaluate(val_batches))
-                    history.val_seconds.append(time.perf_counter() - start)
-                history.seconds = time.perf_counter() - start
-                began = time.perf_counter()
-                for callback in callbacks:
-                    callback(history)
-                start += time.perf_counter() - began    # not training time
-            if resume_path is not None and (step % save_every == 0
-                                            or step == max_steps):
-                run.running += self._collect(pending, run)
-                run.history.seconds = time.perf_counter() - start
-                self._save_resume_point(resume_path, run, max_steps)
+            evaluate_now = run.step % eval_every == 0 or run.step == max_steps
+            if run.step % log_every == 0 or evaluate_now:
+                self._log(run, bar, val_batches if evaluate_now else None, callbacks)
+            if resume_path is not None and (run.step % save_every == 0
+                                            or run.step == max_steps):
+                run.collect()
+                run.history.seconds = run.clock()
+                resume.save(resume_path, self._resume_point(run, max_steps))
         bar.close()
-        run.history.seconds = time.perf_counter() - start
+        run.history.seconds = run.clock()
         for callback in callbacks:
             if hasattr(callback, "close"):
                 callback.close(run.history)
         return run.history
 
-    @staticmethod
-    def _collect(pending: torch.Tensor, run: "_Run") -> float:
-        """Read the losses summed on the device since the last call (one wait for the
-        device), check them and reset the sum."""
-        value = _finite(pending.item(), f"the training loss (steps up to {run.step})")
-        pending.zero_()
-        return value
-
-    def _save_resume_point(self, path, run: "_Run", max_steps: int) -> None:
-        resume.save(path,
-                    {"model": {k: v.detach().cpu() for k,
-                                     v in self.model.state_dict().items()},
-                           "optimizer": self.optimizer.state_dict(),
-                           "scheduler": self.scheduler.state_dict()
-                           if self.scheduler is not None else None,
-                           "max_steps": max_steps, "step": run.step, "epoch": run.epoch,
-                           "position": run.position, "running": run.running,
-                           "count": run.count, "history": run.history.to_dict(),
-                           "rng": resume.rng_states()})
-
-    def _resume(self, run: "_Run", state: dict, batches, order, max_steps: int):
-        """Restore a resume point; return an iterator at the same place in the data, and
-        the generators' states (put back once that iterator exists)."""
-        def refuse(reason: str):
-            raise resume.ResumeError(f"the resume point {reason}; delete it to train "
-                                     "from the start")
-
-        own = self.model.state_dict()
-        if state["max_steps"] != max_steps:
-            refuse(f"was written by a run of {state['max_steps']} steps, "
-                   f"not {max_steps}")
-        if own.keys() != state["model"].keys() or any(
-                v.shape != state["model"][k].shape for k, v in own.items()):
-            refuse(f"holds another model than {type(self.model).__name__}")
-        if (state["scheduler"] is None) != (self.scheduler is None):
-            refuse("and this trainer disagree on having a learning-rate schedule")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _start(self, batches, max_steps: int, resume_path) -> "_Run":
+        """A new run, or the run a resume point at ``resume_path`` left off: its weights
+        and optimiser back, its data at the same place, then its generators."""
+        run = _Run(batches, torch.zeros((), dtype=torch.float64, device=self.device),
+                   order=resume.batch_order(batches) if resume_path is not None
+                   else None)
+        if resume_path is None or not Path(resume_path).exists():
+            run.start = time.perf_counter()
+            return run
+        point = resume.load(resume_path)
+        point.check_fits(self.model, self.scheduler is not None, max_steps)
+        self.model.load_state_dict(point.model)
+        self.optimizer.load_state_dict(point.optimizer)
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        run.history = History(**state["history"])
-        run.step, run.epoch = state["step"], state["epoch"]
-        run.position = state["position"]
-        run.running, run.count = state["running"], state["count"]
-        # A resume point is written after a step, so inside a pass over the data: replay
-        # that pass's order and skip the batches already trained on.
-        if order is not None:
-            order.epoch = run.epoch
-        iterator = iter(batches)
-        for _ in range(run.position):
-            next(iterator)
-        return iterator, state["rng"]
+            self.scheduler.load_state_dict(point.scheduler)
+        run.history = History(**point.history)
+        run.step, run.epoch, run.position = point.step, point.epoch, point.position
+        run.running, run.count = point.running, point.count
+        run.replay()
+        run.start = time.perf_counter() - run.history.seconds
+        # after replaying the data, which draws a number to seed the loader
+        resume.set_rng_states(point.rng)
+        return run
+
+    def _log(self, run: "_Run", bar, val_batches,
+             callbacks: Sequence[Callback]) -> None:
+        """Record the mean training loss since the last log (and the validation loss,
+        if ``val_batches``), then call the callbacks, whose time is not training
+        time."""
+        history = run.history
+        run.collect()
+        history.steps.append(run.step)
+        history.train_loss.append(run.running / run.count)
+        bar.set_postfix(loss=f"{run.running / run.count:.3f}")
+        run.running, run.count = 0.0, 0
+        if val_batches is not None:
+            history.val_steps.append(run.step)
+            history.val_loss.append(self.evaluate(val_batches))
+            history.val_seconds.append(run.clock())
+        history.seconds = run.clock()
+        began = time.perf_counter()
+        for callback in callbacks:
+            callback(history)
+        run.start += time.perf_counter() - began    # not training time
+
+    def _resume_point(self, run: "_Run", max_steps: int) -> resume.ResumePoint:
+        return resume.ResumePoint(
+            model={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            optimizer=self.optimizer.state_dict(),
+            scheduler=(self.scheduler.state_dict() if self.scheduler is not None
+                       else None),
+            max_steps=max_steps, step=run.step, epoch=run.epoch, position=run.position,
+            running=run.running, count=run.count, history=run.history.to_dict(),
+            rng=resume.rng_states())
 
 
 @dataclass
 class _Run:
-    """Where a call of :meth:`Trainer.fit` is: what a resume point saves besides the
-    tensors."""
+    """Where a call of :meth:`Trainer.fit` is: its place in the data, its losses not yet
+    read, its clock (what a resume point saves besides the tensors, and the loop's own
+    state)."""
 
-    history: History
+    batches: Iterable[Batch]
+    # The losses since the last log, summed where they are computed (float64: exact for
+    # these few float32 values, so where the sum is read does not change it).
+    pending: torch.Tensor
+    order: object | None = None   # the sampler that replays the data (resume only)
+    history: History = field(default_factory=History)
     step: int = 0
     epoch: int = 0        # which pass over the data (the sampler's epoch for a loader)
     position: int = 0     # batches already taken from this pass
     running: float = 0.0  # loss summed since the last logged step
     count: int = 0
+    start: float = 0.0    # perf_counter() at the start, moved on by untimed work
+    iterator: Iterator[Batch] | None = None
+
+    def clock(self) -> float:
+        """Training seconds so far."""
+        return time.perf_counter() - self.start
+
+    def next_batch(self) -> Batch:
+        """The next batch, starting a new pass over the data when one ends."""
+        while True:
+            if self.iterator is None:
+                self.epoch = self.order.epoch if self.order is not None else self.epoch
+                self.iterator, self.position = iter(self.batches), 0
+            batch = next(self.iterator, None)
+            if batch is not None:
+                self.position += 1
+                return batch
+            if self.position == 0:
+                raise ValueError("the training data yielded no batches")
+            self.iterator = None
+            self.epoch += self.order is None
+
+    def replay(self) -> None:
+        """After a resume: the same pass over the data, past the batches already
+        trained on (a resume point is written after a step, so inside a pass)."""
+        if self.order is not None:
+            self.order.epoch = self.epoch
+        self.iterator = iter(self.batches)
+        for _ in range(self.position):
+            next(self.iterator)
+
+    def collect(self) -> None:
+        """Add the losses summed on the device since the last call to ``running`` (one
+        wait for the device), check them and reset the sum."""
+        self.running += _finite(self.pending.item(),
+                                f"the training loss (steps up to {self.step})")
+        self.pending.zero_()
 
 
 def _finite(value: float, what: str) -> float:
