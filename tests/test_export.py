@@ -49,14 +49,19 @@ def assert_same_as_pytorch(model, session, manifest, vocabs, sentence, src_vocab
     assert ours.source == theirs.source and ours.unknown == theirs.unknown
     assert ours.truncated == theirs.truncated
     assert ours.tokens == theirs.tokens and ours.text == theirs.text
-    if manifest["kind"] == "bahdanau":
-        np.testing.assert_allclose(ours.weights["attention"], theirs.attention.numpy(),
+    np.testing.assert_allclose(ours.probs, theirs.probs, atol=atol)
+    assert [[t for t, _ in step] for step in ours.candidates] == \
+        [[t for t, _ in step] for step in theirs.candidates]
+    np.testing.assert_allclose([[p for _, p in step] for step in ours.candidates],
+                               [[p for _, p in step] for step in theirs.candidates], atol=atol)
+    if manifest["kind"] == "gru":
+        assert ours.attention is None and theirs.attention is None and not ours.layers
+    else:
+        np.testing.assert_allclose(ours.attention.numpy(), theirs.attention.numpy(),
                                    atol=atol)
     if manifest["kind"] == "transformer":
-        assert_transformer_weights(model, src_vocab, tgt_vocab, ours.source, ours.weights,
+        assert_transformer_weights(model, src_vocab, tgt_vocab, ours.source, ours.layers,
                                    atol)
-        np.testing.assert_allclose(ours.weights["cross"][-1].mean(0),
-                                   theirs.attention.numpy(), atol=atol)
     return ours
 
 

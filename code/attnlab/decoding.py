@@ -13,7 +13,7 @@ Shapes: B batch, S source length, T output length, V vocabulary, k beam width.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -140,6 +140,9 @@ class Translation:
     unknown: list[str]            # source words the vocabulary lacks (read as <unk>)
     truncated: bool               # whether the source was cut to max_src_len tokens
     attention: torch.Tensor | None = None      # (T, S) for models with attention
+    # Every layer's and head's weights by name (``encoder``, ``decoder_self``,
+    # ``cross``), where an exported graph gives them (the website's Transformer)
+    layers: dict = field(default_factory=dict)
 
 
 def translate(model, sentence: str, src_vocab: Vocab, tgt_vocab: Vocab, *,

@@ -45,7 +45,7 @@ from torch import nn
 
 from .bahdanau import AttentionEncoderDecoder
 from .corpus import detokenize, tokenize
-from .decoding import translate
+from .decoding import Translation, translate
 from .files import atomic_path, atomic_write_text
 from .rnn import EncoderDecoder
 from .transformer import Transformer
@@ -174,18 +174,6 @@ def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
     return out / "manifest.json"
 
 
-@dataclass
-class BrowserTranslation:
-    """What :func:`onnx_translate` returns: as the page shows it."""
-
-    source: list[str]             # the source tokens read (after truncation)
-    unknown: list[str]            # source words read as <unk>
-    truncated: bool
-    tokens: list[str]             # output tokens, without <eos>
-    text: str
-    weights: dict                 # output name -> the weights of the final prefix
-
-
 def load_manifest(folder: Path) -> dict:
     """The manifest of an exported model, with its file list and every file's hash
     checked: it must name exactly :data:`FILES` (so no absolute or ``..`` path can reach
@@ -235,9 +223,11 @@ def load_session(folder: Path):
 
 
 def onnx_translate(session, manifest: dict, src_vocab: list[str], tgt_vocab: list[str],
-                   sentence: str) -> BrowserTranslation:
+                   sentence: str, *, top_k: int = 5) -> Translation:
     """Greedy decoding with an exported graph (an ``onnxruntime.InferenceSession``),
-    step by step as the page does it."""
+    step by step as the page does it: the same :class:`~attnlab.decoding.Translation`
+    as :func:`~attnlab.decoding.translate`, with every layer's weights (``layers``)
+    where the graph gives them."""
     import numpy as np
 
     tokens = tokenize(sentence)
@@ -255,14 +245,20 @@ def onnx_translate(session, manifest: dict, src_vocab: list[str], tgt_vocab: lis
     # A graph takes the inputs it uses: the GRU's never reads src_len (one sentence has
     # no padding), and the exporter leaves it out.
     inputs = [i.name for i in session.get_inputs()]
-    outputs, steps = None, 0
+    outputs, steps, probs, candidates = None, 0, [], []
     for _ in range(manifest["max_len"]):
         tgt = prefix + [special["pad"]] * ((fixed or 0) - len(prefix))
         feeds = {"src": src, "src_len": src_len,
                  "tgt_in": np.array([tgt], dtype=np.int64)}
         outputs = session.run(None, {name: feeds[name] for name in inputs})
         steps = len(prefix)
-        token = int(outputs[0][0, steps - 1].argmax())
+        logits = outputs[0][0, steps - 1].astype(np.float64)
+        distribution = np.exp(logits - logits.max())
+        distribution /= distribution.sum()
+        token = int(logits.argmax())
+        probs.append(float(distribution[token]))
+        best = np.argsort(-distribution, kind="stable")[:min(top_k, len(tgt_vocab))]
+        candidates.append([(tgt_vocab[i], float(distribution[i])) for i in best])
         if token == special["eos"]:
             break
         written.append(token)
@@ -282,10 +278,17 @@ def onnx_translate(session, manifest: dict, src_vocab: list[str], tgt_vocab: lis
         elif name == "cross":
             value = value[:, :, :steps]
         weights[name] = value
-    return BrowserTranslation(source=tokens,
-                              unknown=[t for t in tokens if t not in index],
-                              truncated=truncated, tokens=words,
-                              text=detokenize(words), weights=weights)
+    # The map a translation shows: Bahdanau's weights, or the Transformer's last
+    # cross-attention averaged over its heads (as its decode_step reports it).
+    attention = (weights["attention"] if "attention" in weights
+                 else weights["cross"][-1].mean(0) if "cross" in weights else None)
+    return Translation(source=tokens, tokens=words, text=detokenize(words),
+                       probs=probs, candidates=candidates,
+                       unknown=[t for t in tokens if t not in index],
+                       truncated=truncated,
+                       attention=(torch.from_numpy(np.ascontiguousarray(attention))
+                                  if attention is not None else None),
+                       layers={k: v for k, v in weights.items() if k != "attention"})
 
 
 def browser_dir() -> Path:
