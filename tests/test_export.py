@@ -200,7 +200,10 @@ def test_a_manifest_must_name_exactly_the_export_files(tmp_path, files):
 @pytest.mark.parametrize("text, message", [
     ("{not json", "no readable manifest.json"),
     ("[1, 2]", "manifest format"),
-    ('{"format": 2, "files": "model.onnx.gz"}', "not exactly"),
+    ('{"format": 2}', "manifest format 2, expected 3"),
+    ('{"format": 3, "graph": "model.onnx", "vocabularies": {}}', "does not name model.onnx.gz"),
+    ('{"format": 3, "graph": "model.onnx.gz", "vocabularies": {"src": "src-vocab.json", '
+     '"tgt": "tgt-vocab.json"}, "files": "model.onnx.gz"}', "not exactly"),
 ])
 def test_a_malformed_manifest_says_so(tmp_path, text, message):
     (tmp_path / "manifest.json").write_text(text)
@@ -236,3 +239,20 @@ def test_the_site_copies_only_the_files_a_checked_manifest_names(tmp_path, monke
         [*export.FILES, "manifest.json"])
     assert [m["name"] for m in json.loads((models / "index.json").read_text())["models"]] == \
         ["good"]
+
+
+@pytest.mark.parametrize("kind", ["gru", "bahdanau", "transformer"])
+def test_the_manifest_carries_the_title_files_and_kinds_of_attention_the_page_shows(tmp_path, kind):
+    from attnlab.inspection import ATTENTION_KINDS
+
+    manifest = json.loads(export.export_for_browser(_small(kind), TOY_SRC, TOY_TGT, tmp_path,
+                                                    name="toy", profile="smoke").read_text())
+    assert manifest["title"] == export.TITLES[kind]
+    assert manifest["graph"] in manifest["files"]
+    assert set(manifest["vocabularies"].values()) <= set(manifest["files"])
+    shown = [k["name"] for k in manifest["attention_kinds"]]
+    # the Transformer's graph outputs every layer of all three kinds; the others none
+    assert shown == ([k.name for k in ATTENTION_KINDS] if kind == "transformer" else [])
+    for entry in manifest["attention_kinds"]:
+        assert entry["output"] in manifest["outputs"]
+        assert {entry["rows"], entry["cols"]} <= {"source", "written", "read"}

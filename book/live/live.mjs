@@ -7,17 +7,9 @@
 // text (textContent), never as markup.
 
 const STATIC = new URL("../", import.meta.url); // the site's _static/
-const KINDS = ["encoder self-attention", "decoder self-attention", "cross-attention"];
-const OUTPUT_OF_KIND = { [KINDS[0]]: "encoder", [KINDS[1]]: "decoder_self", [KINDS[2]]: "cross" };
-const AXES = {
-  [KINDS[0]]: "Rows: source words (queries); columns: source words (keys).",
-  [KINDS[1]]: "Rows: the word written at each step; columns: what the decoder has read "
-    + "(<bos>, then the words already written).",
-  [KINDS[2]]: "Rows: the word written at each step; columns: source words.",
-};
-const TITLES = { "gru-fra-eng": "GRU encoder-decoder (chapter 2)",
-                 "bahdanau-fra-eng": "Bahdanau attention (chapter 3)",
-                 "transformer-fra-eng": "Transformer (chapter 5)" };
+// What the kinds of attention are called and what their maps' rows and columns are,
+// and each model's title, come with its manifest (attnlab.export writes them from the
+// library's own list, attnlab.inspection.ATTENTION_KINDS).
 
 let engine = null;
 
@@ -104,25 +96,29 @@ function select(label, options) {
 function transformerView(result, rows) {
   const source = [...result.source, "<eos>"];
   const inputs = ["<bos>", ...rows].slice(0, rows.length);
-  const layers = result.weights.cross.length;
-  const heads = result.weights.cross[0].length;
-  const kind = select("kind of attention", KINDS.map((k) => [k, k]));
+  const kinds = result.manifest.attention_kinds;
+  const byName = new Map(kinds.map((k) => [k.name, k]));
+  const labels = { source, written: rows, read: inputs };
+  const first = result.weights[kinds[0].output];
+  const layers = first.length;
+  const heads = first[0].length;
+  const kind = select("kind of attention", kinds.map((k) => [k.name, k.name]));
   const layer = select("layer", [...Array(layers).keys()].map((i) => [String(i), `layer ${i + 1}`]));
   const head = select("head", [["mean", "mean of the heads"],
     ...[...Array(heads).keys()].map((i) => [String(i), `head ${i + 1}`])]);
   const view = el("div");
   const draw = () => {
-    const stacked = result.weights[OUTPUT_OF_KIND[kind.value]][Number(layer.value)];
+    const chosen = byName.get(kind.value);
+    const stacked = result.weights[chosen.output][Number(layer.value)];
     const weights = head.value === "mean"
       ? stacked[0].map((row, i) => row.map((_, j) => stacked.reduce((s, h) => s + h[i][j], 0) / stacked.length))
       : stacked[Number(head.value)];
-    const [r, c] = kind.value === KINDS[0] ? [source, source]
-      : kind.value === KINDS[1] ? [rows, inputs] : [rows, source];
+    const [r, c] = [labels[chosen.rows], labels[chosen.cols]];
     const which = head.value === "mean" ? "mean of the heads" : `head ${Number(head.value) + 1}`;
     view.replaceChildren(
       el("p", {}, el("b", { text: kind.value[0].toUpperCase() + kind.value.slice(1) }),
          `, layer ${Number(layer.value) + 1}, ${which}`),
-      matrix(weights, r, c), note(`${AXES[kind.value]} Stronger blue = more weight.`));
+      matrix(weights, r, c), note(`${chosen.axes} Stronger blue = more weight.`));
   };
   for (const control of [kind, layer, head]) control.addEventListener("change", draw);
   draw();
@@ -133,7 +129,7 @@ function resultView(name, result) {
   const rows = result.rows;
   const bleu = result.manifest.test_bleu;
   const box = el("div", { class: "attnlab-live-result", "data-model": name },
-    el("h4", { text: `${TITLES[name] || name}${bleu == null ? "" : ` · held-out BLEU ${bleu.toFixed(1)}`}` }),
+    el("h4", { text: `${result.manifest.title || name}${bleu == null ? "" : ` · held-out BLEU ${bleu.toFixed(1)}`}` }),
     el("p", {}, el("span", { text: "Translation: " }),
        el("b", { class: "attnlab-live-text", text: result.text || "(nothing: the model wrote <eos> first)" })));
   if (result.manifest.profile === "smoke") {
@@ -184,9 +180,10 @@ function mount(container) {
           results.append(resultView(name, result));
         } catch (error) {
           if (error instanceof NothingToTranslate) throw error; // the reader's, not a model's
-          failed.push(`${TITLES[name] || name}: ${error.message}`);
+          const title = error.title || name; // known once its manifest was read
+          failed.push(`${title}: ${error.message}`);
           results.append(el("div", { class: "attnlab-live-result attnlab-live-error", "data-model": name },
-            el("h4", { text: TITLES[name] || name }),
+            el("h4", { text: title }),
             note(`This model could not be used: ${error.message}`)));
         }
       }

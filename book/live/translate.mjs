@@ -145,24 +145,33 @@ export function loadModel(modelUrl, vendorUrl) {
       } catch (error) {
         throw new LiveError(`its manifest.json is not readable: ${error.message}`);
       }
-      if (manifest?.format !== 2 || typeof manifest.files !== "object" || manifest.files === null) {
+      if (manifest?.format !== 3 || typeof manifest.files !== "object" || manifest.files === null) {
         throw new LiveError(`its manifest.json has an unknown format (${manifest?.format})`);
       }
-      for (const name of ["model.onnx.gz", "src-vocab.json", "tgt-vocab.json"]) {
-        if (typeof manifest.files[name]?.sha256 !== "string") {
+      // The manifest names its files (attnlab.export writes them): the graph, then the
+      // two vocabularies.
+      const names = [manifest.graph, manifest.vocabularies?.src, manifest.vocabularies?.tgt];
+      for (const name of names) {
+        if (typeof name !== "string" || typeof manifest.files[name]?.sha256 !== "string") {
           throw new LiveError(`its manifest.json gives no SHA-256 for ${name}`);
         }
       }
+      const [graph, srcName, tgtName] = names;
       const at = (name) => hashed(new URL(name, modelUrl), manifest.files[name].sha256);
       const file = (name) => fetchChecked(at(name), manifest.files[name].sha256);
-      const [model, src, tgt] = await Promise.all([
-        fetchGunzipped(at("model.onnx.gz"), manifest.files["model.onnx.gz"].content_sha256,
-                       "model.onnx.gz"),
-        file("src-vocab.json"), file("tgt-vocab.json")]);
+      let model, src, tgt, session, ort;
+      try {
+        [model, src, tgt] = await Promise.all([
+          fetchGunzipped(at(graph), manifest.files[graph].content_sha256, graph),
+          file(srcName), file(tgtName)]);
+        ort = await ortModule(vendorUrl);
+        session = await ort.InferenceSession.create(new Uint8Array(model),
+                                                    { executionProviders: ["wasm"] });
+      } catch (error) {
+        error.title = manifest.title; // the page names the model that failed
+        throw error;
+      }
       const decode = (bytes) => JSON.parse(new TextDecoder().decode(bytes));
-      const ort = await ortModule(vendorUrl);
-      const session = await ort.InferenceSession.create(new Uint8Array(model),
-                                                        { executionProviders: ["wasm"] });
       return { ort, manifest, session, src: decode(src), tgt: decode(tgt) };
     })();
     promise.catch(() => loaded.delete(key)); // a failed load may be tried again

@@ -21,7 +21,7 @@ from .bahdanau import AttentionEncoderDecoder
 from .batching import Batch, random_batch
 from .data import Seq2SeqData
 from .evaluation import evaluate_translation
-from .experiments import Budget, train_model
+from .experiments import Budget, Sizes, TransformerSizes, train_model
 from .inspection import KINDS, layer_attention, replay_inputs
 from .results import load_results
 from .rnn import EncoderDecoder
@@ -143,13 +143,18 @@ def timing_models(vocab: int = 1000, width: int = 256) -> dict[str, nn.Module]:
     vocabulary, untrained, for timing: a training step's cost does not depend on the
     weights."""
     gru, bahdanau, transformer = MODEL_NAMES
-    return {gru: EncoderDecoder(vocab, vocab, embed_size=width // 2, hidden_size=width,
-                                proj_size=width // 2, dropout=0.0),
-            bahdanau: AttentionEncoderDecoder(vocab, vocab, embed_size=width // 2,
-            hidden_size=width, attention_size=width // 2, proj_size=width // 2,
-            dropout=0.0),
-            transformer: Transformer(vocab, vocab, d_model=width, num_heads=4,
-            num_layers=2, d_ff=4 * width, dropout=0.0, max_len=1024),}
+    rnn, sizes = Sizes.at_width(width), TransformerSizes.at_width(width)
+    return {gru: EncoderDecoder(vocab, vocab, embed_size=rnn.embed,
+                                hidden_size=rnn.hidden, proj_size=rnn.proj,
+                                dropout=rnn.dropout),
+            bahdanau: AttentionEncoderDecoder(vocab, vocab, embed_size=rnn.embed,
+                                              hidden_size=rnn.hidden,
+                                              attention_size=rnn.attention,
+                                              proj_size=rnn.proj, dropout=rnn.dropout),
+            transformer: Transformer(vocab, vocab, d_model=sizes.d_model,
+                                     num_heads=sizes.num_heads,
+                                     num_layers=sizes.num_layers, d_ff=sizes.d_ff,
+                                     dropout=0.0, max_len=1024)}
 
 
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:

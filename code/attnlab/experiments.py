@@ -67,6 +67,33 @@ class Sizes:
     dropout: float
 
 
+    @classmethod
+    def at_width(cls, width: int) -> "Sizes":
+        """The recurrent models at ``width`` (the hidden state), the rest half of it,
+        no dropout: chapter 6's models of one width for timing."""
+        return cls(embed=width // 2, hidden=width, attention=width // 2,
+                   proj=width // 2, dropout=0.0)
+
+
+@dataclass(frozen=True)
+class TransformerSizes:
+    """The sizes of the course's Transformer."""
+
+    d_model: int = 128   # the model's width
+    num_heads: int = 4
+    num_layers: int = 2  # encoder layers, and as many decoder layers
+    d_ff: int = 512      # the feed-forward network's hidden width
+
+    @classmethod
+    def at_width(cls, width: int) -> "TransformerSizes":
+        """At width ``width``, with a feed-forward network four times as wide."""
+        return cls(d_model=width, d_ff=4 * width)
+
+
+# Chapter 5's Transformer: about 2.7 M parameters on fra-eng, as many as chapters 2 and
+# 3's models.
+TRANSFORMER_SIZES = TransformerSizes()
+
 # By what a task's tokens are (``Seq2SeqData.units``): words of a language need larger
 # embeddings and some dropout; a few dozen symbols of a synthetic task need neither.
 SIZES = {"words": Sizes(embed=128, hidden=256, attention=128, proj=128, dropout=0.1),
@@ -190,13 +217,14 @@ def bahdanau_model(data: Seq2SeqData,
 
 
 def transformer_model(data: Seq2SeqData, *, norm_first: bool = False,
-                      num_layers: int = 2) -> Transformer:
-    """Chapter 5's Transformer: width 128, 4 heads, feed-forward 512, 2 + 2 layers
-    (about 2.7 M parameters on fra-eng, as many as chapters 2 and 3's models), with the
-    same dropout as theirs for the task's units."""
-    return Transformer(len(data.src_vocab), len(data.tgt_vocab), d_model=128,
-                       num_heads=4, num_layers=num_layers, d_ff=512,
-                       dropout=SIZES[data.units].dropout, norm_first=norm_first)
+                      sizes: TransformerSizes = TRANSFORMER_SIZES) -> Transformer:
+    """Chapter 5's Transformer (:data:`TRANSFORMER_SIZES`: width 128, 4 heads,
+    feed-forward 512, 2 + 2 layers), with the same dropout as the recurrent models for
+    the task's units."""
+    return Transformer(len(data.src_vocab), len(data.tgt_vocab), d_model=sizes.d_model,
+                       num_heads=sizes.num_heads, num_layers=sizes.num_layers,
+                       d_ff=sizes.d_ff, dropout=SIZES[data.units].dropout,
+                       norm_first=norm_first)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, plan: Budget):

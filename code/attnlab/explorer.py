@@ -15,7 +15,7 @@ from html import escape
 import ipywidgets as widgets
 import torch
 
-from .inspection import KINDS, Alignment, LayerAttention, with_temperature
+from .inspection import KIND, KINDS, Alignment, LayerAttention, with_temperature
 from .widgets import dropdown_views, linked_stack, live_box
 
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -124,12 +124,7 @@ def map_view(attention: LayerAttention, kind: str, layer: int, head: int | None)
     weights = stacked.mean(0) if head is None else stacked[head]
     rows, cols = attention.labels(kind)
     which = "mean of the heads" if head is None else f"head {head + 1}"
-    axes = {
-        KINDS[0]: "Rows: source words (queries); columns: source words (keys).",
-        KINDS[1]: "Rows: the word written at each step; columns: what the decoder has "
-                  "read (<bos>, then the words already written).",
-        KINDS[2]: "Rows: the word written at each step; columns: source words.",
-    }[kind]
+    axes = KIND[kind].axes
     tags = (f"data-kind='{escape(kind)}' data-layer='{layer + 1}' "
             f"data-head='{'mean' if head is None else head + 1}'")
     return (f"<div class='attnlab-map' {tags}>"

@@ -47,14 +47,20 @@ from .bahdanau import AttentionEncoderDecoder
 from .corpus import detokenize, tokenize
 from .decoding import Translation, translate
 from .files import atomic_path, atomic_write_text
+from .inspection import ATTENTION_KINDS
 from .rnn import EncoderDecoder
 from .transformer import Transformer
 from .vocab import Vocab
 
-FORMAT = 2          # the manifest's format; a page refuses a manifest it does not know
+FORMAT = 3          # the manifest's format; a page refuses a manifest it does not know
 MODEL_FILE = "model.onnx.gz"   # the graph as served (gzip); see the module's docstring
+VOCAB_FILES = {"src": "src-vocab.json", "tgt": "tgt-vocab.json"}
 # Exactly the files a manifest lists, and with it all that the site copies of an export.
-FILES = (MODEL_FILE, "src-vocab.json", "tgt-vocab.json")
+FILES = (MODEL_FILE, *VOCAB_FILES.values())
+# What the website calls each kind of model (the manifest carries it to the page).
+TITLES = {"gru": "GRU encoder-decoder (chapter 2)",
+          "bahdanau": "Bahdanau attention (chapter 3)",
+          "transformer": "Transformer (chapter 5)"}
 
 
 class ExportError(ValueError):
@@ -152,12 +158,18 @@ def export_for_browser(model: nn.Module, src_vocab: Vocab, tgt_vocab: Vocab,
         tmp.write_bytes(gzip.compress(graph, compresslevel=9, mtime=0))
     for side, vocab in (("src", src_vocab), ("tgt", tgt_vocab)):
         tokens = [vocab.itos[i] for i in range(len(vocab))]
-        atomic_write_text(out / f"{side}-vocab.json",
+        atomic_write_text(out / VOCAB_FILES[side],
                           json.dumps(tokens, ensure_ascii=False))
     files = list(FILES)
     manifest = {
         "format": FORMAT, "name": name, "model": type(model).__name__,
-        "kind": layout.kind, "profile": profile, "outputs": list(layout.outputs),
+        "kind": layout.kind, "title": TITLES[layout.kind], "profile": profile,
+        "outputs": list(layout.outputs),
+        # the kinds of attention whose every layer the graph outputs, as the page
+        # labels them (the Transformer's)
+        "attention_kinds": [kind.to_dict() for kind in ATTENTION_KINDS
+                            if kind.output in layout.outputs],
+        "graph": MODEL_FILE, "vocabularies": VOCAB_FILES,
         "fixed_prefix": layout.fixed_prefix, "max_len": max_len,
         "max_src_len": MAX_SRC_LEN, "test_bleu": test_bleu,
         "special": {"pad": tgt_vocab.pad_id, "bos": tgt_vocab.bos_id,
@@ -189,6 +201,10 @@ def load_manifest(folder: Path) -> dict:
         found = manifest.get("format") if isinstance(manifest, dict) else manifest
         raise ExportError(f"{folder}: manifest format {found!r}, expected {FORMAT}; "
                           + again)
+    if (manifest.get("graph"), manifest.get("vocabularies")) != (MODEL_FILE,
+                                                                  VOCAB_FILES):
+        raise ExportError(f"{folder}: the manifest does not name {MODEL_FILE} as its "
+                          f"graph and {VOCAB_FILES} as its vocabularies; {again}")
     files = manifest.get("files")
     if not isinstance(files, dict) or sorted(files) != sorted(FILES):
         named = sorted(files) if isinstance(files, dict) else files
@@ -217,7 +233,7 @@ def load_session(folder: Path):
         raise ExportError(f"{folder / MODEL_FILE}: the decompressed graph does not "
                          "match its SHA-256 in the manifest")
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    vocabs = [json.loads((folder / f"{side}-vocab.json").read_text(encoding="utf-8"))
+    vocabs = [json.loads((folder / VOCAB_FILES[side]).read_text(encoding="utf-8"))
               for side in ("src", "tgt")]
     return session, manifest, *vocabs
 

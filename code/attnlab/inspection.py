@@ -10,7 +10,7 @@ Shapes: S source length, T output length, h heads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -50,7 +50,33 @@ def align(model, sentence: str, src_vocab, tgt_vocab, *,
                      weights=result.attention)
 
 
-KINDS = ("encoder self-attention", "decoder self-attention", "cross-attention")
+@dataclass(frozen=True)
+class AttentionKind:
+    """One of a Transformer's three kinds of attention, as every view names it."""
+
+    name: str      # as the explorers and the website label it
+    output: str    # its field of contract.LayerWeights: the exported graph's output
+    rows: str      # what a map's rows are: "source" words, or the words "written"
+    cols: str      # its columns: "source" words, or what the decoder has "read"
+    axes: str      # the same in words, under every map
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# The one list of the kinds: the explorers, the exported manifests and the website's
+# live translation all read it.
+ATTENTION_KINDS = (
+    AttentionKind("encoder self-attention", "encoder", "source", "source",
+                  "Rows: source words (queries); columns: source words (keys)."),
+    AttentionKind("decoder self-attention", "decoder_self", "written", "read",
+                  "Rows: the word written at each step; columns: what the decoder has "
+                  "read (<bos>, then the words already written)."),
+    AttentionKind("cross-attention", "cross", "written", "source",
+                  "Rows: the word written at each step; columns: source words."),
+)
+KINDS = tuple(kind.name for kind in ATTENTION_KINDS)
+KIND = {kind.name: kind for kind in ATTENTION_KINDS}
 
 
 @dataclass
@@ -75,13 +101,11 @@ class LayerAttention:
 
     def labels(self, kind: str) -> tuple[list[str], list[str]]:
         """Row (query) and column (key) labels of a map of ``kind``."""
-        if kind == KINDS[0]:
-            return self.source, self.source
-        if kind == KINDS[1]:
-            return self.target, self.inputs
-        if kind == KINDS[2]:
-            return self.target, self.source
-        raise ValueError(f"unknown kind of attention {kind!r}; choose one of {KINDS}")
+        if kind not in KIND:
+            raise ValueError(f"unknown kind of attention {kind!r}; choose one of "
+                             f"{KINDS}")
+        labels = {"source": self.source, "written": self.target, "read": self.inputs}
+        return labels[KIND[kind].rows], labels[KIND[kind].cols]
 
 
 def replay_inputs(source: Sequence[str], target: Sequence[str], src_vocab, tgt_vocab,
@@ -108,6 +132,5 @@ def layer_attention(model, sentence: str, src_vocab, tgt_vocab, *,
                    need_weights=True).layers
     return LayerAttention(
         source=translation.source, target=translation.target,
-        weights={KINDS[0]: [w[0].cpu() for w in layers.encoder],
-                 KINDS[1]: [w[0].cpu() for w in layers.decoder_self],
-                 KINDS[2]: [w[0].cpu() for w in layers.cross]})
+        weights={kind.name: [w[0].cpu() for w in getattr(layers, kind.output)]
+                 for kind in ATTENTION_KINDS})
