@@ -41,19 +41,19 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import common
 import torch
 
-import common
-
 sys.path.insert(0, str(common.ROOT / "tests"))
-from conftest import (  # noqa: E402 -- as the tests
-    CHROMIUM_FLAGS, book_pages, chromium_path, lighthouse, page_weight)
+from conftest import CHROMIUM_FLAGS, book_pages, chromium_path, lighthouse, page_weight  # noqa: E402 -- as the tests
 
 # Ten words, written for this benchmark (not from the corpus).
 SENTENCE = "I think we should leave before it starts to rain."
-PAGES = {"03_bahdanau_attention": ["bahdanau-fra-eng"],
-         "05_transformer": ["transformer-fra-eng"],
-         "06_comparison": ["gru-fra-eng", "bahdanau-fra-eng", "transformer-fra-eng"]}
+PAGES = {
+    "03_bahdanau_attention": ["bahdanau-fra-eng"],
+    "05_transformer": ["transformer-fra-eng"],
+    "06_comparison": ["gru-fra-eng", "bahdanau-fra-eng", "transformer-fra-eng"],
+}
 
 # Presses Enter (the form's implicit submission) ``presses`` times and records, for each,
 # when each model's result appeared and when the box was ready again (ms after the press).
@@ -126,7 +126,9 @@ def serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -136,6 +138,7 @@ COMPRESSED = {".woff2", ".woff", ".png", ".jpg", ".gz", ".wasm", ".ico"}
 
 def serve_gzip(folder: Path) -> tuple[ThreadingHTTPServer, str]:
     """Serve ``folder`` as a web host does: text compressed with gzip on the fly."""
+
     class Gzip(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -143,8 +146,11 @@ def serve_gzip(folder: Path) -> tuple[ThreadingHTTPServer, str]:
         def send_head(self):
             path = Path(self.translate_path(self.path))
             path = path / "index.html" if path.is_dir() else path
-            if not path.is_file() or path.suffix in COMPRESSED or \
-                    "gzip" not in self.headers.get("Accept-Encoding", ""):
+            if (
+                not path.is_file()
+                or path.suffix in COMPRESSED
+                or "gzip" not in self.headers.get("Accept-Encoding", "")
+            ):
                 return super().send_head()
             body = gzip.compress(path.read_bytes(), 6)
             self.send_response(200)
@@ -154,7 +160,9 @@ def serve_gzip(folder: Path) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             return io.BytesIO(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Gzip, directory=str(folder)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Gzip, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -173,15 +181,25 @@ def measure_pages(browser, site: Path, paths: list[str]) -> list[dict]:
             weight = page_weight(browser, plain_base, site, path)
             report = lighthouse(f"{zipped_base}/{path}")
             widgets = "widget-view+json" in (site / path).read_text(encoding="utf-8")
-            rows.append({"page": path, **weight, **report, "widgets": widgets,
-                         "budget": BUDGET_WITH_WIDGETS if widgets else BUDGET_WITHOUT,
-                         "largest": [list(f) for f in weight["largest"]]})
+            rows.append(
+                {
+                    "page": path,
+                    **weight,
+                    **report,
+                    "widgets": widgets,
+                    "budget": BUDGET_WITH_WIDGETS if widgets else BUDGET_WITHOUT,
+                    "largest": [list(f) for f in weight["largest"]],
+                }
+            )
             scores = report["scores"]
-            print(f"{path:<44} {weight['requests']:3d} requests {weight['raw'] / 1e6:5.2f} MB "
-                  f"raw {weight['gzip'] / 1e6:5.2f} MB gzip; Lighthouse: performance "
-                  f"{scores['performance']}, accessibility {scores['accessibility']}, best "
-                  f"practices {scores['best-practices']}, FCP {report['fcp_ms'] / 1000:.1f} s, "
-                  f"LCP {report['lcp_ms'] / 1000:.1f} s", flush=True)
+            print(
+                f"{path:<44} {weight['requests']:3d} requests {weight['raw'] / 1e6:5.2f} MB "
+                f"raw {weight['gzip'] / 1e6:5.2f} MB gzip; Lighthouse: performance "
+                f"{scores['performance']}, accessibility {scores['accessibility']}, best "
+                f"practices {scores['best-practices']}, FCP {report['fcp_ms'] / 1000:.1f} s, "
+                f"LCP {report['lcp_ms'] / 1000:.1f} s",
+                flush=True,
+            )
             for category, audits in report["failed"].items():
                 if audits:
                     print(f"    {category} below 0.9: {', '.join(audits)}")
@@ -192,7 +210,7 @@ def measure_pages(browser, site: Path, paths: list[str]) -> list[dict]:
 
 
 def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
-    context = browser.new_context()                   # a fresh profile: nothing cached
+    context = browser.new_context()  # a fresh profile: nothing cached
     context.add_init_script("performance.setResourceTimingBufferSize(10000)")
     page = context.new_page()
     page.goto(url, wait_until="load")
@@ -212,7 +230,7 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
     context.close()
     first, rest = runs[0], runs[1:]
 
-    def shares(run):                     # each model's time: since the previous result
+    def shares(run):  # each model's time: since the previous result
         times = dict(run["appeared"])
         marks = [0.0] + [times[m] for m in models]
         return {m: marks[i + 1] - marks[i] for i, m in enumerate(models)}
@@ -222,36 +240,62 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
         "page_bytes_after": sum(before.values()) + sum(new.values()),
         "first_use_bytes": fetched,
         # Named without the ?sha256= the page asks for them with.
-        "first_use_files": {u.split("/_static/", 1)[-1].split("?", 1)[0]: b
-                            for u, b in new.items()},
+        "first_use_files": {
+            u.split("/_static/", 1)[-1].split("?", 1)[0]: b for u, b in new.items()
+        },
         "first_press_ms": first["total"],
-        "press_ms": {"median": statistics.median(r["total"] for r in rest),
-                     "min": min(r["total"] for r in rest), "max": max(r["total"] for r in rest),
-                     "runs": len(rest)},
+        "press_ms": {
+            "median": statistics.median(r["total"] for r in rest),
+            "min": min(r["total"] for r in rest),
+            "max": max(r["total"] for r in rest),
+            "runs": len(rest),
+        },
         "model_ms": {m: statistics.median(shares(r)[m] for r in rest) for m in models},
         "first_model_ms": shares(first),
-        "translations": texts[:len(models)],
+        "translations": texts[: len(models)],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--site", type=Path, default=common.ROOT / "_build" / "html",
-                        help="a built book (default: _build/html)")
-    parser.add_argument("--quick", action="store_true", help="two presses per page and two "
-                        "pages measured, no file written unless --output is given")
-    parser.add_argument("--only", choices=["live", "pages"], default=None,
-                        help="measure only live translation (results/browser-*.json) or only "
-                        "the pages (results/pages-*.json); default both")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="presses timed after the first (default 20)")
-    parser.add_argument("--output", type=Path, default=None, help="live translation's results")
-    parser.add_argument("--pages-output", type=Path, default=None, help="the pages' results")
+    parser.add_argument(
+        "--site",
+        type=Path,
+        default=common.ROOT / "_build" / "html",
+        help="a built book (default: _build/html)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="two presses per page and two "
+        "pages measured, no file written unless --output is given",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["live", "pages"],
+        default=None,
+        help="measure only live translation (results/browser-*.json) or only "
+        "the pages (results/pages-*.json); default both",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="presses timed after the first (default 20)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="live translation's results"
+    )
+    parser.add_argument(
+        "--pages-output", type=Path, default=None, help="the pages' results"
+    )
     args = parser.parse_args()
     index = args.site / "_static" / "models" / "index.json"
     if not index.is_file():
-        raise SystemExit(f"{args.site}: no published models ({index} is missing): build the "
-                         "book first (make book), or pass --site")
+        raise SystemExit(
+            f"{args.site}: no published models ({index} is missing): build the "
+            "book first (make book), or pass --site"
+        )
     published = {m["name"]: m for m in json.loads(index.read_text())["models"]}
     presses = args.repeats or (2 if args.quick else 20)
     chromium = chromium_path()
@@ -263,39 +307,64 @@ def main() -> int:
     measurements, pages = [], []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium),
-                                                 args=CHROMIUM_FLAGS)
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium), args=CHROMIUM_FLAGS
+            )
             version = browser.version
             for stem, models in PAGES.items() if args.only != "pages" else ():
                 missing = [m for m in models if m not in published]
                 if missing:
                     raise SystemExit(f"{args.site}: {', '.join(missing)} not published")
-                result = measure_page(browser, f"{base}/chapters/{stem}.html", models, presses)
-                result.update(chapter=stem, models=models,
-                              profile=sorted({published[m]["profile"] for m in models}))
+                result = measure_page(
+                    browser, f"{base}/chapters/{stem}.html", models, presses
+                )
+                result.update(
+                    chapter=stem,
+                    models=models,
+                    profile=sorted({published[m]["profile"] for m in models}),
+                )
                 measurements.append(result)
-                print(f"{stem:<24} page {result['page_bytes_before'] / 1e6:5.2f} MB -> "
-                      f"{result['page_bytes_after'] / 1e6:5.2f} MB; first press "
-                      f"{result['first_press_ms']:7.0f} ms; then median "
-                      f"{result['press_ms']['median']:6.1f} ms "
-                      + " ".join(f"{m.split('-')[0]} {t:.1f}"
-                                 for m, t in result["model_ms"].items()), flush=True)
+                print(
+                    f"{stem:<24} page {result['page_bytes_before'] / 1e6:5.2f} MB -> "
+                    f"{result['page_bytes_after'] / 1e6:5.2f} MB; first press "
+                    f"{result['first_press_ms']:7.0f} ms; then median "
+                    f"{result['press_ms']['median']:6.1f} ms "
+                    + " ".join(
+                        f"{m.split('-')[0]} {t:.1f}"
+                        for m, t in result["model_ms"].items()
+                    ),
+                    flush=True,
+                )
             if args.only != "live":
-                pages = measure_pages(browser, args.site,
-                                      QUICK_PAGES if args.quick else book_pages())
+                pages = measure_pages(
+                    browser, args.site, QUICK_PAGES if args.quick else book_pages()
+                )
             browser.close()
     finally:
         server.shutdown()
     profile = sorted({m["profile"] for m in published.values()})
     if measurements:
-        path = common.write("browser", args, torch.device("cpu"), measurements,
-                            sentence=SENTENCE, chromium=version)
+        path = common.write(
+            "browser",
+            args,
+            torch.device("cpu"),
+            measurements,
+            sentence=SENTENCE,
+            chromium=version,
+        )
         if path:
             print(f"written to {path}")
     if pages:
         args.output = args.pages_output
-        path = common.write("pages", args, torch.device("cpu"), pages, chromium=version,
-                            site_profile=profile, lighthouse=pages[0]["lighthouse"])
+        path = common.write(
+            "pages",
+            args,
+            torch.device("cpu"),
+            pages,
+            chromium=version,
+            site_profile=profile,
+            lighthouse=pages[0]["lighthouse"],
+        )
         if path:
             print(f"written to {path}")
     return 0

@@ -28,18 +28,24 @@ import time
 import traceback
 from pathlib import Path
 
+import common
 import nbformat
 import yaml
 from nbclient import NotebookClient
 
-import common
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")          # colours in a kernel's traceback
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in a kernel's traceback
 # In book order: each chapter, then its further pages (chapters/sections/NN_*), which
 # reuse the chapter's models.
-CHAPTERS = [page for chapter in sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
-            for page in [chapter, *sorted((common.ROOT / "chapters" / "sections").glob(
-                f"{chapter.name[:2]}_*.ipynb"))]]
+CHAPTERS = [
+    page
+    for chapter in sorted((common.ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    for page in [
+        chapter,
+        *sorted(
+            (common.ROOT / "chapters" / "sections").glob(f"{chapter.name[:2]}_*.ipynb")
+        ),
+    ]
+]
 
 
 def book_pages() -> list[Path]:
@@ -52,8 +58,12 @@ def book_pages() -> list[Path]:
                 yield entry["file"]
             yield from files(entry.get("sections", []))
 
-    found = (common.ROOT / f"{name}.ipynb" for part in toc["parts"]
-             for name in files(part["chapters"]) if name.startswith("chapters/"))
+    found = (
+        common.ROOT / f"{name}.ipynb"
+        for part in toc["parts"]
+        for name in files(part["chapters"])
+        if name.startswith("chapters/")
+    )
     return [path for path in found if path.is_file()]
 
 
@@ -68,14 +78,18 @@ def execute(path: Path, env: dict[str, str], keep: Path | None = None) -> float:
     executed notebook is written to ``keep`` if given."""
     notebook = nbformat.read(path, as_version=4)
     saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)                       # the kernel inherits this process's environment
+    os.environ.update(env)  # the kernel inherits this process's environment
     try:
         start = time.perf_counter()
-        NotebookClient(notebook, timeout=3600, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=3600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
         return time.perf_counter() - start
     finally:
-        if keep is not None:                     # also when it failed: what it printed
+        if keep is not None:  # also when it failed: what it printed
             keep.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook, keep)
         for key, value in saved.items():
@@ -90,15 +104,32 @@ def trained_models(models: Path, before: set[Path]) -> list[dict]:
     training metadata their checkpoints keep (in the order they were written)."""
     import torch
 
-    new = sorted((p for p in models.glob("*.pt") if p not in before and not p.name.endswith(
-        ".resume.pt")), key=lambda p: p.stat().st_mtime) if models.is_dir() else []
+    new = (
+        sorted(
+            (
+                p
+                for p in models.glob("*.pt")
+                if p not in before and not p.name.endswith(".resume.pt")
+            ),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if models.is_dir()
+        else []
+    )
     found = []
     for path in new:
         meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
         steps = meta["history"]["steps"][-1]
-        found.append({"name": path.name.rsplit("-", 1)[0], "steps": steps,
-                      "seconds": meta["seconds"], "steps_per_second": steps / meta["seconds"],
-                      "device": meta["device"], "parameters": meta.get("parameters")})
+        found.append(
+            {
+                "name": path.name.rsplit("-", 1)[0],
+                "steps": steps,
+                "seconds": meta["seconds"],
+                "steps_per_second": steps / meta["seconds"],
+                "device": meta["device"],
+                "parameters": meta.get("parameters"),
+            }
+        )
     return found
 
 
@@ -114,7 +145,8 @@ def headline(build: Path, chapter: str) -> dict:
         if isinstance(value, (int, float, str, bool)) or value is None:
             return True
         return isinstance(value, dict) and all(
-            isinstance(v, (int, float, str, bool)) or v is None for v in value.values())
+            isinstance(v, (int, float, str, bool)) or v is None for v in value.values()
+        )
 
     return {key: value for key, value in record["results"].items() if small(value)}
 
@@ -123,27 +155,58 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="chapter 1 only, smoke profile, one pass")
-    parser.add_argument("--profiles", nargs="+", default=["smoke", "full"], choices=["smoke", "full"])
+    parser.add_argument(
+        "--quick", action="store_true", help="chapter 1 only, smoke profile, one pass"
+    )
+    parser.add_argument(
+        "--profiles", nargs="+", default=["smoke", "full"], choices=["smoke", "full"]
+    )
     parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--build-dir", type=Path, default=None,
-                        help="keep each profile's models and results in BUILD_DIR/PROFILE "
-                             "(default: a temporary folder, deleted afterwards)")
-    parser.add_argument("--passes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"],
-                        help="cold: from an empty model cache; warm: again, every model cached")
-    parser.add_argument("--chapters", nargs="+", default=None, metavar="NN",
-                        help="only these chapters, by number (e.g. 02 05)")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="record a chapter that fails and go on with the next")
-    parser.add_argument("--all-pages", action="store_true",
-                        help="also the worked solutions and the lab, in book order")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=None,
+        help="keep each profile's models and results in BUILD_DIR/PROFILE "
+        "(default: a temporary folder, deleted afterwards)",
+    )
+    parser.add_argument(
+        "--passes",
+        nargs="+",
+        default=["cold", "warm"],
+        choices=["cold", "warm"],
+        help="cold: from an empty model cache; warm: again, every model cached",
+    )
+    parser.add_argument(
+        "--chapters",
+        nargs="+",
+        default=None,
+        metavar="NN",
+        help="only these chapters, by number (e.g. 02 05)",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="record a chapter that fails and go on with the next",
+    )
+    parser.add_argument(
+        "--all-pages",
+        action="store_true",
+        help="also the worked solutions and the lab, in book order",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     device = common.device_of(args)
     pages = book_pages() if args.all_pages else CHAPTERS
-    chapters = pages[:1] if args.quick else [
-        path for path in pages if args.chapters is None or path.name[:2] in args.chapters]
+    chapters = (
+        pages[:1]
+        if args.quick
+        else [
+            path
+            for path in pages
+            if args.chapters is None or path.name[:2] in args.chapters
+        ]
+    )
     profiles = ["smoke"] if args.quick else args.profiles
     passes = ["cold"] if args.quick else args.passes
     measurements = []
@@ -152,13 +215,18 @@ def main() -> None:
             if args.build_dir is not None:
                 build = str(args.build_dir / profile)
                 if Path(build).exists() and any(Path(build).iterdir()):
-                    raise SystemExit(f"{build} is not empty: the first pass must start cold")
+                    raise SystemExit(
+                        f"{build} is not empty: the first pass must start cold"
+                    )
             env = {"ATTNLAB_PROFILE": profile, "ATTNLAB_BUILD_DIR": build}
             for cache in passes:
                 for path in chapters:
                     name = page_name(path)
-                    keep = (args.build_dir / profile / "executed" / f"{name}-{cache}.ipynb"
-                            if args.build_dir is not None else None)
+                    keep = (
+                        args.build_dir / profile / "executed" / f"{name}-{cache}.ipynb"
+                        if args.build_dir is not None
+                        else None
+                    )
                     models = Path(build) / "models"
                     before = set(models.glob("*.pt")) if models.is_dir() else set()
                     started = time.perf_counter()
@@ -168,18 +236,33 @@ def main() -> None:
                         if not args.keep_going:
                             raise
                         seconds = time.perf_counter() - started
-                        error = ANSI.sub("", "".join(traceback.format_exception_only(failure)))
-                        error = [line for line in error.splitlines() if line.strip()][-1]
-                    measurement = {"chapter": name, "profile": profile, "cache": cache,
-                                   "seconds": seconds,
-                                   "trained": trained_models(models, before),
-                                   "results": headline(Path(build), name) if "/" not in name else {}}
+                        error = ANSI.sub(
+                            "", "".join(traceback.format_exception_only(failure))
+                        )
+                        error = [line for line in error.splitlines() if line.strip()][
+                            -1
+                        ]
+                    measurement = {
+                        "chapter": name,
+                        "profile": profile,
+                        "cache": cache,
+                        "seconds": seconds,
+                        "trained": trained_models(models, before),
+                        "results": headline(Path(build), name)
+                        if "/" not in name
+                        else {},
+                    }
                     if error is not None:
                         measurement["error"] = error
                     measurements.append(measurement)
-                    print(f"{name:<38} {profile:<6} {cache:<5} {seconds:8.1f} s"
-                          + ("  FAILED" if error else ""), flush=True)
-                    written = common.write("chapters", args, device, measurements)  # after each
+                    print(
+                        f"{name:<38} {profile:<6} {cache:<5} {seconds:8.1f} s"
+                        + ("  FAILED" if error else ""),
+                        flush=True,
+                    )
+                    written = common.write(
+                        "chapters", args, device, measurements
+                    )  # after each
     if written:
         print(f"written to {written}")
 

@@ -12,15 +12,15 @@ step and attnlab projects them once per sentence.
 
 from __future__ import annotations
 
+import common
 import torch
 
-import common
-from attnlab.attention import AdditiveAttention
-from attnlab.masks import padding_mask
-from attnlab.multihead import MultiHeadAttention
-from attnlab.positions import SinusoidalPositionalEncoding
-from attnlab.rnn import GRUEncoder
-from attnlab.selfattention import EncoderLayer
+from attnlab.models.rnn import GRUEncoder
+from attnlab.models.selfattention import EncoderLayer
+from attnlab.nn.attention import AdditiveAttention
+from attnlab.nn.masks import padding_mask
+from attnlab.nn.multihead import MultiHeadAttention
+from attnlab.nn.positions import SinusoidalPositionalEncoding
 
 LOOP_STEPS = 30
 
@@ -33,7 +33,9 @@ def _share_linear(theirs, ours, bias=True):
 
 def contenders(ours_fn, theirs_fn, params, backward: bool):
     """attnlab's and d2l's callables, forward-only or forward + backward."""
-    return common.pair({"attnlab": ours_fn, "d2l": theirs_fn}, params, backward=backward)
+    return common.pair(
+        {"attnlab": ours_fn, "d2l": theirs_fn}, params, backward=backward
+    )
 
 
 def main() -> None:
@@ -52,55 +54,101 @@ def main() -> None:
     theirs = d2l.Seq2SeqEncoder(V, D // 2, D, 1, dropout=0.0).to(device)
     theirs.embedding.load_state_dict(ours.embedding.state_dict())
     theirs.rnn.rnn.load_state_dict(ours.gru_state_dict())
-    src, full = torch.randint(4, V, (B, S), device=device), torch.full((B,), S, device=device)
+    src, full = (
+        torch.randint(4, V, (B, S), device=device),
+        torch.full((B,), S, device=device),
+    )
     common.close(ours(src, full)[0], theirs(src)[0].transpose(0, 1), "GRU encoder")
     params = [*ours.parameters(), *theirs.parameters()]
     for backward in (False, True):
-        times = common.race(contenders(lambda: ours(src, full)[0], lambda: theirs(src)[0],
-                                       params, backward), device=device, repeats=repeats)
-        common.row(measurements, name=f"GRU encoder, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.Seq2SeqEncoder",
-                   target=1.0, shapes=dict(B=B, S=S, H=D))
+        times = common.race(
+            contenders(
+                lambda: ours(src, full)[0], lambda: theirs(src)[0], params, backward
+            ),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"GRU encoder, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.Seq2SeqEncoder",
+            target=1.0,
+            shapes=dict(B=B, S=S, H=D),
+        )
 
     # --- additive attention: one call, then inside a decoding loop ---------------------
     additive = AdditiveAttention(D, D, D).to(device)
     reference = d2l.AdditiveAttention(D, dropout=0.0).to(device)
-    query, keys = torch.randn(B, 1, D, device=device), torch.randn(B, S, D, device=device)
-    mask = padding_mask(valid, S)                                           # (B, 1, S)
-    reference(query, keys, keys, valid)                                     # materialise lazy layers
+    query, keys = (
+        torch.randn(B, 1, D, device=device),
+        torch.randn(B, S, D, device=device),
+    )
+    mask = padding_mask(valid, S)  # (B, 1, S)
+    reference(query, keys, keys, valid)  # materialise lazy layers
     with torch.no_grad():
         _share_linear(reference.W_q, additive.W_q, bias=False)
         _share_linear(reference.W_k, additive.W_k, bias=False)
         _share_linear(reference.w_v, additive.v, bias=False)
-    common.close(additive(query=query, key=keys, value=keys, mask=mask)[0],
-                 reference(query, keys, keys, valid), "additive attention")
+    common.close(
+        additive(query=query, key=keys, value=keys, mask=mask)[0],
+        reference(query, keys, keys, valid),
+        "additive attention",
+    )
     params = [*additive.parameters(), *reference.parameters()]
     for backward in (False, True):
-        times = common.race(contenders(
-            lambda: additive(query=query, key=keys, value=keys, mask=mask)[0],
-            lambda: reference(query, keys, keys, valid), params, backward),
-            device=device, repeats=repeats)
-        common.row(measurements, name=f"additive attention, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.AdditiveAttention",
-                   target=1.0, shapes=dict(B=B, S=S, D=D))
+        times = common.race(
+            contenders(
+                lambda: additive(query=query, key=keys, value=keys, mask=mask)[0],
+                lambda: reference(query, keys, keys, valid),
+                params,
+                backward,
+            ),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"additive attention, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.AdditiveAttention",
+            target=1.0,
+            shapes=dict(B=B, S=S, D=D),
+        )
     queries = torch.randn(LOOP_STEPS, B, 1, D, device=device)
 
     def ours_loop():
-        projected = additive.project_keys(keys)                 # once per sentence
-        return torch.stack([additive(query=q, key=keys, value=keys, mask=mask,
-                                     projected_keys=projected)[0] for q in queries])
+        projected = additive.project_keys(keys)  # once per sentence
+        return torch.stack(
+            [
+                additive(
+                    query=q, key=keys, value=keys, mask=mask, projected_keys=projected
+                )[0]
+                for q in queries
+            ]
+        )
 
     def theirs_loop():
         return torch.stack([reference(q, keys, keys, valid) for q in queries])
 
     common.close(ours_loop(), theirs_loop(), "additive attention in a loop")
     for backward in (False, True):
-        times = common.race(contenders(ours_loop, theirs_loop, params, backward), device=device,
-                            repeats=repeats)
-        common.row(measurements,
-                   name=f"additive attention, {LOOP_STEPS}-step loop, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.AdditiveAttention",
-                   target=2.0, shapes=dict(B=B, S=S, D=D, steps=LOOP_STEPS))
+        times = common.race(
+            contenders(ours_loop, theirs_loop, params, backward),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"additive attention, {LOOP_STEPS}-step loop, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.AdditiveAttention",
+            target=2.0,
+            shapes=dict(B=B, S=S, D=D, steps=LOOP_STEPS),
+        )
 
     # --- multi-head attention ---------------------------------------------------------
     mha = MultiHeadAttention(D, H, bias=False).to(device)
@@ -112,51 +160,110 @@ def main() -> None:
         for name in ("W_q", "W_k", "W_v", "W_o"):
             _share_linear(getattr(d2l_mha, name), getattr(mha, name), bias=False)
     self_mask = padding_mask(valid, S)
-    common.close(mha(query=x, key=x, value=x, mask=self_mask)[0], d2l_mha(x, x, x, valid),
-                 "multi-head attention")
+    common.close(
+        mha(query=x, key=x, value=x, mask=self_mask)[0],
+        d2l_mha(x, x, x, valid),
+        "multi-head attention",
+    )
     params = [*mha.parameters(), *d2l_mha.parameters()]
     for backward in (False, True):
-        times = common.race(contenders(lambda: mha(query=x, key=x, value=x, mask=self_mask)[0],
-                                       lambda: d2l_mha(x, x, x, valid), params, backward),
-                            device=device, repeats=repeats)
-        common.row(measurements, name=f"multi-head attention, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.MultiHeadAttention",
-                   target=1.0, shapes=dict(B=B, S=S, D=D, H=H))
+        times = common.race(
+            contenders(
+                lambda: mha(query=x, key=x, value=x, mask=self_mask)[0],
+                lambda: d2l_mha(x, x, x, valid),
+                params,
+                backward,
+            ),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"multi-head attention, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.MultiHeadAttention",
+            target=1.0,
+            shapes=dict(B=B, S=S, D=D, H=H),
+        )
 
     # --- positional encoding ----------------------------------------------------------
     positions = SinusoidalPositionalEncoding(D, max_len=1000).to(device)
-    d2l_positions = d2l.PositionalEncoding(D, dropout=0.0, max_len=1000).to(device).eval()
+    d2l_positions = (
+        d2l.PositionalEncoding(D, dropout=0.0, max_len=1000).to(device).eval()
+    )
     x_grad = torch.randn(B, S, D, device=device, requires_grad=True)
     common.close(positions(x), d2l_positions(x), "positional encoding")
     for backward in (False, True):
-        times = common.race(contenders(lambda: positions(x_grad), lambda: d2l_positions(x_grad),
-                                       [x_grad], backward), device=device, repeats=repeats)
-        common.row(measurements, name=f"positional encoding, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.PositionalEncoding",
-                   target=1.0, shapes=dict(B=B, S=S, D=D))
+        times = common.race(
+            contenders(
+                lambda: positions(x_grad),
+                lambda: d2l_positions(x_grad),
+                [x_grad],
+                backward,
+            ),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"positional encoding, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.PositionalEncoding",
+            target=1.0,
+            shapes=dict(B=B, S=S, D=D),
+        )
 
     # --- Transformer encoder block ----------------------------------------------------
     layer = EncoderLayer(D, H, 4 * D, dropout=0.0).to(device).eval()
-    block = d2l.TransformerEncoderBlock(D, 4 * D, H, dropout=0.0, use_bias=True).to(device).eval()
+    block = (
+        d2l.TransformerEncoderBlock(D, 4 * D, H, dropout=0.0, use_bias=True)
+        .to(device)
+        .eval()
+    )
     block(x, valid)
     with torch.no_grad():
         for name in ("W_q", "W_k", "W_v", "W_o"):
-            _share_linear(getattr(block.attention, name), getattr(layer.self_attention, name))
+            _share_linear(
+                getattr(block.attention, name), getattr(layer.self_attention, name)
+            )
         _share_linear(block.ffn.dense1, layer.feed_forward.net[0])
         _share_linear(block.ffn.dense2, layer.feed_forward.net[3])
         block.addnorm1.ln.load_state_dict(layer.residual1.norm.state_dict())
         block.addnorm2.ln.load_state_dict(layer.residual2.norm.state_dict())
-    common.close(layer(x, self_mask)[0], block(x, valid), "Transformer encoder block", atol=1e-4)
+    common.close(
+        layer(x, self_mask)[0], block(x, valid), "Transformer encoder block", atol=1e-4
+    )
     params = [*layer.parameters(), *block.parameters()]
     for backward in (False, True):
-        times = common.race(contenders(lambda: layer(x, self_mask)[0], lambda: block(x, valid),
-                                       params, backward), device=device, repeats=repeats)
-        common.row(measurements, name=f"Transformer encoder block, {'fwd+bwd' if backward else 'forward'}",
-                   ours=times["attnlab"], peer=times["d2l"], peer_name="d2l.TransformerEncoderBlock",
-                   target=1.0, shapes=dict(B=B, S=S, D=D, H=H, d_ff=4 * D))
+        times = common.race(
+            contenders(
+                lambda: layer(x, self_mask)[0],
+                lambda: block(x, valid),
+                params,
+                backward,
+            ),
+            device=device,
+            repeats=repeats,
+        )
+        common.row(
+            measurements,
+            name=f"Transformer encoder block, {'fwd+bwd' if backward else 'forward'}",
+            ours=times["attnlab"],
+            peer=times["d2l"],
+            peer_name="d2l.TransformerEncoderBlock",
+            target=1.0,
+            shapes=dict(B=B, S=S, D=D, H=H, d_ff=4 * D),
+        )
 
-    common.finish(f"attnlab vs d2l ({device}, {repeats} runs each)", "d2l", args, device,
-                  measurements)
+    common.finish(
+        f"attnlab vs d2l ({device}, {repeats} runs each)",
+        "d2l",
+        args,
+        device,
+        measurements,
+    )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ give the same logits, and timed for 10, 50 and 100 output tokens, batched.
 
 from __future__ import annotations
 
+import common
 import torch
 
-import common
-from attnlab.transformer import Transformer
+from attnlab.models.transformer import Transformer
 
 
 @torch.no_grad()
@@ -31,7 +31,9 @@ def with_cache(model, src, src_len, tokens):
 def recomputing(model, src, src_len, tokens):
     memory, steps = model.encode(src, src_len), []
     for t in range(tokens.shape[1]):
-        logits, _, _ = model.decode(tokens[:, : t + 1], memory)    # the whole prefix, again
+        logits, _, _ = model.decode(
+            tokens[:, : t + 1], memory
+        )  # the whole prefix, again
         steps.append(logits[:, -1])
     return torch.stack(steps, 1)
 
@@ -43,23 +45,55 @@ def main() -> None:
     B, S, V, D = (2, 6, 30, 16) if args.quick else (64, 20, 5000, 128)
     lengths = [3, 6] if args.quick else [10, 50, 100]
     repeats = args.repeats or (1 if args.quick else 7)
-    model = Transformer(V, V, d_model=D, num_heads=4 if D % 4 == 0 else 2, num_layers=2,
-                        d_ff=4 * D, dropout=0.0).to(device).eval()
+    model = (
+        Transformer(
+            V,
+            V,
+            d_model=D,
+            num_heads=4 if D % 4 == 0 else 2,
+            num_layers=2,
+            d_ff=4 * D,
+            dropout=0.0,
+        )
+        .to(device)
+        .eval()
+    )
     src = torch.randint(4, V, (B, S), device=device)
     src_len = torch.full((B,), S, device=device)
     measurements: list[dict] = []
     for n in lengths:
         tokens = torch.randint(4, V, (B, n), device=device)
-        common.close(with_cache(model, src, src_len, tokens), recomputing(model, src, src_len, tokens),
-                     f"decoding {n} tokens", atol=1e-4)
-        times = common.race({"cache": lambda: with_cache(model, src, src_len, tokens),
-                             "recompute": lambda: recomputing(model, src, src_len, tokens)},
-                            device=device, repeats=repeats, warmup=1)
-        common.row(measurements, name=f"decode {n} tokens (batch {B})", ours=times["cache"],
-                   peer=times["recompute"], peer_name="recompute the prefix",
-                   target=3.0 if n == 50 else 1.0, shapes=dict(B=B, S=S, D=D, V=V, tokens=n))
-    common.finish(f"key/value cache vs recomputing ({device}, {repeats} runs each)", "decoding", args,
-                  device, measurements)
+        common.close(
+            with_cache(model, src, src_len, tokens),
+            recomputing(model, src, src_len, tokens),
+            f"decoding {n} tokens",
+            atol=1e-4,
+        )
+        times = common.race(
+            {
+                "cache": lambda: with_cache(model, src, src_len, tokens),
+                "recompute": lambda: recomputing(model, src, src_len, tokens),
+            },
+            device=device,
+            repeats=repeats,
+            warmup=1,
+        )
+        common.row(
+            measurements,
+            name=f"decode {n} tokens (batch {B})",
+            ours=times["cache"],
+            peer=times["recompute"],
+            peer_name="recompute the prefix",
+            target=3.0 if n == 50 else 1.0,
+            shapes=dict(B=B, S=S, D=D, V=V, tokens=n),
+        )
+    common.finish(
+        f"key/value cache vs recomputing ({device}, {repeats} runs each)",
+        "decoding",
+        args,
+        device,
+        measurements,
+    )
 
 
 if __name__ == "__main__":

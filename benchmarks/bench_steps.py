@@ -21,18 +21,25 @@ from __future__ import annotations
 
 import time
 
+import common
 import torch
 from torch.profiler import ProfilerActivity
 
-import common
-from attnlab import experiments
-from attnlab.runtime import get_profile
-from attnlab.training import Trainer
+from attnlab.core.runtime import get_profile
+from attnlab.recipes import experiments
+from attnlab.train.training import Trainer
 
-MODELS = {"gru": experiments.gru_model, "bahdanau": experiments.bahdanau_model,
-          "transformer": experiments.transformer_model}
-WAITS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize",
-         "cudaMemcpy")
+MODELS = {
+    "gru": experiments.gru_model,
+    "bahdanau": experiments.bahdanau_model,
+    "transformer": experiments.transformer_model,
+}
+WAITS = (
+    "cudaStreamSynchronize",
+    "cudaDeviceSynchronize",
+    "cudaEventSynchronize",
+    "cudaMemcpy",
+)
 
 
 def batches(data, batch_size: int, count: int) -> list:
@@ -42,37 +49,49 @@ def batches(data, batch_size: int, count: int) -> list:
     return out[:count]
 
 
-def steps_per_second(trainer: Trainer, stream: list, *, wait_each: bool,
-                     device: torch.device) -> float:
+def steps_per_second(
+    trainer: Trainer, stream: list, *, wait_each: bool, device: torch.device
+) -> float:
     common.synchronize(device)
     start = time.perf_counter()
     last = None
     for batch in stream:
         last = trainer.train_step(batch) if wait_each else trainer.step(batch).loss
-    float(last)                                          # the last step has finished
+    float(last)  # the last step has finished
     return len(stream) / (time.perf_counter() - start)
 
 
 def profiled(trainer: Trainer, stream: list, device: torch.device) -> dict:
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
-                                           else [])
+    activities = [ProfilerActivity.CPU] + (
+        [ProfilerActivity.CUDA] if device.type == "cuda" else []
+    )
     common.synchronize(device)
     with common.host_reads(activities) as reads:
         start = time.perf_counter()
         for batch in stream:
             trainer.step(batch)
-        common.synchronize(device)           # the steps have finished (not a read)
+        common.synchronize(device)  # the steps have finished (not a read)
         wall = time.perf_counter() - start
     prof, n = reads.profile, len(stream)
-    waits = {e.key: e.count / n for e in prof.key_averages() if e.key in WAITS and e.count}
-    result = {"steps": n, "wall_ms_per_step": 1000 * wall / n,
-              "host_reads_per_step": {name: count / n for name, count in reads.items()},
-              "host_waits_per_step": waits}
+    waits = {
+        e.key: e.count / n for e in prof.key_averages() if e.key in WAITS and e.count
+    }
+    result = {
+        "steps": n,
+        "wall_ms_per_step": 1000 * wall / n,
+        "host_reads_per_step": {name: count / n for name, count in reads.items()},
+        "host_waits_per_step": waits,
+    }
     if device.type == "cuda":
-        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        busy = sum(e.device_time_total for e in kernels) / 1000          # ms
-        result.update(kernels_per_step=len(kernels) / n, device_busy_ms_per_step=busy / n,
-                      device_busy_fraction=busy / (1000 * wall))
+        kernels = [
+            e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+        ]
+        busy = sum(e.device_time_total for e in kernels) / 1000  # ms
+        result.update(
+            kernels_per_step=len(kernels) / n,
+            device_busy_ms_per_step=busy / n,
+            device_busy_fraction=busy / (1000 * wall),
+        )
     return result
 
 
@@ -88,23 +107,32 @@ def main() -> None:
     for name, build in MODELS.items():
         torch.manual_seed(0)
         trainer = Trainer(build(data), lr=plan.lr, device=device)
-        for batch in stream[:5]:                                    # warm-up
+        for batch in stream[:5]:  # warm-up
             trainer.train_step(batch)
         waiting = steps_per_second(trainer, stream, wait_each=True, device=device)
         queued = steps_per_second(trainer, stream, wait_each=False, device=device)
         waiting_again = steps_per_second(trainer, stream, wait_each=True, device=device)
-        entry = {"name": name, "batch_size": plan.batch_size,
-                 "steps_per_second_waiting_each_step": [waiting, waiting_again],
-                 "steps_per_second_queued": queued,
-                 "profile": profiled(trainer, stream[: min(20, count)], device)}
+        entry = {
+            "name": name,
+            "batch_size": plan.batch_size,
+            "steps_per_second_waiting_each_step": [waiting, waiting_again],
+            "steps_per_second_queued": queued,
+            "profile": profiled(trainer, stream[: min(20, count)], device),
+        }
         measurements.append(entry)
         p = entry["profile"]
-        print(f"{name:<12} wait each step {waiting:7.1f}/{waiting_again:7.1f} steps/s, "
-              f"queued {queued:7.1f} steps/s; {p['wall_ms_per_step']:.2f} ms/step, "
-              f"{sum(p['host_reads_per_step'].values()):.0f} host reads/step"
-              + (f", device busy {p['device_busy_fraction']:.0%}, "
-                 f"{p['kernels_per_step']:.0f} kernels/step" if "kernels_per_step" in p else ""),
-              flush=True)
+        print(
+            f"{name:<12} wait each step {waiting:7.1f}/{waiting_again:7.1f} steps/s, "
+            f"queued {queued:7.1f} steps/s; {p['wall_ms_per_step']:.2f} ms/step, "
+            f"{sum(p['host_reads_per_step'].values()):.0f} host reads/step"
+            + (
+                f", device busy {p['device_busy_fraction']:.0%}, "
+                f"{p['kernels_per_step']:.0f} kernels/step"
+                if "kernels_per_step" in p
+                else ""
+            ),
+            flush=True,
+        )
     path = common.write("steps", args, device, measurements)
     if path:
         print(f"written to {path}")

@@ -26,14 +26,23 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "code"))
 
-from attnlab.files import atomic_write_text  # noqa: E402
-from attnlab.timing import race, synchronize  # noqa: E402, F401  (the benchmarks' timing)
+from attnlab.core.files import atomic_write_text  # noqa: E402
+from attnlab.measure.timing import race, synchronize  # noqa: E402, F401  (the benchmarks' timing)
 
 # What reads a tensor back on the host: on a GPU each waits until the device has done all
 # the work queued before it. Operators, as torch.profiler records them ...
-READING_OPS = frozenset({"aten::item", "aten::_local_scalar_dense", "aten::is_nonzero",
-                         "aten::nonzero", "aten::masked_select", "aten::unique_dim",
-                         "aten::_unique2", "aten::equal"})
+READING_OPS = frozenset(
+    {
+        "aten::item",
+        "aten::_local_scalar_dense",
+        "aten::is_nonzero",
+        "aten::nonzero",
+        "aten::masked_select",
+        "aten::unique_dim",
+        "aten::_unique2",
+        "aten::equal",
+    }
+)
 # ... and tensor methods, which on a CPU read without an operator the profiler sees.
 READING_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 
@@ -58,6 +67,7 @@ def host_reads(activities=(ProfilerActivity.CPU,)) -> Iterator[HostReads]:
         def method(self, *args, **kwargs):
             reads[f"Tensor.{name}"] += 1
             return originals[name](self, *args, **kwargs)
+
         return method
 
     try:
@@ -69,8 +79,11 @@ def host_reads(activities=(ProfilerActivity.CPU,)) -> Iterator[HostReads]:
         for name, original in originals.items():
             setattr(torch.Tensor, name, original)
     reads.profile = prof
-    reads.update(event.name for event in prof.events()
-                 if event.name in READING_OPS and not _inside_fused_kernel(event))
+    reads.update(
+        event.name
+        for event in prof.events()
+        if event.name in READING_OPS and not _inside_fused_kernel(event)
+    )
 
 
 def _inside_fused_kernel(event) -> bool:
@@ -83,73 +96,128 @@ def _inside_fused_kernel(event) -> bool:
 
 def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and one repetition: checks what is timed, not the time")
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per contender")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to write the JSON results (default: benchmarks/results/"
-                             "NAME-DEVICE.json; "
-                             "--quick writes nothing unless given)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and one repetition: checks what is timed, not the time",
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda or mps (default: the best present)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repetitions per contender"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the JSON results (default: benchmarks/results/"
+        "NAME-DEVICE.json; "
+        "--quick writes nothing unless given)",
+    )
     return parser.parse_args()
 
 
 def device_of(args: argparse.Namespace) -> torch.device:
-    from attnlab.runtime import choose_device
+    from attnlab.core.runtime import choose_device
 
     return choose_device(args.device)
 
 
 def machine(device: torch.device) -> dict:
-    info = {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "device": str(device), "threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        info.update(gpu=properties.name, gpu_memory_gib=round(properties.total_memory / 2**30, 1),
-                    multiprocessors=properties.multi_processor_count,
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        info.update(
+            gpu=properties.name,
+            gpu_memory_gib=round(properties.total_memory / 2**30, 1),
+            multiprocessors=properties.multi_processor_count,
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     return info
 
 
-def write(name: str, args: argparse.Namespace, device: torch.device, measurements: list[dict],
-          **extra) -> Path | None:
+def write(
+    name: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    measurements: list[dict],
+    **extra,
+) -> Path | None:
     """Write the results of benchmark ``name`` as JSON, one file per device type (so a GPU run
     does not replace the CPU one); return the path (None in --quick mode without --output)."""
-    path = args.output or (None if args.quick else RESULTS / f"{name}-{device.type}.json")
+    path = args.output or (
+        None if args.quick else RESULTS / f"{name}-{device.type}.json"
+    )
     if path is None:
         return None
-    record = {"benchmark": name, "quick": args.quick,
-              "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(device), "measurements": measurements, **extra}
+    record = {
+        "benchmark": name,
+        "quick": args.quick,
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(device),
+        "measurements": measurements,
+        **extra,
+    }
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
 
-def row(measurements: list[dict], *, name: str, ours: dict, peer: dict, peer_name: str,
-        target: float, **details) -> dict:
+def row(
+    measurements: list[dict],
+    *,
+    name: str,
+    ours: dict,
+    peer: dict,
+    peer_name: str,
+    target: float,
+    **details,
+) -> dict:
     """One measurement: our time and the peer's (median, spread), the speed-up, the target."""
     ratio = peer["median"] / ours["median"]
-    entry = {"name": name, "peer": peer_name, "ours": ours, "theirs": peer,
-             "speedup": ratio, "target": target, "met": ratio >= target, **details}
+    entry = {
+        "name": name,
+        "peer": peer_name,
+        "ours": ours,
+        "theirs": peer,
+        "speedup": ratio,
+        "target": target,
+        "met": ratio >= target,
+        **details,
+    }
     measurements.append(entry)
     return entry
 
 
 def print_table(title: str, measurements: list[dict]) -> None:
     print(f"\n{title}")
-    print(f"{'measurement':<52}{'peer':<26}{'ours ms':>10}{'peer ms':>10}{'speed-up':>10}{'target':>8}")
+    print(
+        f"{'measurement':<52}{'peer':<26}{'ours ms':>10}{'peer ms':>10}{'speed-up':>10}{'target':>8}"
+    )
     for m in measurements:
         flag = "" if m["met"] else "  (missed)"
-        print(f"{m['name']:<52}{m['peer']:<26}{1000 * m['ours']['median']:>10.2f}"
-              f"{1000 * m['theirs']['median']:>10.2f}{m['speedup']:>9.2f}x{m['target']:>7.1f}x{flag}")
+        print(
+            f"{m['name']:<52}{m['peer']:<26}{1000 * m['ours']['median']:>10.2f}"
+            f"{1000 * m['theirs']['median']:>10.2f}{m['speedup']:>9.2f}x{m['target']:>7.1f}x{flag}"
+        )
 
 
-def pair(contenders: dict[str, Callable[[], torch.Tensor]], params, *,
-         backward: bool) -> dict[str, Callable[[], None]]:
+def pair(
+    contenders: dict[str, Callable[[], torch.Tensor]], params, *, backward: bool
+) -> dict[str, Callable[[], None]]:
     """Wrap callables that return an output: forward only (no autograd), or forward and
     backward through a scalar of it (gradients cleared after each call)."""
+
     def wrap(fn):
         def call():
             if backward:
@@ -159,12 +227,20 @@ def pair(contenders: dict[str, Callable[[], torch.Tensor]], params, *,
             else:
                 with torch.no_grad():
                     fn()
+
         return call
+
     return {name: wrap(fn) for name, fn in contenders.items()}
 
 
-def finish(title: str, name: str, args: argparse.Namespace, device: torch.device,
-           measurements: list[dict], **extra) -> None:
+def finish(
+    title: str,
+    name: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    measurements: list[dict],
+    **extra,
+) -> None:
     """Print the table of ``measurements`` and write the results file."""
     print_table(title, measurements)
     path = write(name, args, device, measurements, **extra)
@@ -189,4 +265,6 @@ def close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float = 1e-5) -> No
     computations would be meaningless."""
     if a.shape != b.shape or not torch.allclose(a, b, atol=atol, rtol=1e-4):
         difference = (a - b).abs().max().item() if a.shape == b.shape else "shape"
-        raise AssertionError(f"{what}: the two implementations disagree (max difference {difference})")
+        raise AssertionError(
+            f"{what}: the two implementations disagree (max difference {difference})"
+        )

@@ -29,7 +29,9 @@ def main() -> int:
             continue
         command = [sys.executable, str(common.ROOT / "benchmarks" / f"bench_{name}.py")]
         print(f"\n=== bench_{name}.py ===", flush=True)
-        if subprocess.run(command + (["--quick"] if args.quick else []), cwd=common.ROOT).returncode:
+        if subprocess.run(
+            command + (["--quick"] if args.quick else []), cwd=common.ROOT
+        ).returncode:
             failed.append(name)
     if args.quick:
         return 1 if failed else 0
@@ -38,15 +40,17 @@ def main() -> int:
         paths = sorted(common.RESULTS.glob(f"{name}-*.json"))
         if name in args.skip or not paths:
             continue
-        path = max(paths, key=lambda p: p.stat().st_mtime)          # the run just made
+        path = max(paths, key=lambda p: p.stat().st_mtime)  # the run just made
         record = json.loads(path.read_text(encoding="utf-8"))
         for m in record["measurements"]:
             if "target" not in m:
                 continue
             value = m.get("speedup", m.get("fraction_of_peak"))
             unit = "x" if "speedup" in m else " of peak"
-            print(f"{'met   ' if m['met'] else 'MISSED'} {m['name']:<55} {value:6.2f}{unit} "
-                  f"(target {m['target']:g})")
+            print(
+                f"{'met   ' if m['met'] else 'MISSED'} {m['name']:<55} {value:6.2f}{unit} "
+                f"(target {m['target']:g})"
+            )
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -9,7 +9,7 @@ It prints one line a problem and exits 1 unless
   it carries its Content-Security-Policy;
 - ``_static/models/index.json`` lists the three fra-eng models, and each one's folder
   holds exactly the files its manifest names, matching their hashes
-  (:func:`attnlab.export.load_manifest`);
+  (:func:`attnlab.web.export.load_manifest`);
 - every vendored file (``make vendor``: ``book/vendor/static/vendor``) is in
   ``SITE/_static/vendor``, byte for byte, and ``_static/live/runtime.json`` holds the
   hashes of the WebAssembly runtime served (which the page checks before running it);
@@ -31,14 +31,32 @@ VENDORED = ROOT / "book" / "vendor" / "static" / "vendor"
 MODELS = ("gru-fra-eng", "bahdanau-fra-eng", "transformer-fra-eng")
 
 # What a page loads (not what it links to): these attributes of these tags.
-LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "audio": "src",
-         "video": "src", "embed": "src", "track": "src", "object": "data"}
-LOADING_LINKS = {"stylesheet", "preload", "modulepreload", "prefetch", "icon",
-                 "manifest", "apple-touch-icon"}
+LOADS = {
+    "script": "src",
+    "img": "src",
+    "iframe": "src",
+    "source": "src",
+    "audio": "src",
+    "video": "src",
+    "embed": "src",
+    "track": "src",
+    "object": "data",
+}
+LOADING_LINKS = {
+    "stylesheet",
+    "preload",
+    "modulepreload",
+    "prefetch",
+    "icon",
+    "manifest",
+    "apple-touch-icon",
+}
 ELSEWHERE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.I)
 CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)""")
 CSS_IMPORT = re.compile(r"""@import\s+['"]([^'"]+)""")
-JS_IMPORT = re.compile(r"""(?:\bimport\s*\(\s*|\bfrom\s+|^\s*import\s+)['"]([^'"]+)['"]""", re.M)
+JS_IMPORT = re.compile(
+    r"""(?:\bimport\s*\(\s*|\bfrom\s+|^\s*import\s+)['"]([^'"]+)['"]""", re.M
+)
 
 
 class _Loads(HTMLParser):
@@ -53,9 +71,14 @@ class _Loads(HTMLParser):
         if tag in LOADS and attributes.get(LOADS[tag]):
             self.urls.append(attributes[LOADS[tag]])
         if tag in {"img", "source"} and attributes.get("srcset"):
-            self.urls += [part.split()[0] for part in attributes["srcset"].split(",")
-                          if part.strip()]
-        if tag == "link" and LOADING_LINKS & set(attributes.get("rel", "").lower().split()):
+            self.urls += [
+                part.split()[0]
+                for part in attributes["srcset"].split(",")
+                if part.strip()
+            ]
+        if tag == "link" and LOADING_LINKS & set(
+            attributes.get("rel", "").lower().split()
+        ):
             self.urls.append(attributes.get("href", ""))
         if "style" in attributes:
             self.urls += CSS_URL.findall(attributes["style"])
@@ -88,35 +111,44 @@ def check_pages(site: Path) -> list[str]:
         parser = _Loads()
         parser.feed(text)
         if 'http-equiv="Content-Security-Policy"' not in text:
-            problems.append(f"{page}: no Content-Security-Policy (book/_ext/content_policy.py)")
+            problems.append(
+                f"{page}: no Content-Security-Policy (book/_ext/content_policy.py)"
+            )
         if parser.tracebacks:
-            problems.append(f"{page}: {parser.tracebacks} cell(s) failed (a traceback "
-                            "in the page)")
+            problems.append(
+                f"{page}: {parser.tracebacks} cell(s) failed (a traceback in the page)"
+            )
     return problems
 
 
 def check_models(site: Path) -> list[str]:
     sys.path.insert(0, str(ROOT / "code"))
-    from attnlab import export
+    from attnlab.web import export
 
     folder = site / "_static" / "models"
     try:
-        listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))["models"]
+        listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))[
+            "models"
+        ]
         names = [entry["name"] for entry in listed]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"_static/models/index.json: missing or not a list of models ({exc})"]
     problems = []
     if sorted(names) != sorted(MODELS):
-        problems.append(f"_static/models/index.json lists {names}, not the three "
-                        f"models {list(MODELS)}")
+        problems.append(
+            f"_static/models/index.json lists {names}, not the three "
+            f"models {list(MODELS)}"
+        )
     for name in names:
         try:
             export.load_manifest(folder / name)
         except ValueError as error:
             problems.append(f"_static/models/{name}: {error}")
             continue
-        extra = sorted({p.name for p in (folder / name).iterdir()}
-                       - {*export.FILES, "manifest.json"})
+        extra = sorted(
+            {p.name for p in (folder / name).iterdir()}
+            - {*export.FILES, "manifest.json"}
+        )
         if extra:
             problems.append(f"_static/models/{name}: files no manifest names: {extra}")
     return problems
@@ -151,8 +183,10 @@ def check_runtime(site: Path) -> list[str]:
     except OSError as exc:
         return [f"_static/vendor/onnxruntime-web: {exc}"]
     if recorded != served:
-        return ["_static/live/runtime.json does not hold the hashes of the runtime served "
-                "in _static/vendor/onnxruntime-web"]
+        return [
+            "_static/live/runtime.json does not hold the hashes of the runtime served "
+            "in _static/vendor/onnxruntime-web"
+        ]
     return []
 
 
@@ -183,8 +217,13 @@ def check(site: Path) -> list[str]:
     site = Path(site)
     if not (site / "index.html").is_file():
         return [f"{site} is not a built site (no index.html)"]
-    return (check_pages(site) + check_models(site) + check_vendored(site)
-            + check_runtime(site) + check_hosts(site))
+    return (
+        check_pages(site)
+        + check_models(site)
+        + check_vendored(site)
+        + check_runtime(site)
+        + check_hosts(site)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,11 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"check_site: {problem}", file=sys.stderr)
     if problems:
-        print(f"check_site: {len(problems)} problem(s); the site is not published",
-              file=sys.stderr)
+        print(
+            f"check_site: {len(problems)} problem(s); the site is not published",
+            file=sys.stderr,
+        )
         return 1
-    print("check_site: every page built, three models verified, vendored files "
-          "present, nothing from another host")
+    print(
+        "check_site: every page built, three models verified, vendored files "
+        "present, nothing from another host"
+    )
     return 0
 
 

@@ -46,7 +46,9 @@ COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance":
 
 
 def _repository() -> dict:
-    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))[
+        "repository"
+    ]
 
 
 def repository_url() -> str:
@@ -102,14 +104,21 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         if not path.is_file():
             continue
         record = json.loads(path.read_text(encoding="utf-8"))
-        runs = {(m["profile"], m["cache"]): m for m in record["measurements"]
-                if m["chapter"] == chapter}
-        if ("full", "cold") not in runs and device == "cpu":   # the reference: required
-            raise ValueError(f"{path.name} has no full-profile run of {chapter}: run "
-                             "benchmarks/bench_chapters.py")
+        runs = {
+            (m["profile"], m["cache"]): m
+            for m in record["measurements"]
+            if m["chapter"] == chapter
+        }
+        if ("full", "cold") not in runs and device == "cpu":  # the reference: required
+            raise ValueError(
+                f"{path.name} has no full-profile run of {chapter}: run "
+                "benchmarks/bench_chapters.py"
+            )
         columns.append((record, runs))
     if not columns:
-        raise ValueError(f"no chapters-*.json in {results}: run benchmarks/bench_chapters.py")
+        raise ValueError(
+            f"no chapters-*.json in {results}: run benchmarks/bench_chapters.py"
+        )
 
     def trained(runs):
         if ("full", "cold") not in runs:
@@ -117,13 +126,22 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         models = runs[("full", "cold")].get("trained")
         if models is None:
             return "not recorded"
-        return " · ".join(f"`{m['name']}`: {m['steps']:,} steps, {_duration(m['seconds'])}"
-                          for m in models) or "nothing"
+        return (
+            " · ".join(
+                f"`{m['name']}`: {m['steps']:,} steps, {_duration(m['seconds'])}"
+                for m in models
+            )
+            or "nothing"
+        )
 
     def cell(runs, key):
         if key not in runs:
             return "–"
-        return "did not finish" if "error" in runs[key] else _duration(runs[key]["seconds"])
+        return (
+            "did not finish"
+            if "error" in runs[key]
+            else _duration(runs[key]["seconds"])
+        )
 
     # Said, not hidden: full runs that failed in this chapter or never reached it, and
     # runs of another device that trained other budgets than the reference (CPU) run.
@@ -135,55 +153,88 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         if ("full", "cold") not in runs:
             caveats.append(f"{run} did not reach this chapter.")
         elif "error" in runs[("full", "cold")]:
-            caveats.append(f"{run} did not finish this chapter: "
-                              f"{runs[('full', 'cold')]['error']}.")
-        other = [f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
-                 for m in (runs.get(("full", "cold")) or {}).get("trained") or []
-                 if m["name"] in steps and m["steps"] != steps[m["name"]]]
+            caveats.append(
+                f"{run} did not finish this chapter: {runs[('full', 'cold')]['error']}."
+            )
+        other = [
+            f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
+            for m in (runs.get(("full", "cold")) or {}).get("trained") or []
+            if m["name"] in steps and m["steps"] != steps[m["name"]]
+        ]
         if other:
-            caveats.append(f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
-                              "its times are not this version's.")
-        gone = sorted({m["name"] for m in (runs.get(("full", "cold")) or {}).get("trained") or []
-                       if m["name"] not in steps})
+            caveats.append(
+                f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
+                "its times are not this version's."
+            )
+        gone = sorted(
+            {
+                m["name"]
+                for m in (runs.get(("full", "cold")) or {}).get("trained") or []
+                if m["name"] not in steps
+            }
+        )
         if steps and gone:
-            caveats.append(f"{run} trained models this version's chapter no longer trains "
-                           f"({', '.join(f'`{name}`' for name in gone)}): its times include "
-                           "them.")
+            caveats.append(
+                f"{run} trained models this version's chapter no longer trains "
+                f"({', '.join(f'`{name}`' for name in gone)}): its times include "
+                "them."
+            )
 
-    rows = [("trains", trained), ("top to bottom", lambda r: cell(r, ("full", "cold"))),
-            ("with its models cached", lambda r: cell(r, ("full", "warm"))),
-            ("`smoke` profile", lambda r: cell(r, ("smoke", "cold")))]
-    head = "| | " + " | ".join(_device_name(record["machine"]) for record, _ in columns) + " |"
+    rows = [
+        ("trains", trained),
+        ("top to bottom", lambda r: cell(r, ("full", "cold"))),
+        ("with its models cached", lambda r: cell(r, ("full", "warm"))),
+        ("`smoke` profile", lambda r: cell(r, ("smoke", "cold"))),
+    ]
+    head = (
+        "| | "
+        + " | ".join(_device_name(record["machine"]) for record, _ in columns)
+        + " |"
+    )
     lines = [head, "|---" * (len(columns) + 1) + "|"]
-    lines += ["| " + label + " | " + " | ".join(fn(runs) for _, runs in columns) + " |"
-              for label, fn in rows]
-    sources = "; ".join(f"`benchmarks/results/chapters-{record['machine']['device'].split(':')[0]}"
-                        f".json`, {record['measured_at'][:10]}, torch {record['machine']['torch']}"
-                        for record, _ in columns)
-    gpu = "" if any(r["machine"].get("gpu") for r, _ in columns) else (
-        " No GPU run has been measured yet.")
-    return ("\n".join([
-        ":::{admonition} Budget",
-        ":class: note",
-        "Measured in the `full` profile, with the chapters before this one run first (their "
-        "models come from the cache; run alone on an empty cache, a chapter trains them "
-        "again). The `smoke` profile's numbers are meaningless; it only checks that the "
-        f"code runs.{gpu}",
-        "",
-        *lines,
-        "",
-        *([" ".join(caveats), ""] if caveats else []),
-        f"Source: {sources}.",
-        ":::"]))
+    lines += [
+        "| " + label + " | " + " | ".join(fn(runs) for _, runs in columns) + " |"
+        for label, fn in rows
+    ]
+    sources = "; ".join(
+        f"`benchmarks/results/chapters-{record['machine']['device'].split(':')[0]}"
+        f".json`, {record['measured_at'][:10]}, torch {record['machine']['torch']}"
+        for record, _ in columns
+    )
+    gpu = (
+        ""
+        if any(r["machine"].get("gpu") for r, _ in columns)
+        else (" No GPU run has been measured yet.")
+    )
+    return "\n".join(
+        [
+            ":::{admonition} Budget",
+            ":class: note",
+            "Measured in the `full` profile, with the chapters before this one run first (their "
+            "models come from the cache; run alone on an empty cache, a chapter trains them "
+            "again). The `smoke` profile's numbers are meaningless; it only checks that the "
+            f"code runs.{gpu}",
+            "",
+            *lines,
+            "",
+            *([" ".join(caveats), ""] if caveats else []),
+            f"Source: {sources}.",
+            ":::",
+        ]
+    )
 
 
 def sync_budget(notebook: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
     """Replace the chapter's budget note (the first one) with :func:`budget_note`."""
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and BUDGET.search(cell.source):
-            cell.source = BUDGET.sub(lambda _: budget_note(chapter), cell.source, count=1)
+            cell.source = BUDGET.sub(
+                lambda _: budget_note(chapter), cell.source, count=1
+            )
             return notebook
-    raise ValueError(f"{chapter} has no budget note (a ':::{{admonition}} Budget' block)")
+    raise ValueError(
+        f"{chapter} has no budget note (a ':::{{admonition}} Budget' block)"
+    )
 
 
 def chapter_paths() -> list[Path]:
@@ -212,8 +263,10 @@ def solution_pages(chapter: Path) -> list[Path]:
     """The worked-solutions pages of ``chapter``, in order: ``solutions/<chapter>.ipynb``,
     then its continuations ``solutions/<chapter>-2.ipynb``, ``-3``, ..."""
     first = SOLUTIONS / chapter.name
-    more = sorted(SOLUTIONS.glob(f"{chapter.stem}-[0-9]*.ipynb"),
-                  key=lambda page: int(page.stem.rsplit("-", 1)[1]))
+    more = sorted(
+        SOLUTIONS.glob(f"{chapter.stem}-[0-9]*.ipynb"),
+        key=lambda page: int(page.stem.rsplit("-", 1)[1]),
+    )
     return ([first] if first.is_file() else []) + more
 
 
@@ -225,14 +278,18 @@ def chapter_answers(chapter: Path) -> dict[str, str]:
         answers = solutions(read(page))
         twice = sorted(set(found) & set(answers))
         if twice:
-            raise ValueError(f"{page.relative_to(CHAPTERS)}: solves {', '.join(twice)} again")
+            raise ValueError(
+                f"{page.relative_to(CHAPTERS)}: solves {', '.join(twice)} again"
+            )
         found.update(answers)
     return found
 
 
 # --- exercises, their worked solutions, and the self-check questions ------------------------
 
-EXERCISE = re.compile(r"^:::\{exercise\}[^\n]*\n:label: (\S+)\n(.*?)^:::$", flags=re.S | re.M)
+EXERCISE = re.compile(
+    r"^:::\{exercise\}[^\n]*\n:label: (\S+)\n(.*?)^:::$", flags=re.S | re.M
+)
 SOLUTION = re.compile(r"^:::\{solution(?:-start)?\} (\S+)\n:label: (\S+)$", flags=re.M)
 # A question that asks the reader to think, not recall, says which kind it is: predict a
 # result before running a cell, trace the shapes through the code, or diagnose a symptom.
@@ -264,16 +321,22 @@ def solution_link(label: str) -> str:
     return f"{{ref}}`Worked solution <{label}>`"
 
 
-def sync_exercises(notebook: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+def sync_exercises(
+    notebook: nbformat.NotebookNode, answers: dict[str, str]
+) -> nbformat.NotebookNode:
     """End each exercise that has a worked solution with a link to it (``answers``: the
     exercise's label -> the solution's label)."""
+
     def link(match: re.Match) -> str:
         label, body = match.group(1), match.group(2)
-        body = "\n".join(line for line in body.rstrip("\n").split("\n")
-                         if not line.startswith("{ref}`Worked solution <")).rstrip("\n")
+        body = "\n".join(
+            line
+            for line in body.rstrip("\n").split("\n")
+            if not line.startswith("{ref}`Worked solution <")
+        ).rstrip("\n")
         if label in answers:
             body += "\n\n" + solution_link(answers[label])
-        return match.group(0)[:match.start(2) - match.start(0)] + body + "\n:::"
+        return match.group(0)[: match.start(2) - match.start(0)] + body + "\n:::"
 
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
@@ -299,35 +362,54 @@ def exercise_problems(path: Path) -> list[str]:
         found.append(f"{path.name}: no exercises (':::{{exercise}}' blocks)")
     for label in labels:
         if not re.fullmatch(rf"ch{chapter}-ex-\d+", label):
-            found.append(f"{path.name}: exercise label {label} is not ch{chapter}-ex-<number>")
+            found.append(
+                f"{path.name}: exercise label {label} is not ch{chapter}-ex-<number>"
+            )
     questions = self_check_questions(notebook)
     if not 3 <= len(questions) <= 5:
-        found.append(f"{path.name}: 'Check yourself' has {len(questions)} questions, not 3 to 5")
-    found += [f"{path.name}: self-check question {i} has no answer in a dropdown"
-              for i, q in enumerate(questions, 1) if ANSWER not in q]
+        found.append(
+            f"{path.name}: 'Check yourself' has {len(questions)} questions, not 3 to 5"
+        )
+    found += [
+        f"{path.name}: self-check question {i} has no answer in a dropdown"
+        for i, q in enumerate(questions, 1)
+        if ANSWER not in q
+    ]
     thinking = [q for q in questions if q.startswith(THINKING)]
     if questions and len(thinking) < 2:
-        found.append(f"{path.name}: 'Check yourself' has {len(thinking)} questions that ask "
-                     f"for thinking, not 2 or more (begin them with one of {', '.join(THINKING)})")
+        found.append(
+            f"{path.name}: 'Check yourself' has {len(thinking)} questions that ask "
+            f"for thinking, not 2 or more (begin them with one of {', '.join(THINKING)})"
+        )
     page = SOLUTIONS / path.name
     if not page.is_file():
-        return found + [f"{path.name}: no worked solutions ({page.relative_to(CHAPTERS.parent)} "
-                        "is missing)"]
+        return found + [
+            f"{path.name}: no worked solutions ({page.relative_to(CHAPTERS.parent)} "
+            "is missing)"
+        ]
     try:
         answers = chapter_answers(path)
     except ValueError as twice:
         return found + [str(twice)]
     if len(solution_pages(path)) > 1:
         page = SOLUTIONS / f"{path.stem}*.ipynb"
-    found += [f"{page.relative_to(CHAPTERS)}: a solution to {e}, which chapter "
-              f"{chapter} does not have" for e in answers if e not in labels]
+    found += [
+        f"{page.relative_to(CHAPTERS)}: a solution to {e}, which chapter "
+        f"{chapter} does not have"
+        for e in answers
+        if e not in labels
+    ]
     for label, body in labels.items():
         if label not in answers:
-            found.append(f"{path.name}: exercise {label} has no worked solution in "
-                         f"{page.relative_to(CHAPTERS)}")
+            found.append(
+                f"{path.name}: exercise {label} has no worked solution in "
+                f"{page.relative_to(CHAPTERS)}"
+            )
         elif solution_link(answers[label]) not in body:
-            found.append(f"{path.name}: exercise {label} does not link its solution "
-                         "(run: python book/notebooks.py sync-exercises)")
+            found.append(
+                f"{path.name}: exercise {label} does not link its solution "
+                "(run: python book/notebooks.py sync-exercises)"
+            )
     return found
 
 
@@ -361,18 +443,26 @@ def sync_colab(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     notebook.metadata.update(nbformat.from_dict(COLAB_METADATA))
     source = colab_cell_source()
     first = notebook.cells[0] if notebook.cells else None
-    if first is not None and first.cell_type == "code" and "google.colab" in first.source:
+    if (
+        first is not None
+        and first.cell_type == "code"
+        and "google.colab" in first.source
+    ):
         first.source = source
         first.metadata["tags"] = COLAB_TAGS
     else:
-        notebook.cells.insert(0, nbformat.v4.new_code_cell(source, metadata={"tags": COLAB_TAGS}))
+        notebook.cells.insert(
+            0, nbformat.v4.new_code_cell(source, metadata={"tags": COLAB_TAGS})
+        )
     return notebook
 
 
 # --- the repository's links in the README and the preface --------------------------------
 
 LINKED = [ROOT / "README.md", ROOT / "book" / "intro.md"]
-_COLAB_LINK = re.compile(r"colab\.research\.google\.com/github/[^/\s>]+/[^/\s>]+/blob/[^/\s>]+/")
+_COLAB_LINK = re.compile(
+    r"colab\.research\.google\.com/github/[^/\s>]+/[^/\s>]+/blob/[^/\s>]+/"
+)
 _CLONE = re.compile(r"git clone https://\S+\ncd \S+")
 
 
@@ -385,10 +475,13 @@ def sync_links(text: str) -> str:
 
 
 def link_problems() -> list[str]:
-    return [f"{path.relative_to(ROOT)}: its repository links do not follow _config.yml "
-            "(run: python book/notebooks.py sync-colab)"
-            for path in LINKED if sync_links(path.read_text(encoding="utf-8"))
-            != path.read_text(encoding="utf-8")]
+    return [
+        f"{path.relative_to(ROOT)}: its repository links do not follow _config.yml "
+        "(run: python book/notebooks.py sync-colab)"
+        for path in LINKED
+        if sync_links(path.read_text(encoding="utf-8"))
+        != path.read_text(encoding="utf-8")
+    ]
 
 
 def problems(path: Path) -> list[str]:
@@ -397,24 +490,49 @@ def problems(path: Path) -> list[str]:
     found = []
     first = notebook.cells[0] if notebook.cells else None
     if first is None or first.source != colab_cell_source():
-        found.append(f"{path.name}: the first cell is not the Colab install cell for "
-                     f"{repository_url()} (run: python book/notebooks.py sync-colab)")
+        found.append(
+            f"{path.name}: the first cell is not the Colab install cell for "
+            f"{repository_url()} (run: python book/notebooks.py sync-colab)"
+        )
     elif first.metadata.get("tags") != COLAB_TAGS:
         found.append(f"{path.name}: the Colab cell must be tagged {COLAB_TAGS}")
-    if any(notebook.metadata.get(key) != value for key, value in COLAB_METADATA.items()):
-        found.append(f"{path.name}: the notebook metadata does not ask Colab for a GPU runtime "
-                     "(run: python book/notebooks.py sync-colab)")
-    notes = [m.group(0) for c in notebook.cells if c.cell_type == "markdown"
-             for m in [BUDGET.search(c.source)] if m]
+    if any(
+        notebook.metadata.get(key) != value for key, value in COLAB_METADATA.items()
+    ):
+        found.append(
+            f"{path.name}: the notebook metadata does not ask Colab for a GPU runtime "
+            "(run: python book/notebooks.py sync-colab)"
+        )
+    notes = [
+        m.group(0)
+        for c in notebook.cells
+        if c.cell_type == "markdown"
+        for m in [BUDGET.search(c.source)]
+        if m
+    ]
     if path.parent == CHAPTERS and notes[:1] != [budget_note(path.stem)]:
-        found.append(f"{path.name}: the budget note does not say what "
-                     "benchmarks/results/chapters-*.json measured "
-                     "(run: python book/notebooks.py sync-budgets)")
+        found.append(
+            f"{path.name}: the budget note does not say what "
+            "benchmarks/results/chapters-*.json measured "
+            "(run: python book/notebooks.py sync-budgets)"
+        )
     for i, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code" and cell.outputs and CHECKED not in cell.metadata.get("tags", []):
-            found.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}")
-        if cell.cell_type == "code" and not cell.outputs and cell.execution_count is not None:
-            found.append(f"{path.name}: cell {i} keeps an execution count but no output")
+        if (
+            cell.cell_type == "code"
+            and cell.outputs
+            and CHECKED not in cell.metadata.get("tags", [])
+        ):
+            found.append(
+                f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}"
+            )
+        if (
+            cell.cell_type == "code"
+            and not cell.outputs
+            and cell.execution_count is not None
+        ):
+            found.append(
+                f"{path.name}: cell {i} keeps an execution count but no output"
+            )
     if path.parent == CHAPTERS:
         found += exercise_problems(path)
     return found
@@ -426,21 +544,28 @@ def refresh(path: Path) -> None:
 
     notebook = sync_colab(read(path))
     os.environ["ATTNLAB_PROFILE"] = "smoke"
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     write(strip(notebook), path)
 
 
 def main(argv: list[str]) -> int:
     command, *names = argv or ["check"]
-    paths = ([Path(n).resolve() for n in names]
-             or chapter_paths() + section_paths() + solution_paths() + lab_paths())
+    paths = [
+        Path(n).resolve() for n in names
+    ] or chapter_paths() + section_paths() + solution_paths() + lab_paths()
     chapters = [p for p in paths if p.parent == CHAPTERS]
     if command == "sync-colab":
         for path in paths:
             write(sync_colab(read(path)), path)
         for path in LINKED:
-            path.write_text(sync_links(path.read_text(encoding="utf-8")), encoding="utf-8")
+            path.write_text(
+                sync_links(path.read_text(encoding="utf-8")), encoding="utf-8"
+            )
     elif command == "sync-budgets":
         for path in chapters:
             write(sync_budget(read(path), path.stem), path)

@@ -28,8 +28,11 @@ SECTION = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", re.M)
 def version() -> str:
     """``attnlab.__version__``, read without importing the package."""
     for node in ast.parse(INIT.read_text(encoding="utf-8")).body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and getattr(node.targets[0], "id", None) == "__version__"):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and getattr(node.targets[0], "id", None) == "__version__"
+        ):
             return node.value.value
     raise SystemExit(f"{INIT}: no __version__ = '...'")
 
@@ -46,11 +49,15 @@ def problems(tag: str | None = None) -> list[str]:
         found.append(f"version {current!r} is not X.Y.Z")
     sections = [v for v, _ in released()]
     if not sections or sections[0] != current:
-        found.append(f"CHANGELOG.md's newest section is {sections[:1] or 'missing'}, not "
-                     f"[{current}]")
+        found.append(
+            f"CHANGELOG.md's newest section is {sections[:1] or 'missing'}, not "
+            f"[{current}]"
+        )
     cited = re.search(r"^version: (\S+)$", CITATION.read_text(encoding="utf-8"), re.M)
     if cited is None or cited.group(1).strip("'\"") != current:
-        found.append(f"CITATION.cff's version is {cited and cited.group(1)!r}, not {current}")
+        found.append(
+            f"CITATION.cff's version is {cited and cited.group(1)!r}, not {current}"
+        )
     if tag is not None and tag != f"v{current}":
         found.append(f"tag {tag!r} is not v{current} (attnlab.__version__)")
     return found

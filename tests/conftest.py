@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from attnlab.vocab import Vocab
+from attnlab.data.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,28 +51,55 @@ def chromium_path() -> Path:
 def fra_eng_dir() -> Path:
     folder = DATA_DIR
     if not (folder / "fra-eng.zip").is_file():
-        pytest.fail(f"the tests need the real corpus: put fra-eng.zip in {folder} or set "
-                    "ATTNLAB_DATA_DIR to its folder")
+        pytest.fail(
+            f"the tests need the real corpus: put fra-eng.zip in {folder} or set "
+            "ATTNLAB_DATA_DIR to its folder"
+        )
     return folder
 
 
 # The website, built once per test session and served on localhost, and the browser that
 # reads it (tests/test_book.py, tests/test_accessibility.py).
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory, fra_eng_dir):
     """Build the whole book in the smoke profile into a fresh folder, as CI does."""
     out = tmp_path_factory.mktemp("book")
-    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(out / "attnlab")}
+    env = {
+        **os.environ,
+        "ATTNLAB_PROFILE": "smoke",
+        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+        "ATTNLAB_BUILD_DIR": str(out / "attnlab"),
+    }
     start = time.perf_counter()
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT), "--all",
-         "--path-output", str(out), "-n", "-W", "--keep-going"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        [
+            str(Path(sys.executable).with_name("jupyter-book")),
+            "build",
+            str(ROOT),
+            "--all",
+            "--path-output",
+            str(out),
+            "-n",
+            "-W",
+            "--keep-going",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     print(f"book (smoke) built in {time.perf_counter() - start:.1f} s")
     return out / "_build" / "html", result
 
@@ -98,13 +125,17 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def browser():
     chromium = chromium_path()
     if not chromium.exists():
-        pytest.fail(f"the browser tests need Chromium, not found at {chromium}: install it "
-                    "(Debian: apt-get install chromium; .ci/run does) or set "
-                    "ATTNLAB_CHROMIUM to its path")
+        pytest.fail(
+            f"the browser tests need Chromium, not found at {chromium}: install it "
+            "(Debian: apt-get install chromium; .ci/run does) or set "
+            "ATTNLAB_CHROMIUM to its path"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), args=CHROMIUM_FLAGS
+        )
         yield browser
         browser.close()
 
@@ -115,10 +146,18 @@ def open_page(browser, url, **options):
     page = browser.new_page(**options)
     requests, errors = [], []
     page.on("request", lambda request: requests.append(request.url))
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on(
+        "console",
+        lambda message: message.type == "error" and errors.append(message.text),
+    )
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("response", lambda response: response.status >= 400 and errors.append(
-        f"HTTP {response.status} for {response.url}"))
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400
+            and errors.append(f"HTTP {response.status} for {response.url}")
+        ),
+    )
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
     return page, requests, errors
@@ -128,15 +167,18 @@ def show_widgets(page):
     """Bring the page's first widget near the viewport, as a reader scrolling would, and
     wait until the lazily loaded widget manager has rendered every widget on the page."""
     if page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
-        page.locator('script[type="application/vnd.jupyter.widget-view+json"]').first.evaluate(
-            "view => view.parentElement.scrollIntoView()")
+        page.locator(
+            'script[type="application/vnd.jupyter.widget-view+json"]'
+        ).first.evaluate("view => view.parentElement.scrollIntoView()")
         page.wait_for_function("() => window.attnlabLoadWidgets !== undefined")
         # Started, not awaited here: the wait below is for what the reader sees.
         page.evaluate("() => { window.attnlabLoadWidgets(); }")
-        page.wait_for_function("""() => Array.from(document.querySelectorAll(
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll(
             'script[type="application/vnd.jupyter.widget-view+json"]')).every(view =>
             view.parentElement.querySelector('.jupyter-widgets, .widget-subarea'))""",
-                               timeout=30_000)
+            timeout=30_000,
+        )
         page.evaluate("() => window.scrollTo(0, 0)")
 
 
@@ -177,10 +219,16 @@ def page_weight(browser, site, html, path):
             raise AssertionError(f"{path} requested {url}, outside the site")
         local = html / unquote(urlparse(url).path.lstrip("/"))
         data = (local / "index.html" if local.is_dir() else local).read_bytes()
-        files.append((local.name, len(data), min(len(data), len(gzip.compress(data, 6)))))
+        files.append(
+            (local.name, len(data), min(len(data), len(gzip.compress(data, 6))))
+        )
     files.sort(key=lambda item: -item[2])
-    return {"requests": len(urls), "raw": sum(f[1] for f in files),
-            "gzip": sum(f[2] for f in files), "largest": files[:5]}
+    return {
+        "requests": len(urls),
+        "raw": sum(f[1] for f in files),
+        "gzip": sum(f[2] for f in files),
+        "largest": files[:5],
+    }
 
 
 LIGHTHOUSE = ROOT / "book" / "vendor" / "node_modules" / ".bin" / "lighthouse"
@@ -193,8 +241,10 @@ def lighthouse(url: str, categories=LIGHTHOUSE_CATEGORIES) -> dict:
     course's Chromium. Returns the scores (0-100), the paint times and bytes it measured,
     and, per category, the audits that did not pass."""
     if not LIGHTHOUSE.exists():
-        raise FileNotFoundError(f"Lighthouse is missing at {LIGHTHOUSE}: run `make vendor` "
-                                "(npm ci from book/vendor/package-lock.json)")
+        raise FileNotFoundError(
+            f"Lighthouse is missing at {LIGHTHOUSE}: run `make vendor` "
+            "(npm ci from book/vendor/package-lock.json)"
+        )
     import json
     import tempfile
 
@@ -202,13 +252,25 @@ def lighthouse(url: str, categories=LIGHTHOUSE_CATEGORIES) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         report_path = Path(folder) / "report.json"
         done = subprocess.run(
-            [str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={report_path}",
-             f"--only-categories={','.join(categories)}", f"--chrome-flags={flags}"],
+            [
+                str(LIGHTHOUSE),
+                url,
+                "--quiet",
+                "--output=json",
+                f"--output-path={report_path}",
+                f"--only-categories={','.join(categories)}",
+                f"--chrome-flags={flags}",
+            ],
             env={**os.environ, "CHROME_PATH": str(chromium_path()), "TMPDIR": folder},
-            capture_output=True, text=True, timeout=600)
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0 or not report_path.is_file():
-            raise RuntimeError(f"Lighthouse failed on {url} (exit {done.returncode}): "
-                               f"{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"Lighthouse failed on {url} (exit {done.returncode}): "
+                f"{done.stderr[-2000:]}"
+            )
         report = json.loads(report_path.read_text(encoding="utf-8"))
     if report.get("runtimeError"):
         raise RuntimeError(f"Lighthouse on {url}: {report['runtimeError']}")
@@ -216,15 +278,24 @@ def lighthouse(url: str, categories=LIGHTHOUSE_CATEGORIES) -> dict:
     failed = {}
     for name, category in report["categories"].items():
         failed[name] = sorted(
-            ref["id"] for ref in category["auditRefs"] if ref["weight"] > 0
-            and audits[ref["id"]]["score"] is not None and audits[ref["id"]]["score"] < 0.9)
-    return {"scores": {name: None if c["score"] is None else round(100 * c["score"])
-                       for name, c in report["categories"].items()},
-            "fcp_ms": audits.get("first-contentful-paint", {}).get("numericValue"),
-            "lcp_ms": audits.get("largest-contentful-paint", {}).get("numericValue"),
-            "tbt_ms": audits.get("total-blocking-time", {}).get("numericValue"),
-            "bytes": audits.get("total-byte-weight", {}).get("numericValue"),
-            "lighthouse": report["lighthouseVersion"], "failed": failed}
+            ref["id"]
+            for ref in category["auditRefs"]
+            if ref["weight"] > 0
+            and audits[ref["id"]]["score"] is not None
+            and audits[ref["id"]]["score"] < 0.9
+        )
+    return {
+        "scores": {
+            name: None if c["score"] is None else round(100 * c["score"])
+            for name, c in report["categories"].items()
+        },
+        "fcp_ms": audits.get("first-contentful-paint", {}).get("numericValue"),
+        "lcp_ms": audits.get("largest-contentful-paint", {}).get("numericValue"),
+        "tbt_ms": audits.get("total-blocking-time", {}).get("numericValue"),
+        "bytes": audits.get("total-byte-weight", {}).get("numericValue"),
+        "lighthouse": report["lighthouseVersion"],
+        "failed": failed,
+    }
 
 
 def assert_offline_and_clean(site, page, requests, errors):
@@ -265,7 +336,9 @@ def d2l():
 
 # A toy translation task for the inspection and explorer tests.
 TOY_SRC_SENTENCES = [["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "."]]
-TOY_TGT_SENTENCES = [["le", "chat", "est", "assis", "sur", "un", "tapis", "chien", "a", "couru", "."]]
+TOY_TGT_SENTENCES = [
+    ["le", "chat", "est", "assis", "sur", "un", "tapis", "chien", "a", "couru", "."]
+]
 
 
 TOY_SRC, TOY_TGT = Vocab(TOY_SRC_SENTENCES), Vocab(TOY_TGT_SENTENCES)
@@ -277,12 +350,20 @@ def toy_transformer():
     so its output reads back as written."""
     import torch
 
-    from attnlab import runtime
-    from attnlab.transformer import Transformer
+    from attnlab.core import runtime
+    from attnlab.models.transformer import Transformer
 
     runtime.seed_everything(0)
-    transformer = Transformer(len(TOY_SRC), len(TOY_TGT), d_model=16, num_heads=2, num_layers=3,
-                              d_ff=32, dropout=0.0, max_len=40).eval()
+    transformer = Transformer(
+        len(TOY_SRC),
+        len(TOY_TGT),
+        d_model=16,
+        num_heads=2,
+        num_layers=3,
+        d_ff=32,
+        dropout=0.0,
+        max_len=40,
+    ).eval()
     with torch.no_grad():
         transformer.out.bias[: TOY_TGT.eos_id] = -1e4
     return transformer
@@ -291,10 +372,13 @@ def toy_transformer():
 def overfit_one_batch(build, *, lr: float, steps: int, max_len: int = 8) -> list[float]:
     """Train ``build(src_vocab_size, tgt_vocab_size)`` on one batch of 32 reversal strings
     and return the losses: a model that can learn anything should drive them to ~0."""
-    from attnlab import runtime, synthetic
-    from attnlab.training import Trainer
+    from attnlab.core import runtime
+    from attnlab.data import synthetic
+    from attnlab.train.training import Trainer
 
-    task = synthetic.reversal_task(n_train=32, n_val=4, n_test=4, min_len=3, max_len=max_len, seed=0)
+    task = synthetic.reversal_task(
+        n_train=32, n_val=4, n_test=4, min_len=3, max_len=max_len, seed=0
+    )
     runtime.seed_everything(0)
     model = build(len(task.src_vocab), len(task.tgt_vocab))
     batch = next(iter(task.loader("train", 32)))
@@ -327,18 +411,37 @@ def assert_transformer_weights(model, src_vocab, tgt_vocab, source, weights, ato
     import numpy as np
     import torch
 
-    from attnlab import decoding
+    from attnlab.infer import decoding
 
     ids = src_vocab.encode(source) + [src_vocab.eos_id]
     steps = np.asarray(weights["cross"]).shape[2]
-    written = decoding.greedy_decode(
-        model, torch.tensor([ids]), torch.tensor([len(ids)]), bos_id=tgt_vocab.bos_id,
-        eos_id=tgt_vocab.eos_id, max_len=steps).tokens[0].tolist()
-    prefix = [tgt_vocab.bos_id] + written[:steps - 1]
+    written = (
+        decoding.greedy_decode(
+            model,
+            torch.tensor([ids]),
+            torch.tensor([len(ids)]),
+            bos_id=tgt_vocab.bos_id,
+            eos_id=tgt_vocab.eos_id,
+            max_len=steps,
+        )
+        .tokens[0]
+        .tolist()
+    )
+    prefix = [tgt_vocab.bos_id] + written[: steps - 1]
     with torch.no_grad():
-        out = model(src=torch.tensor([ids]), src_len=torch.tensor([len(ids)]),
-                    tgt_in=torch.tensor([prefix]), need_weights=True)
-    for key, layers in (("encoder", out.layers.encoder),
-                        ("decoder_self", out.layers.decoder_self), ("cross", out.layers.cross)):
-        np.testing.assert_allclose(np.asarray(weights[key], dtype=np.float32),
-                                   torch.cat(layers).numpy(), atol=atol)
+        out = model(
+            src=torch.tensor([ids]),
+            src_len=torch.tensor([len(ids)]),
+            tgt_in=torch.tensor([prefix]),
+            need_weights=True,
+        )
+    for key, layers in (
+        ("encoder", out.layers.encoder),
+        ("decoder_self", out.layers.decoder_self),
+        ("cross", out.layers.cross),
+    ):
+        np.testing.assert_allclose(
+            np.asarray(weights[key], dtype=np.float32),
+            torch.cat(layers).numpy(),
+            atol=atol,
+        )

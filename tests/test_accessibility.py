@@ -12,16 +12,18 @@ import re
 
 import numpy as np
 import pytest
+from conftest import ROOT, book_pages, lighthouse, open_page, show_widgets
 from matplotlib import colormaps
 
-from attnlab import plots
-from conftest import ROOT, book_pages, lighthouse, open_page, show_widgets
+from attnlab.view import plots
 
 AXE = ROOT / "book" / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = book_pages()
 PHONE = {"width": 390, "height": 844}
 # The chapters and the closing chapter, which Lighthouse scores.
-CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + ["book/after.html"]
+CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + [
+    "book/after.html"
+]
 
 # Runs axe on the whole document; returns each violated rule with where it fails.
 RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
@@ -31,8 +33,10 @@ RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})
 
 def _axe(page):
     if not AXE.is_file():
-        pytest.fail(f"axe-core is missing at {AXE}: run `make vendor` (npm ci from "
-                    "book/vendor/package-lock.json)")
+        pytest.fail(
+            f"axe-core is missing at {AXE}: run `make vendor` (npm ci from "
+            "book/vendor/package-lock.json)"
+        )
     # Evaluated by the test harness, which the page's Content-Security-Policy does not
     # govern (a <script> added to the page would be refused by it, as it should be).
     page.evaluate(AXE.read_text(encoding="utf-8"))
@@ -54,8 +58,10 @@ def test_axe_finds_no_serious_violation(site, browser, path, scheme):
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     for v in violations:
         if v not in serious:
-            print(f"axe, {scheme}, {path}: {v['impact']} {v['id']} ({v['help']}) at "
-                  f"{v['nodes']}")
+            print(
+                f"axe, {scheme}, {path}: {v['impact']} {v['id']} ({v['help']}) at "
+                f"{v['nodes']}"
+            )
     assert serious == [], json.dumps(serious, indent=1)
     assert errors == []
 
@@ -73,17 +79,21 @@ def test_every_figure_has_a_text_alternative(site, browser):
         # An image widget's alt text is read from inside its PNG once it has rendered:
         # give the page a few seconds to finish, then look.
         try:
-            page.wait_for_function("""() => Array.from(document.querySelectorAll("article img"))
+            page.wait_for_function(
+                """() => Array.from(document.querySelectorAll("article img"))
                 .every(img => (img.getAttribute("alt") || img.title || "").split(/\\s+/).length >= 3)""",
-                timeout=10_000)
-        except PlaywrightTimeout:           # what is still missing is reported below
+                timeout=10_000,
+            )
+        except PlaywrightTimeout:  # what is still missing is reported below
             pass
         names = page.evaluate("""() => Array.from(document.querySelectorAll("article img"))
             .map(img => [img.getAttribute("src"), img.getAttribute("alt") || img.title || ""])""")
         page.close()
         for src, name in names:
             words = name.split()
-            if len(words) < 3 or any(part in name for part in ("_images", ".png", ".svg")):
+            if len(words) < 3 or any(
+                part in name for part in ("_images", ".png", ".svg")
+            ):
                 missing.append((path, src[:60], name[:60]))
     assert missing == []
 
@@ -108,18 +118,24 @@ def test_colour_maps_are_ordered_by_lightness(name):
     else:
         centre = int(np.argmax(lightness))
         assert 100 < centre < 156
-        assert (steps[:centre - 1] >= -0.5).all() and (steps[centre + 1:] <= 0.5).all()
+        assert (steps[: centre - 1] >= -0.5).all() and (
+            steps[centre + 1 :] <= 0.5
+        ).all()
 
 
 def test_every_heatmap_in_the_course_uses_an_ordered_map():
     """The library's plots and the chapters name only the maps tested above."""
     allowed = set(plots.SEQUENTIAL_MAPS + plots.DIVERGING_MAPS)
-    sources = [ROOT / "code" / "attnlab" / "plots.py", *sorted((ROOT / "chapters").rglob(
-        "*.ipynb")), *sorted((ROOT / "book").glob("*.ipynb"))]
+    sources = [
+        ROOT / "code" / "attnlab" / "view" / "plots.py",
+        *sorted((ROOT / "chapters").rglob("*.ipynb")),
+        *sorted((ROOT / "book").glob("*.ipynb")),
+    ]
     used = {}
     for source in sources:
-        for name in re.findall(r"cmap\s*[=:]\s*\\?[\"']([A-Za-z_]+)", source.read_text(
-                encoding="utf-8")):
+        for name in re.findall(
+            r"cmap\s*[=:]\s*\\?[\"']([A-Za-z_]+)", source.read_text(encoding="utf-8")
+        ):
             used.setdefault(name, source.name)
     assert used and set(used) <= allowed, used
 
@@ -128,8 +144,10 @@ def test_every_heatmap_in_the_course_uses_an_ordered_map():
 # button by its text.
 SLIDER = "e => e.getAttribute('role') === 'slider' && e.ariaLabel{}"
 MENU = "e => e.tagName === 'SELECT' && e.closest('.widget-dropdown') !== null"
-TOGGLE = ("e => e.tagName === 'BUTTON' && e.closest('.widget-toggle-buttons') !== null "
-          "&& e.textContent.trim(){}")
+TOGGLE = (
+    "e => e.tagName === 'BUTTON' && e.closest('.widget-toggle-buttons') !== null "
+    "&& e.textContent.trim(){}"
+)
 
 
 def _tab_to(page, predicate: str, limit: int = 600) -> None:
@@ -175,7 +193,10 @@ def test_chapter_4_slider_by_keyboard(site, browser):
     figure = page.locator(".widget-hslider + .widget-box img").first
     before = figure.get_attribute("src")
     _tab_and_press(page, SLIDER.format(".startsWith('Dimension pair')"), "End")
-    assert page.locator(".widget-hslider + .widget-box img").first.get_attribute("src") != before
+    assert (
+        page.locator(".widget-hslider + .widget-box img").first.get_attribute("src")
+        != before
+    )
     assert errors == []
     page.close()
 
@@ -207,9 +228,11 @@ def test_live_box_by_keyboard(site, browser):
     page.keyboard.type("I am happy.")
     page.keyboard.press("Enter")
     box = page.locator(".attnlab-live")
-    page.wait_for_function("r => r.textContent.includes('Translation:')",
-                           arg=box.locator(".attnlab-live-results").element_handle(),
-                           timeout=120_000)
+    page.wait_for_function(
+        "r => r.textContent.includes('Translation:')",
+        arg=box.locator(".attnlab-live-results").element_handle(),
+        timeout=120_000,
+    )
     assert box.locator(".attnlab-live-status").inner_text() == ""
     assert errors == []
     page.close()
@@ -220,13 +243,23 @@ def test_live_box_by_keyboard(site, browser):
 def test_phone_screen(site, browser, path, tmp_path):
     """At 390 x 844 the page does not scroll sideways, and every control in an explorer
     or the live box is a touch target of at least 24 x 24 px."""
-    page, _, errors = open_page(browser, f"{site}/{path}", viewport=PHONE,
-                                device_scale_factor=2, is_mobile=True, has_touch=True)
+    page, _, errors = open_page(
+        browser,
+        f"{site}/{path}",
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     show_widgets(page)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(tmp_path / (path.replace("/", "-") + ".png")), full_page=True)
+    page.screenshot(
+        path=str(tmp_path / (path.replace("/", "-") + ".png")), full_page=True
+    )
     width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{path} is {width} px wide on a {PHONE['width']} px screen"
+    assert width <= PHONE["width"], (
+        f"{path} is {width} px wide on a {PHONE['width']} px screen"
+    )
     small = page.evaluate("""() => Array.from(document.querySelectorAll(
             ".jupyter-widgets button, .jupyter-widgets select, .jupyter-widgets input, "
             + ".jupyter-widgets [role=slider], .attnlab-live button, .attnlab-live input"))
@@ -244,6 +277,8 @@ def test_lighthouse_accessibility_and_best_practices(site, path):
     """Lighthouse, with its phone settings, on every chapter: accessibility and best
     practices at least 95. (Its performance score is a timing: benchmarks/bench_browser.py
     records it with the other scores, and the appendix shows them.)"""
-    report = lighthouse(f"{site}/{path}", categories=("accessibility", "best-practices"))
+    report = lighthouse(
+        f"{site}/{path}", categories=("accessibility", "best-practices")
+    )
     scores = report["scores"]
     assert scores["accessibility"] >= 95 and scores["best-practices"] >= 95, report

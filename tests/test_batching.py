@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from attnlab import corpus
-from attnlab.batching import BucketBatchSampler, PairDataset, make_loader, random_batch
-from attnlab.data import translation_data
-from attnlab.vocab import Vocab
+from attnlab.data import corpus
+from attnlab.data.batching import (
+    BucketBatchSampler,
+    PairDataset,
+    make_loader,
+    random_batch,
+)
+from attnlab.data.dataset import translation_data
+from attnlab.data.vocab import Vocab
 
 
 def test_batch_layout_for_teacher_forcing():
     vocab = Vocab([["a", "b", "c"]])
     dataset = PairDataset([(["a", "b", "c"], ["c"]), (["a"], ["b", "a"])], vocab, vocab)
     batch = dataset.collate([dataset[0], dataset[1]])
-    a, b, c, eos, bos, pad = (vocab.stoi[t] for t in ["a", "b", "c", "<eos>", "<bos>", "<pad>"])
+    a, b, c, eos, bos, pad = (
+        vocab.stoi[t] for t in ["a", "b", "c", "<eos>", "<bos>", "<pad>"]
+    )
     assert batch.src.tolist() == [[a, b, c, eos], [a, eos, pad, pad]]
     assert batch.src_len.tolist() == [4, 2]
     assert batch.tgt_in.tolist() == [[bos, c, pad], [bos, b, a]]
@@ -38,7 +45,9 @@ def test_bucketing_reduces_padding_and_covers_each_item_once():
 
 
 def test_loader_yields_batches(fra_eng_dir):
-    data = translation_data(corpus.load_fra_eng(fra_eng_dir)[:3000], n_val=50, n_test=50)
+    data = translation_data(
+        corpus.load_fra_eng(fra_eng_dir)[:3000], n_val=50, n_test=50
+    )
     loader = data.loader("train", 64)
     batches = list(loader)
     assert sum(len(b) for b in batches) == len(data.train)
@@ -47,10 +56,13 @@ def test_loader_yields_batches(fra_eng_dir):
 
 def test_random_batch_has_no_padding_and_aligned_targets():
     batch = random_batch(12, 9, 5, 3, generator=torch.Generator().manual_seed(0))
-    assert batch.src.shape == (3, 5) and batch.tgt_in.shape == batch.tgt_out.shape == (3, 5)
-    assert batch.src.min() >= 4 and batch.tgt_out.max() < 9          # no reserved ids
+    assert batch.src.shape == (3, 5) and batch.tgt_in.shape == batch.tgt_out.shape == (
+        3,
+        5,
+    )
+    assert batch.src.min() >= 4 and batch.tgt_out.max() < 9  # no reserved ids
     assert batch.src_mask.all() and batch.tgt_mask.all()
-    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])   # shifted by one
+    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])  # shifted by one
 
 
 def test_batches_are_pinned_for_a_gpu_only_when_there_is_one(fra_eng_dir):
@@ -59,7 +71,9 @@ def test_batches_are_pinned_for_a_gpu_only_when_there_is_one(fra_eng_dir):
     assert make_loader(data.dataset("val"), 8, pin_memory=False).pin_memory is False
     batch = next(iter(data.loader("val", 8)))
     moved = batch.to("cpu", non_blocking=True)
-    assert all(torch.equal(getattr(moved, f), getattr(batch, f))
-               for f in ("src", "src_len", "tgt_in", "tgt_out", "tgt_len"))
+    assert all(
+        torch.equal(getattr(moved, f), getattr(batch, f))
+        for f in ("src", "src_len", "tgt_in", "tgt_out", "tgt_len")
+    )
     if torch.cuda.is_available():
         assert batch.pin_memory().src.is_pinned()

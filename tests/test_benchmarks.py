@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
@@ -20,9 +19,20 @@ SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
 def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
     output = tmp_path / f"{name}.json"
     env = {**os.environ, "ATTNLAB_DATA_DIR": str(fra_eng_dir)}
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"bench_{name}.py"), "--quick",
-                             "--output", str(output)], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / f"bench_{name}.py"),
+            "--quick",
+            "--output",
+            str(output),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text(encoding="utf-8"))
     assert record["benchmark"] == name and record["quick"] is True
@@ -31,19 +41,33 @@ def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
     for m in record["measurements"]:
         timing = m.get("ours") or m.get("step")
         if timing is not None:
-            assert timing["median"] > 0 and timing["spread"] >= 0 and timing["runs"] >= 1
+            assert (
+                timing["median"] > 0 and timing["spread"] >= 0 and timing["runs"] >= 1
+            )
         if "speedup" in m:
-            assert m["speedup"] == pytest.approx(m["theirs"]["median"] / m["ours"]["median"])
+            assert m["speedup"] == pytest.approx(
+                m["theirs"]["median"] / m["ours"]["median"]
+            )
     if name == "chapters":
-        assert [m["chapter"] for m in record["measurements"]] == ["01_sentences_to_tensors"]
-        assert record["measurements"][0]["results"]["src_vocab"] > 0   # what it recorded
+        assert [m["chapter"] for m in record["measurements"]] == [
+            "01_sentences_to_tensors"
+        ]
+        assert record["measurements"][0]["results"]["src_vocab"] > 0  # what it recorded
         assert "error" not in record["measurements"][0]
     if name == "steps":
-        assert [m["name"] for m in record["measurements"]] == ["gru", "bahdanau", "transformer"]
-        assert all(m["profile"]["wall_ms_per_step"] > 0 and m["steps_per_second_queued"] > 0
-                   for m in record["measurements"])
+        assert [m["name"] for m in record["measurements"]] == [
+            "gru",
+            "bahdanau",
+            "transformer",
+        ]
+        assert all(
+            m["profile"]["wall_ms_per_step"] > 0 and m["steps_per_second_queued"] > 0
+            for m in record["measurements"]
+        )
         # the course's steps read nothing back on the host (tests/test_host_waits.py)
-        assert all(m["profile"]["host_reads_per_step"] == {} for m in record["measurements"])
+        assert all(
+            m["profile"]["host_reads_per_step"] == {} for m in record["measurements"]
+        )
 
 
 def test_all_pages_are_every_notebook_of_the_book_in_its_order():
@@ -55,9 +79,13 @@ def test_all_pages_are_every_notebook_of_the_book_in_its_order():
     pages = bench_chapters.book_pages()
     assert sorted(pages) == sorted((ROOT / "chapters").rglob("*.ipynb"))
     names = [bench_chapters.page_name(p) for p in pages]
-    assert len(set(names)) == len(names)                 # each page recorded apart
-    assert names.index("02_encoder_decoder") < names.index("02_gradients_through_time") \
-        < names.index("solutions/02_encoder_decoder") < names.index("03_bahdanau_attention")
+    assert len(set(names)) == len(names)  # each page recorded apart
+    assert (
+        names.index("02_encoder_decoder")
+        < names.index("02_gradients_through_time")
+        < names.index("solutions/02_encoder_decoder")
+        < names.index("03_bahdanau_attention")
+    )
     assert names.index("solutions/05_transformer") < names.index("lab/debugging")
     chapters_only = [bench_chapters.page_name(p) for p in bench_chapters.CHAPTERS]
     assert [n for n in names if "/" not in n] == chapters_only

@@ -9,19 +9,24 @@ import subprocess
 import sys
 
 import pytest
+from conftest import (
+    ROOT,
+    assert_offline_and_clean,
+    assert_transformer_weights,
+    open_page,
+    show_widgets,
+)
 
-from attnlab import export
-from conftest import (ROOT, assert_offline_and_clean, assert_transformer_weights, open_page,
-                      show_widgets)
-
-
+from attnlab.web import export
 
 
 @pytest.mark.slow
 def test_book_builds_without_warnings(built_book):
     html, result = built_book
     log = result.stdout + result.stderr
-    warnings = [line for line in log.splitlines() if re.search(r"\bWARNING:|\bERROR:", line)]
+    warnings = [
+        line for line in log.splitlines() if re.search(r"\bWARNING:|\bERROR:", line)
+    ]
     assert result.returncode == 0, log[-5000:]
     assert warnings == []
     assert (html / "index.html").is_file()
@@ -31,38 +36,51 @@ def test_book_builds_without_warnings(built_book):
 @pytest.mark.slow
 def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     html, _ = built_book
-    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
+    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(
+        encoding="utf-8"
+    )
     assert "attnlab-smoke" in chapter and "Smoke run." in chapter
     scripts = re.findall(r'<script[^>]*src="([^"]+)"', chapter)
     # The widget manager loads on demand (lazy-widgets.js), from the site too.
-    assert re.search(r'<script [^>]*data-manager="[./]*_static/vendor/html-manager/embed\.js"',
-                     chapter)
+    assert re.search(
+        r'<script [^>]*data-manager="[./]*_static/vendor/html-manager/embed\.js"',
+        chapter,
+    )
     # Equations come typeset in the page (KaTeX, run when the book is built): the page
     # needs KaTeX's style sheet, from the site, and no script for them.
-    assert re.search(r'<link [^>]*href="[./]*_static/vendor/katex/katex\.min\.css', chapter)
+    assert re.search(
+        r'<link [^>]*href="[./]*_static/vendor/katex/katex\.min\.css', chapter
+    )
     assert not [s for s in scripts if re.search(r"mathjax|katex", s, re.I)]
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
     # The Colab cell is removed from the page; the library source is shown from the file.
     assert "google.colab" not in chapter
-    assert re.search(r'<span class="k">def</span>.{0,40}<span class="nf">normalize</span>', chapter)
+    assert re.search(
+        r'<span class="k">def</span>.{0,40}<span class="nf">normalize</span>', chapter
+    )
 
 
 @pytest.mark.slow
 def test_write_it_pages_show_the_stub_and_the_worked_solutions_pass(built_book):
     """The book executes each write-it exercise's checker on the stub (the chapter) and
     on the worked solution (its solutions page), and shows what it said."""
-    from attnlab import check
+    from attnlab.course import check
 
     html, _ = built_book
-    def text(folder):                       # the pages' text, without the highlighting's tags
-        return "".join(re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8"))
-                       for p in folder.glob("0*.html"))
+
+    def text(folder):  # the pages' text, without the highlighting's tags
+        return "".join(
+            re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8"))
+            for p in folder.glob("0*.html")
+        )
 
     pages, solutions = text(html / "chapters"), text(html / "chapters" / "solutions")
     for name in check.__all__:
-        assert f"check.{name}(my_{name})" in pages, name          # the stub and its call
+        assert f"check.{name}(my_{name})" in pages, name  # the stub and its call
         assert f"… {name}: not written yet" in pages, name
-        assert f"def my_{name}(" in solutions and f"check.{name}(my_{name})" in solutions
+        assert (
+            f"def my_{name}(" in solutions and f"check.{name}(my_{name})" in solutions
+        )
         assert re.search(rf"✓ {name}: passes all \d+ cases", solutions), name
     lab = (html / "chapters" / "lab" / "debugging.html").read_text(encoding="utf-8")
     assert "Debugging lab" in lab and "✓ Model " in lab and "diagnose" in lab
@@ -75,19 +93,30 @@ def test_pages_link_the_repository_and_state_the_licence(built_book):
     import yaml
 
     html, _ = built_book
-    repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))[
+        "repository"
+    ]
     url, branch = repository["url"].rstrip("/"), repository["branch"]
     slug = url.removeprefix("https://github.com/")
-    for page in ("chapters/01_sentences_to_tensors.html", "chapters/05_transformer.html",
-                 "book/after.html"):
+    for page in (
+        "chapters/01_sentences_to_tensors.html",
+        "chapters/05_transformer.html",
+        "book/after.html",
+    ):
         text = (html / page).read_text(encoding="utf-8")
         assert f"{url}/issues/new?title=" in text, page
         source = page.replace(".html", ".md" if page.startswith("book/") else ".ipynb")
         assert f"{url}/edit/{branch}/{source}" in text, page
-        assert "creativecommons.org/licenses/by/4.0/" in text and "CC BY 4.0" in text, page
-    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(encoding="utf-8")
-    assert (f"colab.research.google.com/github/{slug}/blob/{branch}/chapters/"
-            "01_sentences_to_tensors.ipynb") in chapter
+        assert "creativecommons.org/licenses/by/4.0/" in text and "CC BY 4.0" in text, (
+            page
+        )
+    chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(
+        encoding="utf-8"
+    )
+    assert (
+        f"colab.research.google.com/github/{slug}/blob/{branch}/chapters/"
+        "01_sentences_to_tensors.ipynb"
+    ) in chapter
 
 
 @pytest.mark.slow
@@ -95,8 +124,11 @@ def test_preface_in_the_browser(site, browser):
     page, requests, errors = open_page(browser, f"{site}/index.html")
     assert "Attention, step by step" in page.title()
     assert page.locator("h1").first.inner_text().startswith("Attention, step by step")
-    assert page.get_by_text("CC-BY", exact=False).count() + page.get_by_text(
-        "Creative Commons Attribution", exact=False).count() > 0
+    assert (
+        page.get_by_text("CC-BY", exact=False).count()
+        + page.get_by_text("Creative Commons Attribution", exact=False).count()
+        > 0
+    )
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
@@ -129,8 +161,12 @@ def assert_typeset(page):
     assert {"KaTeX_Main", "KaTeX_Math"} <= set(math["fonts"]), math
 
 
-CHAPTER_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")) + sorted(
-    f"sections/{p.stem}" for p in (ROOT / "chapters" / "sections").glob("[0-9][0-9]_*.ipynb"))
+CHAPTER_PAGES = sorted(
+    p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")
+) + sorted(
+    f"sections/{p.stem}"
+    for p in (ROOT / "chapters" / "sections").glob("[0-9][0-9]_*.ipynb")
+)
 
 
 @pytest.mark.parametrize("stem", CHAPTER_PAGES)
@@ -151,14 +187,18 @@ def test_every_chapter_in_the_browser(site, browser, stem):
 
 @pytest.mark.slow
 def test_chapter_1_in_the_browser(site, browser, tmp_path):
-    page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/01_sentences_to_tensors.html"
+    )
     show_widgets(page)
     assert "From sentences to tensors" in page.title()
     images = page.locator("article img")
     assert images.count() >= 3  # length histogram, coverage, mask
     colab = page.locator('a[href^="https://colab.research.google.com/github/"]')
     assert colab.count() >= 1
-    assert colab.first.get_attribute("href").endswith("chapters/01_sentences_to_tensors.ipynb")
+    assert colab.first.get_attribute("href").endswith(
+        "chapters/01_sentences_to_tensors.ipynb"
+    )
     assert_typeset(page)
     # The precomputed pipeline explorer responds with no kernel.
     select = page.locator(".widget-dropdown select").first
@@ -178,22 +218,30 @@ def test_chapter_1_in_the_browser(site, browser, tmp_path):
 
 
 def test_vendored_assets_are_not_committed():
-    tracked = subprocess.run(["git", "ls-files", "book/vendor"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.split()
-    assert sorted(tracked) == ["book/vendor/install.py", "book/vendor/package-lock.json",
-                               "book/vendor/package.json"]
+    tracked = subprocess.run(
+        ["git", "ls-files", "book/vendor"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(tracked) == [
+        "book/vendor/install.py",
+        "book/vendor/package-lock.json",
+        "book/vendor/package.json",
+    ]
 
 
 @pytest.mark.slow
 def test_chapter_3_explorer_works_without_a_kernel(site, browser):
     """The attention explorer's precomputed views follow the step slider, the temperature
     slider and the sentence menu on the static page, served offline."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
     show_widgets(page)
     view = page.locator(".attnlab-step")
     view.first.wait_for(timeout=15_000)
     assert view.count() == 1  # a Stack renders only the selected view
-    step_slider, temperature_slider = page.locator(".widget-hslider .noUi-handle").all()[:2]
+    step_slider, temperature_slider = page.locator(
+        ".widget-hslider .noUi-handle"
+    ).all()[:2]
 
     def state():
         return view.first.get_attribute("data-step"), view.first.inner_text()
@@ -224,7 +272,9 @@ def test_chapter_3_explorer_works_without_a_kernel(site, browser):
 @pytest.mark.slow
 def test_chapter_4_positions_slider_works_without_a_kernel(site, browser):
     """The positional-encoding slider switches between precomputed figures on the static page."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/04_self_attention.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/04_self_attention.html"
+    )
     show_widgets(page)
     handle = page.locator(".widget-hslider .noUi-handle").first
     handle.wait_for(timeout=15_000)
@@ -251,14 +301,18 @@ def test_chapter_5_layer_explorer_works_without_a_kernel(site, browser):
 
     def state():
         element = view.first
-        return (element.get_attribute("data-kind"), element.get_attribute("data-layer"),
-                element.get_attribute("data-head"), element.inner_text())
+        return (
+            element.get_attribute("data-kind"),
+            element.get_attribute("data-layer"),
+            element.get_attribute("data-head"),
+            element.inner_text(),
+        )
 
     kind, layer, head, text = state()
     assert (kind, layer, head) == ("encoder self-attention", "1", "mean")
     assert "Encoder self-attention, layer 1, mean of the heads" in text
     groups = page.locator(".widget-toggle-buttons")
-    assert groups.count() >= 3                     # kind, layer, head
+    assert groups.count() >= 3  # kind, layer, head
     groups.nth(0).locator("button").nth(2).click()
     page.wait_for_timeout(300)
     assert state()[:3] == ("cross-attention", "1", "mean")
@@ -295,19 +349,29 @@ def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
     assert "01_sentences_to_tensors" in text and "d2l.AdditiveAttention" in text
     assert "no results committed yet" not in text
     if (ROOT / "benchmarks" / "results" / "browser-cpu.json").exists():
-        assert "Live translation in the browser" in text and "per translation, once loaded" in text
+        assert (
+            "Live translation in the browser" in text
+            and "per translation, once loaded" in text
+        )
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
 
-# --- Live translation on the static site (book/live, attnlab.export) -------------------
+# --- Live translation on the static site (book/live, attnlab.web.export) -------------------
 
-LIVE_MODELS = {"gru-fra-eng": "02_encoder_decoder", "bahdanau-fra-eng": "03_bahdanau_attention",
-               "transformer-fra-eng": "05_transformer"}
+LIVE_MODELS = {
+    "gru-fra-eng": "02_encoder_decoder",
+    "bahdanau-fra-eng": "03_bahdanau_attention",
+    "transformer-fra-eng": "05_transformer",
+}
 
 
 def _heavy(url: str) -> bool:
-    return "/_static/models/" in url or "onnxruntime-web" in url or "/live/translate.mjs" in url
+    return (
+        "/_static/models/" in url
+        or "onnxruntime-web" in url
+        or "/live/translate.mjs" in url
+    )
 
 
 @pytest.mark.slow
@@ -317,17 +381,20 @@ def test_the_build_publishes_the_chapters_models(built_book):
     assert sorted(m["name"] for m in index["models"]) == sorted(LIVE_MODELS)
     assert {m["profile"] for m in index["models"]} == {"smoke"}
     for name in LIVE_MODELS:
-        export.load_manifest(html / "_static" / "models" / name)       # hashes checked
-    pages = {stem: (html / "chapters" / f"{stem}.html").read_text(encoding="utf-8")
-             for stem in CHAPTER_PAGES}
+        export.load_manifest(html / "_static" / "models" / name)  # hashes checked
+    pages = {
+        stem: (html / "chapters" / f"{stem}.html").read_text(encoding="utf-8")
+        for stem in CHAPTER_PAGES
+    }
     with_box = {stem for stem, text in pages.items() if "live/live.mjs" in text}
     assert with_box == {"03_bahdanau_attention", "05_transformer", "06_comparison"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LIVE_MODELS))
-def test_the_browser_decodes_as_pytorch(site, browser, built_book, name, fra_eng_dir,
-                                        monkeypatch):
+def test_the_browser_decodes_as_pytorch(
+    site, browser, built_book, name, fra_eng_dir, monkeypatch
+):
     """On the static page, 50 held-out sentences per model: the browser's tokens are
     PyTorch's greedy ones and its attention weights are within 1e-4 of PyTorch's."""
     html, _ = built_book
@@ -337,8 +404,9 @@ def test_the_browser_decodes_as_pytorch(site, browser, built_book, name, fra_eng
     sentences = [" ".join(s) for s in data.references("test")[0][:50]]
     assert len(sentences) == 50
     page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
-    assert not [url for url in requests if _heavy(url)]       # nothing loaded before asked
-    results = page.evaluate("""async ([name, sentences]) => {
+    assert not [url for url in requests if _heavy(url)]  # nothing loaded before asked
+    results = page.evaluate(
+        """async ([name, sentences]) => {
         const base = new URL("../_static/", location.href);
         const { translate } = await import(new URL("live/translate.mjs", base).href);
         const out = [];
@@ -347,7 +415,9 @@ def test_the_browser_decodes_as_pytorch(site, browser, built_book, name, fra_eng
             out.push({ tokens: r.tokens, weights: r.weights });
         }
         return out;
-    }""", [name, sentences])
+    }""",
+        [name, sentences],
+    )
     for sentence, ours in zip(sentences, results):
         assert_browser_matches_pytorch(model, data, sentence, ours)
     assert_offline_and_clean(site, page, requests, errors)
@@ -355,37 +425,43 @@ def test_the_browser_decodes_as_pytorch(site, browser, built_book, name, fra_eng
 
 
 def _smoke_data():
-    from attnlab import experiments
-    from attnlab.runtime import get_profile
+    from attnlab.core.runtime import get_profile
+    from attnlab.recipes import experiments
 
     return experiments.fra_eng_data(get_profile("smoke"))
 
 
 def _trained(html, name):
     """The model the smoke build trained, from its model cache."""
-    from attnlab.checkpoints import load_checkpoint
-
     import re
 
+    from attnlab.train.checkpoints import load_checkpoint
+
     # exactly NAME-<hash>.pt: chapter 6's seeds are cached as NAME-seeds-<hash>.pt
-    (path,) = [p for p in sorted((html.parents[1] / "attnlab" / "models").glob(f"{name}-*.pt"))
-               if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.pt", p.name)]
+    (path,) = [
+        p
+        for p in sorted((html.parents[1] / "attnlab" / "models").glob(f"{name}-*.pt"))
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.pt", p.name)
+    ]
     return load_checkpoint(path).model.eval()
 
 
 def assert_browser_matches_pytorch(model, data, sentence, ours, atol=1e-4):
     import numpy as np
 
-    from attnlab import decoding
+    from attnlab.infer import decoding
 
     theirs = decoding.translate(model, sentence, data.src_vocab, data.tgt_vocab)
     assert ours["tokens"] == theirs.tokens, sentence
     weights = {k: np.array(v, dtype=np.float32) for k, v in ours["weights"].items()}
     if "attention" in weights:
-        np.testing.assert_allclose(weights["attention"], theirs.attention.numpy(), atol=atol)
+        np.testing.assert_allclose(
+            weights["attention"], theirs.attention.numpy(), atol=atol
+        )
     if "cross" in weights:
-        assert_transformer_weights(model, data.src_vocab, data.tgt_vocab, theirs.source,
-                                   weights, atol)
+        assert_transformer_weights(
+            model, data.src_vocab, data.tgt_vocab, theirs.source, weights, atol
+        )
 
 
 @pytest.mark.slow
@@ -393,25 +469,32 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
     """Chapter 3's live box: a translation with its step view; then every kind of bad
     input gets a message, markup stays text, and a model file that fails to load or does
     not match its hash leaves a message while the precomputed explorer keeps working."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     box = page.locator(".attnlab-live")
     field, button = box.locator("input[type=text]"), box.locator("button")
-    status, results = box.locator(".attnlab-live-status"), box.locator(".attnlab-live-results")
+    status, results = (
+        box.locator(".attnlab-live-status"),
+        box.locator(".attnlab-live-results"),
+    )
     assert not [url for url in requests if _heavy(url)]
 
     def ask(text):
         field.fill(text)
         button.click()
-        page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=60_000)
+        page.wait_for_function(
+            "b => !b.disabled", arg=button.element_handle(), timeout=60_000
+        )
         return status.inner_text(), results.inner_text()
 
     message, shown = ask("The cat is on the mat.")
     assert message == "" and "Translation:" in shown
     assert box.locator(".attnlab-live-steps input[type=range]").count() == 1
     assert box.locator(".attnlab-live-map tr").count() >= 2
-    assert [url for url in requests if _heavy(url)]           # now the model was fetched
+    assert [url for url in requests if _heavy(url)]  # now the model was fetched
 
     message, shown = ask("   ")
     assert "nothing to translate" in message and shown == ""
@@ -440,32 +523,60 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
     model = at("/models/bahdanau-fra-eng/model.onnx.gz")
     ort = "/vendor/onnxruntime-web/"
     for pattern, route, expected in (
-            (at("/models/bahdanau-fra-eng/tgt-vocab.json"), body('["<pad>"]'),
-             "tgt-vocab.json does not match its SHA-256"),
-            (model, body(gzip.compress(b"not a model")), "model.onnx.gz does not match its SHA-256"),
-            (model, body("gone", 404), "HTTP 404"),
-            (at("/models/bahdanau-fra-eng/manifest.json"), body("{broken"),
-             "manifest.json is not readable"),
-            (at(ort + "ort.wasm.min.mjs"), body("export const env = {};"),
-             "ort.wasm.min.mjs does not match its SHA-256"),
-            (at(ort + "ort-wasm-simd-threaded.mjs"), body("export default 1;"),
-             "ort-wasm-simd-threaded.mjs does not match its SHA-256"),
-            (at(ort + "ort-wasm-simd-threaded.wasm.gz"), body(gzip.compress(b"\0asm")),
-             "WebAssembly does not match its SHA-256"),
-            (at("/live/runtime.json"), body('{"format": 9}'), "runtime.json has an unknown format")):
-        page, requests, errors = open_page(browser,
-                                           f"{site}/chapters/03_bahdanau_attention.html")
+        (
+            at("/models/bahdanau-fra-eng/tgt-vocab.json"),
+            body('["<pad>"]'),
+            "tgt-vocab.json does not match its SHA-256",
+        ),
+        (
+            model,
+            body(gzip.compress(b"not a model")),
+            "model.onnx.gz does not match its SHA-256",
+        ),
+        (model, body("gone", 404), "HTTP 404"),
+        (
+            at("/models/bahdanau-fra-eng/manifest.json"),
+            body("{broken"),
+            "manifest.json is not readable",
+        ),
+        (
+            at(ort + "ort.wasm.min.mjs"),
+            body("export const env = {};"),
+            "ort.wasm.min.mjs does not match its SHA-256",
+        ),
+        (
+            at(ort + "ort-wasm-simd-threaded.mjs"),
+            body("export default 1;"),
+            "ort-wasm-simd-threaded.mjs does not match its SHA-256",
+        ),
+        (
+            at(ort + "ort-wasm-simd-threaded.wasm.gz"),
+            body(gzip.compress(b"\0asm")),
+            "WebAssembly does not match its SHA-256",
+        ),
+        (
+            at("/live/runtime.json"),
+            body('{"format": 9}'),
+            "runtime.json has an unknown format",
+        ),
+    ):
+        page, requests, errors = open_page(
+            browser, f"{site}/chapters/03_bahdanau_attention.html"
+        )
         page.route(pattern, route)
         box = page.locator(".attnlab-live")
         box.locator("input[type=text]").fill("The cat is on the mat.")
         box.locator("button").click()
-        page.wait_for_function("b => !b.disabled",
-                               arg=box.locator("button").element_handle(), timeout=60_000)
+        page.wait_for_function(
+            "b => !b.disabled",
+            arg=box.locator("button").element_handle(),
+            timeout=60_000,
+        )
         assert expected in box.locator(".attnlab-live-status").inner_text()
         # the precomputed explorer is untouched
         show_widgets(page)
         assert page.locator(".attnlab-step").count() == 1
-        errors = [e for e in errors if "404" not in e]             # the failure we made
+        errors = [e for e in errors if "404" not in e]  # the failure we made
         assert_offline_and_clean(site, page, requests, errors)
         page.close()
 
@@ -474,7 +585,9 @@ def test_the_policy_refuses_a_script_the_build_did_not_write(site, browser):
     """The page's Content-Security-Policy is in force: a script put into the page (as an
     injection would) does not run, and neither does a script from another host, while
     the page's own scripts did."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
     ran = page.evaluate("""() => new Promise((resolve) => {
         window.injected = false;
         const inline = document.createElement("script");
@@ -498,19 +611,28 @@ def test_one_model_failing_leaves_the_others_translating(site, browser):
     """Chapter 6's box asks all three models: with the GRU's graph gone, the box says so
     in the GRU's place and the other two still translate."""
     page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
-    page.route(re.compile(r"/models/gru-fra-eng/model\.onnx\.gz(\?.*)?$"),
-               lambda r: r.fulfill(status=404, body="gone"))
+    page.route(
+        re.compile(r"/models/gru-fra-eng/model\.onnx\.gz(\?.*)?$"),
+        lambda r: r.fulfill(status=404, body="gone"),
+    )
     box = page.locator(".attnlab-live")
     box.locator("input[type=text]").fill("The cat is on the mat.")
     box.locator("button").click()
-    page.wait_for_function("b => !b.disabled", arg=box.locator("button").element_handle(),
-                           timeout=90_000)
-    assert "Not every model could be used" in box.locator(".attnlab-live-status").inner_text()
+    page.wait_for_function(
+        "b => !b.disabled", arg=box.locator("button").element_handle(), timeout=90_000
+    )
+    assert (
+        "Not every model could be used"
+        in box.locator(".attnlab-live-status").inner_text()
+    )
     gru = box.locator('.attnlab-live-result[data-model="gru-fra-eng"]')
     assert "could not be used" in gru.inner_text() and "HTTP 404" in gru.inner_text()
     for name in ("bahdanau-fra-eng", "transformer-fra-eng"):
-        assert "Translation:" in box.locator(f'.attnlab-live-result[data-model="{name}"]').inner_text()
-    errors = [e for e in errors if "404" not in e]                 # the failure we made
+        assert (
+            "Translation:"
+            in box.locator(f'.attnlab-live-result[data-model="{name}"]').inner_text()
+        )
+    errors = [e for e in errors if "404" not in e]  # the failure we made
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
@@ -520,30 +642,50 @@ def test_browser_benchmark_runs_quick(built_book, tmp_path):
     """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane."""
     html, _ = built_book
     output, pages_output = tmp_path / "browser.json", tmp_path / "pages.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_browser.py"),
-                             "--site", str(html), "--quick", "--output", str(output),
-                             "--pages-output", str(pages_output)],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_browser.py"),
+            "--site",
+            str(html),
+            "--quick",
+            "--output",
+            str(output),
+            "--pages-output",
+            str(pages_output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text())
     pages = {m["chapter"]: m for m in record["measurements"]}
     assert set(pages) == {"03_bahdanau_attention", "05_transformer", "06_comparison"}
     for m in pages.values():
         assert m["page_bytes_after"] > m["page_bytes_before"] > 0
-        assert set(m["first_use_bytes"]) == {"model", "runtime", "live scripts"}, \
-            m["first_use_files"]
-        assert m["press_ms"]["runs"] == 2 and 0 < m["press_ms"]["median"] < m["first_press_ms"]
+        assert set(m["first_use_bytes"]) == {"model", "runtime", "live scripts"}, m[
+            "first_use_files"
+        ]
+        assert (
+            m["press_ms"]["runs"] == 2
+            and 0 < m["press_ms"]["median"] < m["first_press_ms"]
+        )
         assert len(m["translations"]) == len(m["models"]) and all(m["translations"])
         assert m["profile"] == ["smoke"]
     files = pages["06_comparison"]["first_use_files"]
     wasm = files["vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm.gz"]
-    assert wasm < 5e6                                   # served compressed (14 MB plain)
-    assert {f.split("/")[1] for f in files if f.startswith("models/")} == set(LIVE_MODELS)
+    assert wasm < 5e6  # served compressed (14 MB plain)
+    assert {f.split("/")[1] for f in files if f.startswith("models/")} == set(
+        LIVE_MODELS
+    )
     assert all(f.endswith((".gz", ".json", ".mjs")) for f in files)
     # Every page before the reader does anything (two pages in --quick), with Lighthouse.
     rows = json.loads(pages_output.read_text())["measurements"]
-    assert [row["page"] for row in rows] == ["book/intro.html",
-                                             "chapters/03_bahdanau_attention.html"]
+    assert [row["page"] for row in rows] == [
+        "book/intro.html",
+        "chapters/03_bahdanau_attention.html",
+    ]
     for row in rows:
         assert row["requests"] > 5 and 0 < row["gzip"] < row["raw"]
         assert row["widgets"] == row["page"].startswith("chapters/")
@@ -553,24 +695,46 @@ def test_browser_benchmark_runs_quick(built_book, tmp_path):
 
 
 @pytest.mark.slow
-def test_live_box_takes_files_a_host_has_already_decompressed(site, browser, built_book):
+def test_live_box_takes_files_a_host_has_already_decompressed(
+    site, browser, built_book
+):
     """A host that sends model.onnx.gz and the WebAssembly with Content-Encoding: gzip
     hands the page plain bytes: the page checks them and translates as usual."""
     html, _ = built_book
-    plain = {name: gzip.decompress(path.read_bytes()) for name, path in (
-        ("model", html / "_static" / "models" / "bahdanau-fra-eng" / "model.onnx.gz"),
-        ("wasm", html / "_static" / "vendor" / "onnxruntime-web"
-         / "ort-wasm-simd-threaded.wasm.gz"))}
-    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
-    page.route("**/models/bahdanau-fra-eng/model.onnx.gz",
-               lambda r: r.fulfill(status=200, body=plain["model"]))
-    page.route("**/ort-wasm-simd-threaded.wasm.gz",
-               lambda r: r.fulfill(status=200, body=plain["wasm"]))
+    plain = {
+        name: gzip.decompress(path.read_bytes())
+        for name, path in (
+            (
+                "model",
+                html / "_static" / "models" / "bahdanau-fra-eng" / "model.onnx.gz",
+            ),
+            (
+                "wasm",
+                html
+                / "_static"
+                / "vendor"
+                / "onnxruntime-web"
+                / "ort-wasm-simd-threaded.wasm.gz",
+            ),
+        )
+    }
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
+    page.route(
+        "**/models/bahdanau-fra-eng/model.onnx.gz",
+        lambda r: r.fulfill(status=200, body=plain["model"]),
+    )
+    page.route(
+        "**/ort-wasm-simd-threaded.wasm.gz",
+        lambda r: r.fulfill(status=200, body=plain["wasm"]),
+    )
     box = page.locator(".attnlab-live")
     box.locator("input[type=text]").fill("The cat is on the mat.")
     box.locator("button").click()
-    page.wait_for_function("b => !b.disabled", arg=box.locator("button").element_handle(),
-                           timeout=60_000)
+    page.wait_for_function(
+        "b => !b.disabled", arg=box.locator("button").element_handle(), timeout=60_000
+    )
     assert box.locator(".attnlab-live-status").inner_text() == ""
     assert "Translation:" in box.locator(".attnlab-live-results").inner_text()
     assert_offline_and_clean(site, page, requests, errors)

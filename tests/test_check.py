@@ -14,8 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab import check, masks
-from attnlab.multihead import KeyValue
+from attnlab.course import check
+from attnlab.nn import masks
+from attnlab.nn.multihead import KeyValue
 
 MIN = torch.finfo(torch.float32).min
 
@@ -35,8 +36,8 @@ def teacher_forcing(targets, *, bos_id, pad_id):
 
 
 def masked_token_loss(logits, targets, pad_id):
-    log_probs = torch.log_softmax(logits, dim=-1)                       # (B, T, V)
-    picked = log_probs.gather(-1, targets[..., None])[..., 0]           # (B, T)
+    log_probs = torch.log_softmax(logits, dim=-1)  # (B, T, V)
+    picked = log_probs.gather(-1, targets[..., None])[..., 0]  # (B, T)
     real = targets != pad_id
     return -(picked * real).sum() / real.sum()
 
@@ -72,7 +73,7 @@ def greedy_decode(model, src, src_len, *, bos_id, eos_id, max_len):
 
 def additive_scores(query, key, *, W_q, W_k, v):
     features = torch.tanh(W_q(query)[:, :, None, :] + W_k(key)[:, None, :, :])
-    return v(features)[..., 0]                                          # (B, T, S)
+    return v(features)[..., 0]  # (B, T, S)
 
 
 def masked_softmax(scores, mask):
@@ -109,13 +110,16 @@ def causal_mask(size):
 
 
 def padding_mask(lengths, size):
-    return (torch.arange(size, device=lengths.device)[None, :] < lengths[:, None])[:, None]
+    return (torch.arange(size, device=lengths.device)[None, :] < lengths[:, None])[
+        :, None
+    ]
 
 
 def cached_self_attention(attention, x, cache):
     q = attention.split_heads(attention.W_q(x))
-    new = KeyValue(attention.split_heads(attention.W_k(x)),
-                   attention.split_heads(attention.W_v(x)))
+    new = KeyValue(
+        attention.split_heads(attention.W_k(x)), attention.split_heads(attention.W_v(x))
+    )
     kv = new if cache is None else cache.extend(new)
     weights = torch.softmax(q @ kv.key.transpose(-2, -1) / math.sqrt(attention.d_k), -1)
     heads = (weights @ kv.value).transpose(1, 2).reshape(x.shape[0], 1, -1)
@@ -159,7 +163,9 @@ def _tf_not_shifted(targets, *, bos_id, pad_id):
 def _tf_too_long(targets, *, bos_id, pad_id):
     longest = max(map(len, targets)) + 1
     tgt_in = [[bos_id, *t] + [pad_id] * (longest - len(t) - 1) for t in targets]
-    return torch.tensor(tgt_in), teacher_forcing(targets, bos_id=bos_id, pad_id=pad_id)[1]
+    return torch.tensor(tgt_in), teacher_forcing(targets, bos_id=bos_id, pad_id=pad_id)[
+        1
+    ]
 
 
 def _loss_with_padding(logits, targets, pad_id):
@@ -167,13 +173,15 @@ def _loss_with_padding(logits, targets, pad_id):
 
 
 def _loss_pad_zero(logits, targets, pad_id):
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=0)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0
+    )
 
 
 def _loss_per_sentence(logits, targets, pad_id):
-    each = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none",
-                           ignore_index=pad_id)
+    each = F.cross_entropy(
+        logits.transpose(1, 2), targets, reduction="none", ignore_index=pad_id
+    )
     return (each.sum(1) / (targets != pad_id).sum(1)).mean()
 
 
@@ -216,13 +224,16 @@ def _greedy_no_state(model, src, src_len, *, bos_id, eos_id, max_len):
 
         def decode_step(self, prev, memory, state):
             return model.decode_step(prev, memory, None)
-    return greedy_decode(Forgetful(), src, src_len, bos_id=bos_id, eos_id=eos_id,
-                         max_len=max_len)
+
+    return greedy_decode(
+        Forgetful(), src, src_len, bos_id=bos_id, eos_id=eos_id, max_len=max_len
+    )
 
 
 def _greedy_no_eos(model, src, src_len, *, bos_id, eos_id, max_len):
-    rows = greedy_decode(model, src, src_len, bos_id=bos_id, eos_id=eos_id,
-                         max_len=max_len)
+    rows = greedy_decode(
+        model, src, src_len, bos_id=bos_id, eos_id=eos_id, max_len=max_len
+    )
     return [row[:-1] if row and row[-1] == eos_id else row for row in rows]
 
 
@@ -280,7 +291,7 @@ def _softmax_wrong_axis(scores, mask):
     return torch.softmax(scores.masked_fill(~mask, MIN), dim=1) * mask
 
 
-def _softmax_by_hand(scores, mask):             # exp without subtracting the maximum
+def _softmax_by_hand(scores, mask):  # exp without subtracting the maximum
     e = scores.exp() * mask
     return e / e.sum(-1, keepdim=True).clamp(min=1e-30)
 
@@ -302,13 +313,15 @@ def _sdpa_no_scale(query, key, value, mask=None):
 
 
 def _sdpa_scale_d_k(query, key, value, mask=None):
-    return scaled_dot_product_attention(query / math.sqrt(query.shape[-1]), key, value,
-                                        mask)
+    return scaled_dot_product_attention(
+        query / math.sqrt(query.shape[-1]), key, value, mask
+    )
 
 
 def _sdpa_inverted(query, key, value, mask=None):
-    return scaled_dot_product_attention(query, key, value,
-                                        None if mask is None else ~mask)
+    return scaled_dot_product_attention(
+        query, key, value, None if mask is None else ~mask
+    )
 
 
 def _sdpa_output_only(query, key, value, mask=None):
@@ -371,12 +384,16 @@ def _cache_stale(attention, x, cache):
 
 def _cache_wrong_axis(attention, x, cache):
     q = attention.split_heads(attention.W_q(x))
-    new = KeyValue(attention.split_heads(attention.W_k(x)),
-                   attention.split_heads(attention.W_v(x)))
+    new = KeyValue(
+        attention.split_heads(attention.W_k(x)), attention.split_heads(attention.W_v(x))
+    )
     if cache is not None:
-        new = KeyValue(torch.cat([cache.key, new.key], 1),
-                       torch.cat([cache.value, new.value], 1))
-    weights = torch.softmax(q @ new.key.transpose(-2, -1) / math.sqrt(attention.d_k), -1)
+        new = KeyValue(
+            torch.cat([cache.key, new.key], 1), torch.cat([cache.value, new.value], 1)
+        )
+    weights = torch.softmax(
+        q @ new.key.transpose(-2, -1) / math.sqrt(attention.d_k), -1
+    )
     heads = (weights @ new.value).transpose(1, 2).reshape(x.shape[0], 1, -1)
     return attention.W_o(heads), new
 
@@ -411,8 +428,12 @@ def _buckets_keep_beyond(lengths, edges, start=1):
 def _buckets_keep_empty(lengths, edges, start=1):
     buckets, low = [], start
     for high in edges:
-        buckets.append((f"{low}-{high}" if low != high else str(low),
-                        [i for i, n in enumerate(lengths) if low <= n <= high]))
+        buckets.append(
+            (
+                f"{low}-{high}" if low != high else str(low),
+                [i for i, n in enumerate(lengths) if low <= n <= high],
+            )
+        )
         low = high + 1
     return buckets
 
@@ -498,8 +519,9 @@ def test_the_stub_is_not_written_yet(name):
     assert "not written yet" in report.message
 
 
-@pytest.mark.parametrize("name, wrong, cause", PLANTED,
-                         ids=[f"{n}-{w.__name__[1:]}" for n, w, _ in PLANTED])
+@pytest.mark.parametrize(
+    "name, wrong, cause", PLANTED, ids=[f"{n}-{w.__name__[1:]}" for n, w, _ in PLANTED]
+)
 def test_a_planted_mistake_fails_with_its_cause(name, wrong, cause):
     report = getattr(check, name)(wrong)
     assert not report.passed and report.written
@@ -512,7 +534,9 @@ def test_a_planted_mistake_fails_with_its_cause(name, wrong, cause):
 
 def test_every_checker_has_two_planted_mistakes():
     planted = [name for name, _, _ in PLANTED]
-    assert {name: planted.count(name) for name in check.__all__ if planted.count(name) < 2} == {}
+    assert {
+        name: planted.count(name) for name in check.__all__ if planted.count(name) < 2
+    } == {}
 
 
 def _library():
@@ -520,16 +544,23 @@ def _library():
     signature."""
     from types import SimpleNamespace
 
-    from attnlab import attention, batching, compare, decoding, metrics, multihead, training
+    from attnlab.course import compare
+    from attnlab.data import batching
+    from attnlab.infer import decoding
+    from attnlab.measure import metrics
+    from attnlab.nn import attention, multihead
+    from attnlab.train import training
 
     def teacher_forcing(targets, *, bos_id, pad_id):
-        batch = batching.PairDataset.collate(SimpleNamespace(bos_id=bos_id, pad_id=pad_id),
-                                             [([0], t) for t in targets])
+        batch = batching.PairDataset.collate(
+            SimpleNamespace(bos_id=bos_id, pad_id=pad_id), [([0], t) for t in targets]
+        )
         return batch.tgt_in, batch.tgt_out
 
     def greedy(model, src, src_len, *, bos_id, eos_id, max_len):
-        out = decoding.greedy_decode(model, src, src_len, bos_id=bos_id, eos_id=eos_id,
-                                     max_len=max_len)
+        out = decoding.greedy_decode(
+            model, src, src_len, bos_id=bos_id, eos_id=eos_id, max_len=max_len
+        )
         return [row[:n] for row, n in zip(out.tokens.tolist(), out.lengths.tolist())]
 
     def scores(query, key, *, W_q, W_k, v):
@@ -545,20 +576,29 @@ def _library():
         out, _, kv = attention.self_attend(x, cache=cache)
         return out, kv
 
-    def merge(heads):                 # the last line of MultiHeadAttention.attend
+    def merge(heads):  # the last line of MultiHeadAttention.attend
         return heads.transpose(1, 2).reshape(heads.shape[0], heads.shape[2], -1)
 
-    return {"teacher_forcing": teacher_forcing,
-            "masked_token_loss": lambda logits, targets, pad_id:
-                training.masked_cross_entropy(logits, targets, pad_id=pad_id),
-            "gru_step": lambda x, h, cell: cell(x, h), "greedy_decode": greedy,
-            "additive_scores": scores, "masked_softmax": attention.masked_softmax,
-            "context_vector": lambda weights, value: weights @ value,
-            "scaled_dot_product_attention": attention.scaled_dot_product_attention,
-            "split_heads": split, "merge_heads": merge, "causal_mask": masks.causal_mask,
-            "padding_mask": masks.padding_mask, "cached_self_attention": cached,
-            "beam_step": decoding.top_candidates, "length_buckets": metrics.length_buckets,
-            "diagonal_alignment": compare.diagonal}
+    return {
+        "teacher_forcing": teacher_forcing,
+        "masked_token_loss": lambda logits, targets, pad_id: (
+            training.masked_cross_entropy(logits, targets, pad_id=pad_id)
+        ),
+        "gru_step": lambda x, h, cell: cell(x, h),
+        "greedy_decode": greedy,
+        "additive_scores": scores,
+        "masked_softmax": attention.masked_softmax,
+        "context_vector": lambda weights, value: weights @ value,
+        "scaled_dot_product_attention": attention.scaled_dot_product_attention,
+        "split_heads": split,
+        "merge_heads": merge,
+        "causal_mask": masks.causal_mask,
+        "padding_mask": masks.padding_mask,
+        "cached_self_attention": cached,
+        "beam_step": decoding.top_candidates,
+        "length_buckets": metrics.length_buckets,
+        "diagonal_alignment": compare.diagonal,
+    }
 
 
 @pytest.mark.parametrize("name", check.__all__)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SCRIPT = ROOT / "book" / "check_site.py"
@@ -31,8 +30,12 @@ check_site = _module()
 
 
 def _run(site) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), str(site)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(site)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_smoke_build_passes_the_check(built_book):
@@ -52,12 +55,25 @@ def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
     (site / "chapters" / "04_self_attention.html").unlink()
     page = site / "chapters" / "03_bahdanau_attention.html"
     text = page.read_text(encoding="utf-8")
-    page.write_text(text.replace("</article>", '<div class="output traceback">'
-                                 "ZeroDivisionError</div></article>", 1), encoding="utf-8")
+    page.write_text(
+        text.replace(
+            "</article>",
+            '<div class="output traceback">ZeroDivisionError</div></article>',
+            1,
+        ),
+        encoding="utf-8",
+    )
     # A page without its Content-Security-Policy.
     bare = site / "chapters" / "02_encoder_decoder.html"
-    bare.write_text(re.sub(r'\n<meta http-equiv="Content-Security-Policy"[^>]*>', "",
-                           bare.read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    bare.write_text(
+        re.sub(
+            r'\n<meta http-equiv="Content-Security-Policy"[^>]*>',
+            "",
+            bare.read_text(encoding="utf-8"),
+            count=1,
+        ),
+        encoding="utf-8",
+    )
     # A model file changed after its hashes were written; a stray file beside another.
     models = site / "_static" / "models"
     weights = models / "gru-fra-eng" / "model.onnx.gz"
@@ -72,18 +88,28 @@ def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
     css.write_bytes(css.read_bytes() + b"\n")
     # Loads from another host: a script, a style sheet's import, a module's import.
     intro = site / "book" / "intro.html"
-    intro.write_text(intro.read_text(encoding="utf-8").replace(
-        "</head>", '<script defer src="https://cdn.example.org/x.js"></script></head>', 1),
-        encoding="utf-8")
-    (site / "_static" / "extra.css").write_text('@import "https://fonts.example.org/f.css";',
-                                                encoding="utf-8")
-    (site / "_static" / "extra.mjs").write_text('import x from "https://esm.example.org/x";',
-                                                encoding="utf-8")
+    intro.write_text(
+        intro.read_text(encoding="utf-8").replace(
+            "</head>",
+            '<script defer src="https://cdn.example.org/x.js"></script></head>',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    (site / "_static" / "extra.css").write_text(
+        '@import "https://fonts.example.org/f.css";', encoding="utf-8"
+    )
+    (site / "_static" / "extra.mjs").write_text(
+        'import x from "https://esm.example.org/x";', encoding="utf-8"
+    )
 
     checked = _run(site)
     assert checked.returncode == 1
-    problems = [line for line in checked.stderr.splitlines()
-                if not line.endswith("the site is not published")]
+    problems = [
+        line
+        for line in checked.stderr.splitlines()
+        if not line.endswith("the site is not published")
+    ]
     expected = [
         "chapters/04_self_attention: not built",
         "chapters/03_bahdanau_attention: 1 cell(s) failed",
@@ -102,12 +128,15 @@ def test_the_check_names_every_way_a_site_is_broken(built_book, tmp_path):
 
 
 def test_a_missing_site_or_models_index_is_named(tmp_path):
-    assert check_site.check(tmp_path) == [f"{tmp_path} is not a built site (no index.html)"]
+    assert check_site.check(tmp_path) == [
+        f"{tmp_path} is not a built site (no index.html)"
+    ]
     (tmp_path / "_static" / "models").mkdir(parents=True)
     problems = check_site.check_models(tmp_path)
     assert len(problems) == 1 and "index.json: missing" in problems[0]
     (tmp_path / "_static" / "models" / "index.json").write_text(
-        '{"models": [{"name": "gru-fra-eng"}]}', encoding="utf-8")
+        '{"models": [{"name": "gru-fra-eng"}]}', encoding="utf-8"
+    )
     problems = check_site.check_models(tmp_path)
     assert "not the three models" in problems[0]
     assert "gru-fra-eng" in problems[1] and len(problems) == 2
@@ -127,17 +156,27 @@ def test_links_elsewhere_are_fine_but_loads_are_not(tmp_path):
         '<iframe src="https://www.youtube.com/embed/x"></iframe>'
         '<div style="background-image: url(http://img.example.org/c.png)"></div>'
         '<script>const s = "https://not-loaded.example.org";</script></body></html>',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (tmp_path / "local.css").write_text(
         '@font-face { src: url(fonts/a.woff2) } .x { background: url("../img/b.svg") }',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (tmp_path / "local.js").write_text(
-        'import { a } from "./a.mjs";\nconst b = await import("../b.mjs");\n', encoding="utf-8")
-    loads = sorted(line.split(" loads ")[1].split(" from ")[0]
-                   for line in check_site.check_hosts(tmp_path))
-    assert loads == ["//fonts.example.org/a.woff2", "http://img.example.org/c.png",
-                     "https://img.example.org/b.png", "https://img.example.org/bg.png",
-                     "https://www.youtube.com/embed/x"]
+        'import { a } from "./a.mjs";\nconst b = await import("../b.mjs");\n',
+        encoding="utf-8",
+    )
+    loads = sorted(
+        line.split(" loads ")[1].split(" from ")[0]
+        for line in check_site.check_hosts(tmp_path)
+    )
+    assert loads == [
+        "//fonts.example.org/a.woff2",
+        "http://img.example.org/c.png",
+        "https://img.example.org/b.png",
+        "https://img.example.org/bg.png",
+        "https://www.youtube.com/embed/x",
+    ]
 
 
 def _without(program: str, tmp_path) -> dict:
@@ -152,8 +191,9 @@ def _without(program: str, tmp_path) -> dict:
 def test_the_vendor_install_fails_without_npm_under_ci(tmp_path):
     env = _without("npm", tmp_path)
     install = [sys.executable, str(ROOT / "book" / "vendor" / "install.py")]
-    failed = subprocess.run(install, env={**env, "CI": "true"}, capture_output=True,
-                            text=True, timeout=60)
+    failed = subprocess.run(
+        install, env={**env, "CI": "true"}, capture_output=True, text=True, timeout=60
+    )
     assert failed.returncode == 1 and "npm not found, and CI is set" in failed.stderr
     env.pop("CI", None)
     local = subprocess.run(install, env=env, capture_output=True, text=True, timeout=60)
@@ -179,10 +219,11 @@ def test_the_book_refuses_cdns_under_ci(tmp_path, monkeypatch):
     with pytest.raises(ExtensionError, match="CI is set: run `make vendor`"):
         offline_assets._configure(None, Config())
     monkeypatch.delenv("CI")
-    offline_assets._configure(None, Config())      # a local build goes on, with CDNs
+    offline_assets._configure(None, Config())  # a local build goes on, with CDNs
 
 
 # --- What the browser checks: the runtime's hashes and the Content-Security-Policy ------
+
 
 def _ext(name):
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -192,7 +233,9 @@ def _ext(name):
         sys.path.remove(str(ROOT / "book" / "_ext"))
 
 
-def test_the_site_lists_the_runtimes_hashes_and_the_check_compares_them(built_book, tmp_path):
+def test_the_site_lists_the_runtimes_hashes_and_the_check_compares_them(
+    built_book, tmp_path
+):
     """runtime.json holds the hashes of the runtime the site serves (what translate.mjs
     checks before it runs it), and a runtime changed after the build is caught."""
     html, result = built_book
@@ -206,7 +249,10 @@ def test_the_site_lists_the_runtimes_hashes_and_the_check_compares_them(built_bo
     shutil.copytree(html, site)
     loader = site / "_static" / "vendor" / "onnxruntime-web" / "ort.wasm.min.mjs"
     loader.write_text(loader.read_text(encoding="utf-8") + "\n;", encoding="utf-8")
-    assert any("runtime.json does not hold the hashes" in p for p in check_site.check_runtime(site))
+    assert any(
+        "runtime.json does not hold the hashes" in p
+        for p in check_site.check_runtime(site)
+    )
     (site / "_static" / "live" / "runtime.json").unlink()
     assert "runtime.json: missing" in check_site.check_runtime(site)[0]
 
@@ -216,8 +262,11 @@ def test_every_page_carries_its_policy_before_any_script(built_book):
     assert result.returncode == 0, "the book did not build"
     content_policy = _ext("content_policy")
     # Every document (not the theme's HTML fragments in _static, which have no <head>).
-    pages = [p for p in sorted(html.rglob("*.html"))
-             if content_policy.HEAD.search(p.read_text(encoding="utf-8"))]
+    pages = [
+        p
+        for p in sorted(html.rglob("*.html"))
+        if content_policy.HEAD.search(p.read_text(encoding="utf-8"))
+    ]
     assert len(pages) >= 20
 
     def without_policy(text):
@@ -226,13 +275,18 @@ def test_every_page_carries_its_policy_before_any_script(built_book):
 
     texts = {path: path.read_text(encoding="utf-8") for path in pages}
     handlers = content_policy.site_handlers([without_policy(t) for t in texts.values()])
-    assert len(handlers) >= 2                 # the theme's full-screen and print buttons
+    assert len(handlers) >= 2  # the theme's full-screen and print buttons
     with_widgets = 0
     for path, text in texts.items():
         head = text.split("</head>")[0]
-        found = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', head)
+        found = re.findall(
+            r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', head
+        )
         assert len(found) == 1, path
-        assert head.index("Content-Security-Policy") < head.find("<script") or "<script" not in head
+        assert (
+            head.index("Content-Security-Policy") < head.find("<script")
+            or "<script" not in head
+        )
         # the policy allows exactly this page's inline scripts, and the site's handlers
         assert found[0] == content_policy.policy(without_policy(text), handlers), path
         assert "default-src 'self'" in found[0]
@@ -245,16 +299,21 @@ def test_every_page_carries_its_policy_before_any_script(built_book):
 
 def test_the_policy_hashes_inline_scripts_and_handlers_not_data(tmp_path):
     content_policy = _ext("content_policy")
-    page = ('<html><head><meta charset="utf-8"><script>var a = 1;</script>'
-            '<script type="application/vnd.jupyter.widget-state+json">{"a": 1}</script>'
-            '<script src="_static/x.js"></script><script type="module">import "./y.mjs";</script>'
-            '</head><body><button onclick="go(&quot;x&quot;)">go</button></body></html>')
+    page = (
+        '<html><head><meta charset="utf-8"><script>var a = 1;</script>'
+        '<script type="application/vnd.jupyter.widget-state+json">{"a": 1}</script>'
+        '<script src="_static/x.js"></script><script type="module">import "./y.mjs";</script>'
+        '</head><body><button onclick="go(&quot;x&quot;)">go</button></body></html>'
+    )
     scripts, handlers = content_policy.inline_hashes(page)
-    assert scripts == sorted({content_policy._hash("var a = 1;"),
-                              content_policy._hash('import "./y.mjs";')})
+    assert scripts == sorted(
+        {content_policy._hash("var a = 1;"), content_policy._hash('import "./y.mjs";')}
+    )
     assert handlers == [content_policy._hash('go("x")')]
     out = content_policy.add_policy(page)
-    assert out.startswith('<html><head><meta charset="utf-8">\n<meta http-equiv="Content-Security')
+    assert out.startswith(
+        '<html><head><meta charset="utf-8">\n<meta http-equiv="Content-Security'
+    )
     assert "'unsafe-hashes'" in out and "'wasm-unsafe-eval'" in out
     with pytest.raises(ValueError, match="already has"):
         content_policy.add_policy(out)

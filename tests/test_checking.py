@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from attnlab import checking
-from attnlab.checking import Case, Mismatch, Mistake, compare_tensor
+from attnlab.course import checking
+from attnlab.course.checking import Case, Mismatch, Mistake, compare_tensor
 
 
 def double(x):
@@ -13,8 +13,10 @@ def double(x):
 
 
 def cases():
-    return [Case("three numbers", lambda d: {"x": torch.tensor([1.0, 2.0, 3.0], device=d)}),
-            Case("one number", lambda d: {"x": torch.tensor([5.0], device=d)})]
+    return [
+        Case("three numbers", lambda d: {"x": torch.tensor([1.0, 2.0, 3.0], device=d)}),
+        Case("one number", lambda d: {"x": torch.tensor([5.0], device=d)}),
+    ]
 
 
 def compare(expected, got, case):
@@ -40,8 +42,13 @@ def test_the_first_failing_case_is_named_with_expected_and_got():
 
 
 def test_a_matching_mistake_names_its_cause():
-    report = check(lambda x: x + 1, mistakes=[Mistake("one was added", lambda x: x + 1),
-                                              Mistake("tripled", lambda x: 3 * x)])
+    report = check(
+        lambda x: x + 1,
+        mistakes=[
+            Mistake("one was added", lambda x: x + 1),
+            Mistake("tripled", lambda x: 3 * x),
+        ],
+    )
     assert report.cause == "one was added"
     assert report.message.endswith("Likely cause: one was added.")
 
@@ -54,6 +61,7 @@ def test_a_mistake_that_does_not_match_names_nothing():
 def test_an_exception_is_one_line_with_the_learners_line_not_a_traceback():
     def broken(x):
         return x.view(3, 2)
+
     report = check(broken)
     assert "it raised RuntimeError" in report.message
     assert "in your line `return x.view(3, 2)`" in report.message
@@ -63,6 +71,7 @@ def test_an_exception_is_one_line_with_the_learners_line_not_a_traceback():
 def test_a_known_error_gets_its_cause():
     def transposed_view(x):
         return x[:, None].expand(3, 2).t().view(-1)[:3] * 0 + 2 * x
+
     report = check(transposed_view)
     assert "`.view` after a `transpose`" in report.message
 
@@ -70,6 +79,7 @@ def test_a_known_error_gets_its_cause():
 def test_the_stub_is_not_written_yet():
     def stub(x):
         raise NotImplementedError
+
     report = check(stub)
     assert not report and not report.written and "not written yet" in report.message
 
@@ -80,10 +90,12 @@ def test_not_a_function():
 
 
 def test_shapes_and_types_in_words():
-    for got, words in [(None, "got None (is a `return` missing?)"),
-                       ([1, 2], "as a tensor of shape (B) = (2)"),
-                       (torch.zeros(2, 1), "of shape (B) = (2); got shape (2, 1)"),
-                       (torch.zeros(2), "right shape, but 2 of 2 values differ")]:
+    for got, words in [
+        (None, "got None (is a `return` missing?)"),
+        ([1, 2], "as a tensor of shape (B) = (2)"),
+        (torch.zeros(2, 1), "of shape (B) = (2); got shape (2, 1)"),
+        (torch.zeros(2), "right shape, but 2 of 2 values differ"),
+    ]:
         try:
             compare_tensor(torch.ones(2), got, what="the result", axes="B")
         except Mismatch as mismatch:
@@ -112,11 +124,14 @@ def test_the_learner_cannot_change_what_the_reference_sees():
     def in_place(x):
         x.mul_(2)
         return x
+
     assert check(in_place)
 
 
 def test_same_compares_nested_outputs_and_never_raises():
-    assert checking.same((torch.ones(2), [torch.zeros(1)]), (torch.ones(2), [torch.zeros(1)]))
+    assert checking.same(
+        (torch.ones(2), [torch.zeros(1)]), (torch.ones(2), [torch.zeros(1)])
+    )
     assert not checking.same(torch.ones(2), torch.ones(3))
     assert not checking.same(1.0, torch.tensor(1.0))
     assert not checking.same(torch.ones(2), None)

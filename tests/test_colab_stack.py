@@ -23,7 +23,6 @@ import venv
 
 import nbformat
 import pytest
-
 from conftest import ROOT
 
 SNAPSHOT = ROOT / "tests" / "colab" / "colab-2026-08-19.txt"
@@ -108,7 +107,9 @@ print(text(notebook.cells[-1].outputs))
 
 def run(command, **kwargs):
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -131,10 +132,14 @@ def first_cell_install(notebook_path, wheel) -> list[str]:
     """The pip arguments of a chapter's first cell, pointed at ``wheel`` instead of the git URL."""
     source = nbformat.read(notebook_path, as_version=4).cells[0].source
     lines = re.findall(r"^\s*%pip (install .*)$", source, flags=re.M)
-    assert len(lines) == 1, f"the first cell of {notebook_path.name} should hold one %pip install"
+    assert len(lines) == 1, (
+        f"the first cell of {notebook_path.name} should hold one %pip install"
+    )
     args = shlex.split(lines[0])
     spec = [i for i, a in enumerate(args) if a.startswith("attnlab @ git+")]
-    assert len(spec) == 1, f"the first cell installs something else than attnlab: {lines[0]}"
+    assert len(spec) == 1, (
+        f"the first cell installs something else than attnlab: {lines[0]}"
+    )
     args[spec[0]] = str(wheel)
     return args
 
@@ -143,16 +148,32 @@ def first_cell_install(notebook_path, wheel) -> list[str]:
 def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
     start = time.perf_counter()
     snapshot = pins(SNAPSHOT)
-    assert snapshot["ipywidgets"].startswith("7."), "this test proves the ipywidgets 7 path"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"),
-         str(ROOT)], timeout=600)
+    assert snapshot["ipywidgets"].startswith("7."), (
+        "this test proves the ipywidgets 7 path"
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        timeout=600,
+    )
     (wheel,) = (tmp_path / "dist").glob("attnlab-*.whl")
 
     env_dir = tmp_path / "colab-venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
-    run(pip + ["install", "--quiet", "torch==2.13.0", "-r", str(SNAPSHOT)], timeout=1200)
+    run(
+        pip + ["install", "--quiet", "torch==2.13.0", "-r", str(SNAPSHOT)], timeout=1200
+    )
     before = freeze(python)
     assert {name: before.get(name) for name in snapshot} == snapshot
 
@@ -161,15 +182,27 @@ def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
     assert len(commands) == 1
     run(pip + list(commands.pop()), timeout=900)
     after = freeze(python)
-    changed = {name: (before[name], after.get(name)) for name in before if after.get(name) != before[name]}
+    changed = {
+        name: (before[name], after.get(name))
+        for name in before
+        if after.get(name) != before[name]
+    }
     assert not changed, f"installing attnlab changed Colab's packages: {changed}"
     added = sorted(set(after) - set(before))
     assert "attnlab" in added and not set(added) & set(snapshot)
     print("installing attnlab added", added)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
-    env.update(ATTNLAB_PROFILE="smoke", ATTNLAB_DATA_DIR=str(fra_eng_dir),
-               ATTNLAB_BUILD_DIR=str(tmp_path / "build"), PATH=f"{env_dir / 'bin'}:{env['PATH']}")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))
+    }
+    env.update(
+        ATTNLAB_PROFILE="smoke",
+        ATTNLAB_DATA_DIR=str(fra_eng_dir),
+        ATTNLAB_BUILD_DIR=str(tmp_path / "build"),
+        PATH=f"{env_dir / 'bin'}:{env['PATH']}",
+    )
     # Copies outside the checkout, as Colab has no checkout either.
     work = tmp_path / "colab"
     work.mkdir()
@@ -177,48 +210,105 @@ def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
     probe.write_text(PROBE)
     reports = {}
     for chapter in CHAPTERS:
-        result = run([python, "-c", RUNNER, str(chapter), str(work / chapter.name), str(probe)],
-                     cwd=work, env=env, timeout=900)
-        lines = {x.split(" ", 1)[0]: x.split(" ", 1)[1] for x in result.stdout.splitlines()
-                 if x.startswith(("PROBE ", "REDRAWN "))}
-        reports[chapter.stem] = {**json.loads(lines["PROBE"]), "redrawn": json.loads(lines["REDRAWN"])}
+        result = run(
+            [python, "-c", RUNNER, str(chapter), str(work / chapter.name), str(probe)],
+            cwd=work,
+            env=env,
+            timeout=900,
+        )
+        lines = {
+            x.split(" ", 1)[0]: x.split(" ", 1)[1]
+            for x in result.stdout.splitlines()
+            if x.startswith(("PROBE ", "REDRAWN "))
+        }
+        reports[chapter.stem] = {
+            **json.loads(lines["PROBE"]),
+            "redrawn": json.loads(lines["REDRAWN"]),
+        }
 
-    moved = {name: [(m["control"], m["description"]) for m in report["moved"]]
-             for name, report in reports.items()}
-    dead = {name: [m for m in report["moved"] if not m["changed"]] for name, report in reports.items()}
-    assert all(report["ipywidgets"] == snapshot["ipywidgets"] for report in reports.values())
+    moved = {
+        name: [(m["control"], m["description"]) for m in report["moved"]]
+        for name, report in reports.items()
+    }
+    dead = {
+        name: [m for m in report["moved"] if not m["changed"]]
+        for name, report in reports.items()
+    }
+    assert all(
+        report["ipywidgets"] == snapshot["ipywidgets"] for report in reports.values()
+    )
     assert not any(dead.values()), f"controls that changed nothing they show: {dead}"
     # Every explorer, box and slider the chapters show was among them.
-    kinds = {name: {control for control, _ in controls} for name, controls in moved.items()}
-    assert {"Dropdown"} <= kinds["01_sentences_to_tensors"]            # the pipeline views
-    assert {"Text"} <= kinds["02_encoder_decoder"]                      # translate your sentence
-    assert {"Dropdown", "IntSlider", "SelectionSlider", "Text"} <= kinds["03_bahdanau_attention"]
-    assert {"IntSlider"} <= kinds["04_self_attention"]                  # positional encodings
+    kinds = {
+        name: {control for control, _ in controls} for name, controls in moved.items()
+    }
+    assert {"Dropdown"} <= kinds["01_sentences_to_tensors"]  # the pipeline views
+    assert {"Text"} <= kinds["02_encoder_decoder"]  # translate your sentence
+    assert {"Dropdown", "IntSlider", "SelectionSlider", "Text"} <= kinds[
+        "03_bahdanau_attention"
+    ]
+    assert {"IntSlider"} <= kinds["04_self_attention"]  # positional encodings
     assert {"Dropdown", "ToggleButtons", "Text"} <= kinds["05_transformer"]
-    assert sum(c == "ToggleButtons" for c, _ in moved["05_transformer"]) >= 3  # kind, layer, head
+    assert (
+        sum(c == "ToggleButtons" for c, _ in moved["05_transformer"]) >= 3
+    )  # kind, layer, head
     # Progress bars are widgets (tqdm.auto), and each live loss plot was redrawn in place.
     for name in ("02_encoder_decoder", "03_bahdanau_attention", "05_transformer"):
         assert reports[name]["progress_bars"] >= 1, name
-        assert reports[name]["redrawn"] and min(reports[name]["redrawn"].values()) >= 1, name
-    print(f"Colab stack: {len(CHAPTERS)} chapters, {sum(map(len, moved.values()))} controls moved, "
-          f"{time.perf_counter() - start:.0f} s")
+        assert (
+            reports[name]["redrawn"] and min(reports[name]["redrawn"].values()) >= 1
+        ), name
+    print(
+        f"Colab stack: {len(CHAPTERS)} chapters, {sum(map(len, moved.values()))} controls moved, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 # Modules that Python 3.12 and 3.13 removed (PEP 594, PEP 632 and the 3.12/3.13 release notes).
 # Colab runs Python 3.13, for which there is no CPU torch here, so the tests run on an older
 # Python: this keeps the library and the chapters off what 3.13 no longer has.
-REMOVED = {"aifc", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "crypt",
-           "distutils", "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis", "nntplib",
-           "ossaudiodev", "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "tkinter.tix",
-           "uu", "xdrlib"}
-REMOVED_NAMES = {("locale", "resetlocale"), ("unittest", "makeSuite"), ("unittest", "findTestCases"),
-                 ("pathlib", "PurePath.is_reserved"), ("typing", "io"), ("typing", "re")}
+REMOVED = {
+    "aifc",
+    "asynchat",
+    "asyncore",
+    "audioop",
+    "cgi",
+    "cgitb",
+    "chunk",
+    "crypt",
+    "distutils",
+    "imghdr",
+    "imp",
+    "lib2to3",
+    "mailcap",
+    "msilib",
+    "nis",
+    "nntplib",
+    "ossaudiodev",
+    "pipes",
+    "smtpd",
+    "sndhdr",
+    "spwd",
+    "sunau",
+    "telnetlib",
+    "tkinter.tix",
+    "uu",
+    "xdrlib",
+}
+REMOVED_NAMES = {
+    ("locale", "resetlocale"),
+    ("unittest", "makeSuite"),
+    ("unittest", "findTestCases"),
+    ("pathlib", "PurePath.is_reserved"),
+    ("typing", "io"),
+    ("typing", "re"),
+}
 
 
 def test_nothing_python_3_13_removed_is_used():
     import ast
 
-    sources = {p: p.read_text() for p in (ROOT / "code" / "attnlab").glob("*.py")}
+    sources = {p: p.read_text() for p in (ROOT / "code" / "attnlab").rglob("*.py")}
     for chapter in CHAPTERS:
         cells = nbformat.read(chapter, as_version=4).cells
         code = "\n".join(c.source for c in cells if c.cell_type == "code")
@@ -231,11 +321,20 @@ def test_nothing_python_3_13_removed_is_used():
                 imported |= {(path.name, alias.name) for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add((path.name, node.module))
-                attributes |= {(path.name, f"{node.module}.{a.name}") for a in node.names}
+                attributes |= {
+                    (path.name, f"{node.module}.{a.name}") for a in node.names
+                }
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 attributes.add((path.name, f"{node.value.id}.{node.attr}"))
-    assert {c.name for c in CHAPTERS} | {"training.py", "widgets.py"} <= {n for n, _ in imported}
-    found = sorted({(name, module) for name, module in imported if module.split(".")[0] in REMOVED}
-                   | {(name, attr) for name, attr in attributes
-                      if tuple(attr.split(".", 1)) in REMOVED_NAMES})
+    assert {c.name for c in CHAPTERS} | {"training.py", "widgets.py"} <= {
+        n for n, _ in imported
+    }
+    found = sorted(
+        {(name, module) for name, module in imported if module.split(".")[0] in REMOVED}
+        | {
+            (name, attr)
+            for name, attr in attributes
+            if tuple(attr.split(".", 1)) in REMOVED_NAMES
+        }
+    )
     assert not found, f"removed in Python 3.12/3.13: {found}"

@@ -7,21 +7,33 @@ import inspect
 
 import pytest
 import torch
-
-from attnlab import checkpoints, contract, decoding, runtime
-from attnlab.batching import random_batch
-from attnlab.contract import Batched, Generator, Seq2SeqModel, Seq2SeqOutput, Step
-from attnlab.training import Trainer
 from conftest import decode_stepwise
 
+from attnlab.core import runtime
+from attnlab.data.batching import random_batch
+from attnlab.infer import decoding
+from attnlab.models import contract
+from attnlab.models.contract import Generator, Seq2SeqModel, Seq2SeqOutput, Step
+from attnlab.nn.batched import Batched
+from attnlab.train import checkpoints
+from attnlab.train.training import Trainer
+
 V = 17  # both vocabularies
-SMALL = {   # the smallest sensible size of each model the course registers
+SMALL = {  # the smallest sensible size of each model the course registers
     "EncoderDecoder": dict(embed_size=8, hidden_size=16, num_layers=2, proj_size=8),
-    "AttentionEncoderDecoder": dict(embed_size=8, hidden_size=16, attention_size=8, proj_size=8),
+    "AttentionEncoderDecoder": dict(
+        embed_size=8, hidden_size=16, attention_size=8, proj_size=8
+    ),
     "Transformer": dict(d_model=16, num_heads=2, num_layers=2, d_ff=32, max_len=32),
-    "SelfAttentionTagger": dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=32),
+    "SelfAttentionTagger": dict(
+        d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=32
+    ),
 }
-COURSE = sorted(name for name, cls in contract.MODELS.items() if cls.__module__.startswith("attnlab."))
+COURSE = sorted(
+    name
+    for name, cls in contract.MODELS.items()
+    if cls.__module__.startswith("attnlab.")
+)
 
 
 def build(name):
@@ -39,12 +51,16 @@ def test_registration_records_the_constructor_arguments(name, tmp_path):
     cls = type(model)
     expected = inspect.signature(cls).bind(V, V, dropout=0.0, **SMALL[name])
     expected.apply_defaults()
-    assert model.config == dict(expected.arguments)        # every argument, defaults included
+    assert model.config == dict(expected.arguments)  # every argument, defaults included
     checkpoints.save_checkpoint(tmp_path / "m.pt", model)
-    again = checkpoints.load_checkpoint(tmp_path / "m.pt").model      # rebuilt by name + config
+    again = checkpoints.load_checkpoint(
+        tmp_path / "m.pt"
+    ).model  # rebuilt by name + config
     assert type(again) is cls and again.config == model.config
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 again.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values())
+    )
 
 
 @pytest.mark.parametrize("name", COURSE)
@@ -57,7 +73,9 @@ def test_forward_returns_one_type(name):
     if out.attention is not None:
         assert out.attention.shape == (3, 6, 6)
         assert torch.allclose(out.attention.sum(-1), torch.ones(3, 6), atol=1e-5)
-    loss = Trainer(model, device="cpu").train_step(batch)        # the trainer needs nothing else
+    loss = Trainer(model, device="cpu").train_step(
+        batch
+    )  # the trainer needs nothing else
     assert loss > 0
 
 
@@ -79,20 +97,30 @@ def test_generation_follows_the_contract(name):
     assert isinstance(step, Step) and step.logits.shape == (3, V)
     assert isinstance(step.state, Batched)
     # Step by step equals teacher forcing, attention included where the model has it.
-    full = model(src=src, src_len=src_len, tgt_in=tgt_in,
-                 **({"need_weights": True} if name == "Transformer" else {}))
+    full = model(
+        src=src,
+        src_len=src_len,
+        tgt_in=tgt_in,
+        **({"need_weights": True} if name == "Transformer" else {}),
+    )
     logits, attention, _ = decode_stepwise(model, src, src_len, tgt_in)
     assert torch.allclose(logits, full.logits, atol=1e-5)
     assert (attention is None) == (full.attention is None)
     if attention is not None:
         assert torch.allclose(attention, full.attention, atol=1e-5)
-        assert attention[2, :, 2:].eq(0).all()                      # padding gets no weight
+        assert attention[2, :, 2:].eq(0).all()  # padding gets no weight
     # Selecting rows of the memory and state is the same as encoding those sentences.
     rows = torch.tensor([2, 0, 0])
     picked = model.decode_step(tgt_in[rows, 0], memory.select(rows), None)
-    direct = model.decode_step(tgt_in[rows, 0], model.encode(src[rows], src_len[rows]), None)
+    direct = model.decode_step(
+        tgt_in[rows, 0], model.encode(src[rows], src_len[rows]), None
+    )
     assert torch.allclose(picked.logits, direct.logits, atol=1e-5)
     # Greedy decoding and beam search work from the contract alone; a beam of one is greedy.
     greedy = decoding.greedy_decode(model, src, src_len, bos_id=1, eos_id=2, max_len=6)
-    beam = decoding.beam_search(model, src, src_len, bos_id=1, eos_id=2, max_len=6, beam_size=1)
-    assert beam == [row[:n] for row, n in zip(greedy.tokens.tolist(), greedy.lengths.tolist())]
+    beam = decoding.beam_search(
+        model, src, src_len, bos_id=1, eos_id=2, max_len=6, beam_size=1
+    )
+    assert beam == [
+        row[:n] for row, n in zip(greedy.tokens.tolist(), greedy.lengths.tolist())
+    ]

@@ -8,23 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from attnlab import corpus
-from attnlab.corpus import CorpusError
+from attnlab.data import corpus
+from attnlab.data.corpus import CorpusError
 
 # --- normalisation ---------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, tokens", [
-    ("Go.", ["go", "."]),
-    ("Run!", ["run", "!"]),
-    ("Cours\u202f!", ["cours", "!"]),            # narrow no-break space (French typography)
-    ("Qui\u00a0?", ["qui", "?"]),                # no-break space
-    ("Recule\u2009!", ["recule", "!"]),          # thin space
-    ("sur \u200b\u200bla musique.", ["sur", "la", "musique", "."]),  # zero-width spaces
-    ("in the sink\u00ad.", ["in", "the", "sink", "."]),              # soft hyphen
-    ("Wait, what?!", ["wait", ",", "what", "?", "!"]),
-    ("  Hello   world . ", ["hello", "world", "."]),
-    ("I'm OK.", ["i'm", "ok", "."]),
-])
+
+@pytest.mark.parametrize(
+    "raw, tokens",
+    [
+        ("Go.", ["go", "."]),
+        ("Run!", ["run", "!"]),
+        ("Cours\u202f!", ["cours", "!"]),  # narrow no-break space (French typography)
+        ("Qui\u00a0?", ["qui", "?"]),  # no-break space
+        ("Recule\u2009!", ["recule", "!"]),  # thin space
+        (
+            "sur \u200b\u200bla musique.",
+            ["sur", "la", "musique", "."],
+        ),  # zero-width spaces
+        ("in the sink\u00ad.", ["in", "the", "sink", "."]),  # soft hyphen
+        ("Wait, what?!", ["wait", ",", "what", "?", "!"]),
+        ("  Hello   world . ", ["hello", "world", "."]),
+        ("I'm OK.", ["i'm", "ok", "."]),
+    ],
+)
 def test_tokenize(raw, tokens):
     assert corpus.tokenize(raw) == tokens
 
@@ -53,6 +60,7 @@ def test_tokens_match_d2l_on_the_whole_corpus(fra_eng_dir, d2l):
 
 
 # --- the real corpus ---------------------------------------------------------------
+
 
 def test_fra_eng_from_folder_zip_and_env(fra_eng_dir, monkeypatch):
     from_folder = corpus.load_fra_eng(fra_eng_dir)
@@ -110,6 +118,7 @@ def test_missing_path_and_empty_folder(tmp_path):
 
 # --- downloading into the cache ------------------------------------------------------
 
+
 def _cache_files(tmp_path) -> list[str]:
     folder = tmp_path / "cache"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
@@ -124,10 +133,13 @@ def test_download_verifies_and_caches(fra_eng_dir, tmp_path):
     assert corpus.load_fra_eng(url="http://127.0.0.1:9/unreachable.zip") == pairs
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"fra-eng/fra.txt": b"Go.\tVa !\n"}, "SHA-1"),
-    (None, "not a valid zip"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"fra-eng/fra.txt": b"Go.\tVa !\n"}, "SHA-1"),
+        (None, "not a valid zip"),
+    ],
+)
 def test_bad_download_leaves_nothing_behind(tmp_path, payload, message):
     source = tmp_path / "served.zip"
     if payload is None:
@@ -147,7 +159,10 @@ def test_unreachable_download_says_what_to_do(tmp_path):
 
 def test_the_corpus_comes_over_https_only(tmp_path):
     assert corpus.FRA_ENG_URL.startswith("https://")
-    for url in ("http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip", "ftp://x/y.zip"):
+    for url in (
+        "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip",
+        "ftp://x/y.zip",
+    ):
         with pytest.raises(CorpusError, match="only https://"):
             corpus.load_fra_eng(url=url)
     assert _cache_files(tmp_path) == []
@@ -184,7 +199,7 @@ def test_a_download_bigger_than_the_cap_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CorpusError, match="offers .* more than"):
         corpus.load_fra_eng()
     monkeypatch.setattr(corpus, "MAX_DOWNLOAD_BYTES", 100)
-    _serve(monkeypatch, _Response([b"x" * 64] * 3))      # no Content-Length: counted
+    _serve(monkeypatch, _Response([b"x" * 64] * 3))  # no Content-Length: counted
     with pytest.raises(CorpusError, match="sent more than 100 bytes"):
         corpus.load_fra_eng()
     assert _cache_files(tmp_path) == []
@@ -224,7 +239,9 @@ def test_a_full_disk_says_so_not_offline(tmp_path, monkeypatch):
 
     _serve(monkeypatch, _Response([b"PK\x03\x04"], length=4))
     monkeypatch.setattr(corpus, "open", FullDisk, raising=False)
-    with pytest.raises(CorpusError, match="No space left.*disk full.*ATTNLAB_CACHE_DIR") as error:
+    with pytest.raises(
+        CorpusError, match="No space left.*disk full.*ATTNLAB_CACHE_DIR"
+    ) as error:
         corpus.load_fra_eng()
     assert "Offline" not in str(error.value) and _cache_files(tmp_path) == []
 
@@ -233,7 +250,7 @@ def test_an_unwritable_cache_folder_says_what_to_do(tmp_path, monkeypatch, fra_e
     """Run as root, permissions stop nothing: a cache folder inside a file does."""
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("ATTNLAB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    from attnlab.runtime import SettingError
+    from attnlab.core.runtime import SettingError
 
     with pytest.raises(SettingError, match="cannot write in .*ATTNLAB_CACHE_DIR"):
         corpus.load_fra_eng(url=(fra_eng_dir / "fra-eng.zip").resolve().as_uri())
@@ -246,24 +263,33 @@ def test_no_download_when_forbidden(tmp_path):
 
 def test_corrupted_cache_is_reported(fra_eng_dir, tmp_path):
     (tmp_path / "cache").mkdir()
-    _zip(tmp_path / "cache" / "fra-eng.zip", {"fra-eng/fra.txt": _real_fra(fra_eng_dir)[:-10]})
+    _zip(
+        tmp_path / "cache" / "fra-eng.zip",
+        {"fra-eng/fra.txt": _real_fra(fra_eng_dir)[:-10]},
+    )
     with pytest.raises(CorpusError, match="Delete it"):
         corpus.load_fra_eng()
 
 
 # --- any parallel corpus ----------------------------------------------------------------
 
+
 def test_tsv_with_extra_columns_and_blank_lines(tmp_path):
     path = tmp_path / "deu.txt"
-    path.write_text("Hi.\tHallo!\tCC-BY 2.0 (France) Attribution\n\nRun!\tLauf!\n", encoding="utf-8")
+    path.write_text(
+        "Hi.\tHallo!\tCC-BY 2.0 (France) Attribution\n\nRun!\tLauf!\n", encoding="utf-8"
+    )
     assert corpus.read_tsv(path) == [("Hi.", "Hallo!"), ("Run!", "Lauf!")]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Hi.\tSalut.\nno tab here\n", "line 2"),
-    ("Hi.\t\n", "line 1"),
-    ("\n\n", "no sentence pairs"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Hi.\tSalut.\nno tab here\n", "line 2"),
+        ("Hi.\t\n", "line 1"),
+        ("\n\n", "no sentence pairs"),
+    ],
+)
 def test_malformed_tsv(tmp_path, text, message):
     path = tmp_path / "bad.tsv"
     path.write_text(text, encoding="utf-8")
@@ -278,7 +304,8 @@ def test_a_tsv_with_a_byte_order_mark_is_read_as_text(tmp_path):
     (tmp_path / "src.txt").write_bytes("\ufeffone\n".encode("utf-8"))
     (tmp_path / "tgt.txt").write_text("un\n", encoding="utf-8")
     assert corpus.read_parallel_files(tmp_path / "src.txt", tmp_path / "tgt.txt") == [
-        ("one", "un")]
+        ("one", "un")
+    ]
 
 
 def test_a_folder_passed_as_a_tsv_says_so(tmp_path):
@@ -297,7 +324,9 @@ def test_line_aligned_files(tmp_path):
     (tmp_path / "src.txt").write_text("one\ntwo\n", encoding="utf-8")
     (tmp_path / "tgt.txt").write_text("un\ndeux\n", encoding="utf-8")
     assert corpus.read_parallel_files(tmp_path / "src.txt", tmp_path / "tgt.txt") == [
-        ("one", "un"), ("two", "deux")]
+        ("one", "un"),
+        ("two", "deux"),
+    ]
     (tmp_path / "short.txt").write_text("un\n", encoding="utf-8")
     with pytest.raises(CorpusError, match="2 lines but .* has 1"):
         corpus.read_parallel_files(tmp_path / "src.txt", tmp_path / "short.txt")
@@ -329,8 +358,13 @@ def test_interrupted_download_leaves_nothing_behind(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda url, timeout: BrokenResponse())
-    with pytest.raises(CorpusError, match="interrupted after 65,536 of 1,000,000 bytes "
-                                          ".*connection reset.*run again") as error:
+    monkeypatch.setattr(
+        corpus.urllib.request, "urlopen", lambda url, timeout: BrokenResponse()
+    )
+    with pytest.raises(
+        CorpusError,
+        match="interrupted after 65,536 of 1,000,000 bytes "
+        ".*connection reset.*run again",
+    ) as error:
         corpus.load_fra_eng()
     assert "Offline" not in str(error.value) and _cache_files(tmp_path) == []

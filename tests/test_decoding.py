@@ -11,19 +11,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_rnn import _model
 
-from attnlab import bahdanau, decoding, rnn, runtime
-from attnlab.contract import Batched, Step
-from attnlab.vocab import Vocab
+from attnlab.core import runtime
+from attnlab.data.vocab import Vocab
+from attnlab.infer import decoding
+from attnlab.models import bahdanau, rnn
+from attnlab.models.contract import Step
+from attnlab.nn.batched import Batched
 
 
 def _models():
     runtime.seed_everything(0)
-    gru = rnn.EncoderDecoder(20, 12, embed_size=8, hidden_size=16, proj_size=8, dropout=0.0)
-    attention = bahdanau.AttentionEncoderDecoder(20, 12, embed_size=8, hidden_size=16,
-                                                 attention_size=8, proj_size=8, dropout=0.0)
+    gru = rnn.EncoderDecoder(
+        20, 12, embed_size=8, hidden_size=16, proj_size=8, dropout=0.0
+    )
+    attention = bahdanau.AttentionEncoderDecoder(
+        20, 12, embed_size=8, hidden_size=16, attention_size=8, proj_size=8, dropout=0.0
+    )
     return [gru, attention]
 
 
@@ -32,7 +37,9 @@ def test_beam_of_one_is_greedy(model):
     src = torch.randint(4, 20, (6, 7))
     src_len = torch.tensor([7, 6, 5, 4, 3, 2])
     greedy = decoding.greedy_decode(model, src, src_len, bos_id=1, eos_id=2, max_len=9)
-    beam = decoding.beam_search(model, src, src_len, bos_id=1, eos_id=2, max_len=9, beam_size=1)
+    beam = decoding.beam_search(
+        model, src, src_len, bos_id=1, eos_id=2, max_len=9, beam_size=1
+    )
     for row, n, hyp in zip(greedy.tokens.tolist(), greedy.lengths.tolist(), beam):
         assert hyp == row[:n]
 
@@ -47,7 +54,7 @@ class TwoStepModel(torch.nn.Module):
 
     @dataclass
     class Steps(Batched):
-        t: torch.Tensor             # (B,) steps taken
+        t: torch.Tensor  # (B,) steps taken
 
     def encode(self, src, src_len):
         return self.Steps(torch.zeros(src.shape[0], dtype=torch.long))
@@ -57,24 +64,27 @@ class TwoStepModel(torch.nn.Module):
         probs = torch.full((prev.shape[0], 6), 1e-6)
         for row, (token, t) in enumerate(zip(prev.tolist(), step.tolist())):
             if t == 0:
-                probs[row, 3], probs[row, 4] = 0.55, 0.45          # a (trap) or b
+                probs[row, 3], probs[row, 4] = 0.55, 0.45  # a (trap) or b
             elif t == 1 and token == 3:
-                probs[row, 3:6] = 1 / 3                            # after a: unsure
+                probs[row, 3:6] = 1 / 3  # after a: unsure
             elif t == 1:
-                probs[row, 5] = 0.95                               # after b: sure
+                probs[row, 5] = 0.95  # after b: sure
             else:
-                probs[row, 2] = 1.0                                # then <eos>
+                probs[row, 2] = 1.0  # then <eos>
         return Step(probs.log(), self.Steps(step + 1))
 
 
 def test_wider_beam_finds_the_more_probable_translation():
     model = TwoStepModel()
     src, src_len = torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
-    greedy = decoding.beam_search(model, src, src_len, bos_id=1, eos_id=2, max_len=5, beam_size=1)
-    beam = decoding.beam_search(model, src, src_len, bos_id=1, eos_id=2, max_len=5, beam_size=2,
-                                alpha=0.0)
-    assert greedy == [[3, 3, 2]]          # a, then one of three, <eos>: 0.55 x 1/3
-    assert beam == [[4, 5, 2]]            # b c <eos>: 0.45 x 0.95 is more likely
+    greedy = decoding.beam_search(
+        model, src, src_len, bos_id=1, eos_id=2, max_len=5, beam_size=1
+    )
+    beam = decoding.beam_search(
+        model, src, src_len, bos_id=1, eos_id=2, max_len=5, beam_size=2, alpha=0.0
+    )
+    assert greedy == [[3, 3, 2]]  # a, then one of three, <eos>: 0.55 x 1/3
+    assert beam == [[4, 5, 2]]  # b c <eos>: 0.45 x 0.95 is more likely
 
 
 def test_length_penalty_and_arguments():
@@ -83,15 +93,29 @@ def test_length_penalty_and_arguments():
     assert math.isclose(decoding.length_penalty(10, 0.6), (15 / 6) ** 0.6)
     model = _models()[0]
     with pytest.raises(ValueError, match="beam_size"):
-        decoding.beam_search(model, torch.ones(1, 2, dtype=torch.long), torch.tensor([2]),
-                             bos_id=1, eos_id=2, max_len=5, beam_size=0)
+        decoding.beam_search(
+            model,
+            torch.ones(1, 2, dtype=torch.long),
+            torch.tensor([2]),
+            bos_id=1,
+            eos_id=2,
+            max_len=5,
+            beam_size=0,
+        )
 
 
 def test_beam_results_respect_the_maximum_length():
     model = _models()[1]
     src = torch.randint(4, 20, (4, 5))
-    out = decoding.beam_search(model, src, torch.tensor([5, 5, 3, 2]), bos_id=1, eos_id=2,
-                               max_len=4, beam_size=3)
+    out = decoding.beam_search(
+        model,
+        src,
+        torch.tensor([5, 5, 3, 2]),
+        bos_id=1,
+        eos_id=2,
+        max_len=4,
+        beam_size=3,
+    )
     assert len(out) == 4 and all(1 <= len(hyp) <= 4 for hyp in out)
 
 
@@ -125,19 +149,42 @@ def _fixed_model(script: list[int], vocab_size: int = 6):
 def test_greedy_stops_each_sentence_at_its_own_eos():
     eos = 2
     model = _fixed_model([[4, eos, 5, 5], [4, 5, 4, 5, eos], [5, 5, 5, 5, 5, 5, 5, 5]])
-    out = decoding.greedy_decode(model, torch.zeros(3, 1, dtype=torch.long), torch.ones(3),
-                                 bos_id=1, eos_id=eos, max_len=6, top_k=2)
-    assert out.tokens.tolist() == [[4, 2, 0, 0, 0, 0], [4, 5, 4, 5, 2, 0], [5, 5, 5, 5, 5, 5]]
+    out = decoding.greedy_decode(
+        model,
+        torch.zeros(3, 1, dtype=torch.long),
+        torch.ones(3),
+        bos_id=1,
+        eos_id=eos,
+        max_len=6,
+        top_k=2,
+    )
+    assert out.tokens.tolist() == [
+        [4, 2, 0, 0, 0, 0],
+        [4, 5, 4, 5, 2, 0],
+        [5, 5, 5, 5, 5, 5],
+    ]
     assert out.lengths.tolist() == [2, 5, 6]
     assert out.probs[0, 2:].eq(0).all() and out.probs[1, :5].gt(0.99).all()
     assert out.top_ids.shape == (3, 6, 2) and out.top_ids[0, 0, 0] == 4
     # The loop ends as soon as every sentence has ended.
-    short = decoding.greedy_decode(model, torch.zeros(2, 1, dtype=torch.long), torch.ones(2),
-                                   bos_id=1, eos_id=eos, max_len=10)
+    short = decoding.greedy_decode(
+        model,
+        torch.zeros(2, 1, dtype=torch.long),
+        torch.ones(2),
+        bos_id=1,
+        eos_id=eos,
+        max_len=10,
+    )
     assert short.tokens.shape == (2, 5)
     with pytest.raises(ValueError, match="max_len"):
-        decoding.greedy_decode(model, torch.zeros(1, 1, dtype=torch.long), torch.ones(1),
-                               bos_id=1, eos_id=eos, max_len=0)
+        decoding.greedy_decode(
+            model,
+            torch.zeros(1, 1, dtype=torch.long),
+            torch.ones(1),
+            bos_id=1,
+            eos_id=eos,
+            max_len=0,
+        )
 
 
 def _vocabs():
@@ -169,20 +216,27 @@ def test_translate_tokens_keeps_input_order():
     src, tgt = _vocabs()
     model = _fixed_model([[4, 2]] * 3)
     sources = [["i", "am", "cold", "."], ["i"], ["cold", "."]]
-    assert decoding.translate_tokens(model, sources, src, tgt, batch_size=2) == [[tgt.itos[4]]] * 3
+    assert (
+        decoding.translate_tokens(model, sources, src, tgt, batch_size=2)
+        == [[tgt.itos[4]]] * 3
+    )
 
 
 def _small_models():
     """Untrained models over a target vocabulary of 6 (so that <eos>, id 2, comes often
     and beams end at different steps)."""
-    from attnlab.transformer import Transformer
+    from attnlab.models.transformer import Transformer
+
     runtime.seed_everything(3)
-    return {"gru": rnn.EncoderDecoder(20, 6, embed_size=8, hidden_size=16, proj_size=8),
-            "bahdanau": bahdanau.AttentionEncoderDecoder(20, 6, embed_size=8,
-                                                         hidden_size=16,
-                                                         attention_size=8, proj_size=8),
-            "transformer": Transformer(20, 6, d_model=16, num_heads=2, num_layers=1,
-                                       d_ff=32)}
+    return {
+        "gru": rnn.EncoderDecoder(20, 6, embed_size=8, hidden_size=16, proj_size=8),
+        "bahdanau": bahdanau.AttentionEncoderDecoder(
+            20, 6, embed_size=8, hidden_size=16, attention_size=8, proj_size=8
+        ),
+        "transformer": Transformer(
+            20, 6, d_model=16, num_heads=2, num_layers=1, d_ff=32
+        ),
+    }
 
 
 @pytest.mark.parametrize("name", ["gru", "bahdanau", "transformer"])
@@ -193,7 +247,8 @@ def test_beam_search_chooses_what_the_host_side_reference_chooses(name):
     (sentences that end and sentences cut off), and a stop read every step or
     rarely."""
     spec = importlib.util.spec_from_file_location(
-        "host_beam", Path(__file__).parent / "reference" / "host_beam.py")
+        "host_beam", Path(__file__).parent / "reference" / "host_beam.py"
+    )
     reference_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference_module)
     host_beam_search = reference_module.host_beam_search
@@ -207,12 +262,18 @@ def test_beam_search_chooses_what_the_host_side_reference_chooses(name):
         for beam_size in (1, 2, 3, 6):
             for alpha in (0.0, 0.6, 1.0):
                 max_len = 3 if case % 3 == 0 else 12
-                options = dict(bos_id=1, eos_id=2, max_len=max_len,
-                               beam_size=beam_size, alpha=alpha)
+                options = dict(
+                    bos_id=1,
+                    eos_id=2,
+                    max_len=max_len,
+                    beam_size=beam_size,
+                    alpha=alpha,
+                )
                 reference = host_beam_search(model, src, src_len, **options)
                 for stop_every in (1, 5):
-                    ours = decoding.beam_search(model, src, src_len,
-                                                stop_every=stop_every, **options)
+                    ours = decoding.beam_search(
+                        model, src, src_len, stop_every=stop_every, **options
+                    )
                     assert ours == reference, (case, beam_size, alpha, stop_every)
                 compared += len(reference)
                 ended += sum(r[-1] == 2 for r in reference)

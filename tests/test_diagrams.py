@@ -7,7 +7,6 @@ import re
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "book" / "diagrams"))
@@ -23,7 +22,8 @@ def test_committed_svgs_are_what_the_script_draws(tmp_path):
     for path in written:
         assert path.read_bytes() == (FOLDER / path.name).read_bytes(), (
             f"{path.name} differs from book/diagrams/draw.py's output: run "
-            "python book/diagrams/draw.py")
+            "python book/diagrams/draw.py"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(draw.DIAGRAMS))
@@ -40,8 +40,14 @@ def test_each_mode_uses_its_palette():
     light = (FOLDER / "transformer-layers-light.svg").read_text(encoding="utf-8")
     dark = (FOLDER / "transformer-layers-dark.svg").read_text(encoding="utf-8")
     for key in ("fg", "muted", "accent"):
-        assert draw.PALETTES["light"][key] in light and draw.PALETTES["light"][key] not in dark
-        assert draw.PALETTES["dark"][key] in dark and draw.PALETTES["dark"][key] not in light
+        assert (
+            draw.PALETTES["light"][key] in light
+            and draw.PALETTES["light"][key] not in dark
+        )
+        assert (
+            draw.PALETTES["dark"][key] in dark
+            and draw.PALETTES["dark"][key] not in light
+        )
 
 
 @pytest.mark.parametrize("name", sorted(draw.DIAGRAMS))
@@ -49,11 +55,14 @@ def test_each_diagram_is_shown_with_its_alt_text(name):
     """Shown once, in a chapter, for the light and the dark theme, each with the alt text."""
     sources = {path.stem: path.read_text(encoding="utf-8") for path in CHAPTERS}
     for mode in draw.PALETTES:
-        found = [stem for stem, text in sources.items()
-                 if f"../book/diagrams/{name}-{mode}.svg" in text]
+        found = [
+            stem
+            for stem, text in sources.items()
+            if f"../book/diagrams/{name}-{mode}.svg" in text
+        ]
         assert len(found) == 1, f"{name}-{mode}.svg is shown in {found}"
         text = sources[found[0]]
-        block = text[text.index(f"{name}-{mode}.svg"):]
+        block = text[text.index(f"{name}-{mode}.svg") :]
         assert f":class: only-{mode}" in block[:200]
         assert f":alt: {draw.ALT[name]}".replace('"', '\\"') in block[:2000]
 

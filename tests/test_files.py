@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.files import atomic_path, atomic_write_text
+from attnlab.core.files import atomic_path, atomic_write_text
 
 
 def test_a_write_replaces_the_file_whole(tmp_path):
     path = tmp_path / "sub" / "notes.txt"
     atomic_write_text(path, "first")
     atomic_write_text(path, "second")
-    assert path.read_text() == "second" and [p.name for p in path.parent.iterdir()] == ["notes.txt"]
+    assert path.read_text() == "second" and [p.name for p in path.parent.iterdir()] == [
+        "notes.txt"
+    ]
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -21,13 +23,17 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         with atomic_path(path) as tmp:
             tmp.write_text("half a fi")
             raise RuntimeError("disk on fire")
-    assert path.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert path.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == [
+        "notes.txt"
+    ]
 
 
-def test_the_file_is_flushed_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+def test_the_file_is_flushed_before_the_rename_and_the_folder_after(
+    tmp_path, monkeypatch
+):
     import os
 
-    from attnlab import files
+    from attnlab.core import files
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -49,8 +55,10 @@ def test_the_file_is_flushed_before_the_rename_and_the_folder_after(tmp_path, mo
 def test_a_folder_that_cannot_be_written_says_what_to_do(tmp_path):
     """As root, permissions stop nothing; a folder that would have to be inside a file
     cannot be made by anyone."""
-    from attnlab.runtime import SettingError
+    from attnlab.core.runtime import SettingError
 
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(SettingError, match="cannot write in .*a-file/models.*ATTNLAB_BUILD_DIR"):
+    with pytest.raises(
+        SettingError, match="cannot write in .*a-file/models.*ATTNLAB_BUILD_DIR"
+    ):
         atomic_write_text(tmp_path / "a-file" / "models" / "m.txt", "x")

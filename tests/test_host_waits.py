@@ -12,31 +12,41 @@ import sys
 
 import pytest
 import torch
-
-from attnlab import batching, contract, decoding, runtime
-from attnlab.bahdanau import AttentionEncoderDecoder
-from attnlab.rnn import EncoderDecoder
-from attnlab.selfattention import SelfAttentionTagger
-from attnlab.training import Trainer
-from attnlab.transformer import Transformer
 from conftest import ROOT
+
+from attnlab.core import runtime
+from attnlab.data import batching
+from attnlab.infer import decoding
+from attnlab.models import contract
+from attnlab.models.bahdanau import AttentionEncoderDecoder
+from attnlab.models.rnn import EncoderDecoder
+from attnlab.models.selfattention import SelfAttentionTagger
+from attnlab.models.transformer import Transformer
+from attnlab.train.training import Trainer
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import host_reads  # noqa: E402
 
-SRC_VOCAB, TGT_VOCAB = 20, 7        # a small target vocabulary, so that <eos> comes
+SRC_VOCAB, TGT_VOCAB = 20, 7  # a small target vocabulary, so that <eos> comes
 BOS, EOS = 1, 2
 BUILDERS = {
-    "EncoderDecoder": lambda: EncoderDecoder(SRC_VOCAB, TGT_VOCAB, embed_size=8,
-                                             hidden_size=16, proj_size=8),
+    "EncoderDecoder": lambda: EncoderDecoder(
+        SRC_VOCAB, TGT_VOCAB, embed_size=8, hidden_size=16, proj_size=8
+    ),
     "AttentionEncoderDecoder": lambda: AttentionEncoderDecoder(
-        SRC_VOCAB, TGT_VOCAB, embed_size=8, hidden_size=16, attention_size=8,
-        proj_size=8),
-    "Transformer": lambda: Transformer(SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=2,
-                                       num_layers=2, d_ff=32),
-    "SelfAttentionTagger": lambda: SelfAttentionTagger(TGT_VOCAB, TGT_VOCAB,
-                                                       d_model=16, num_heads=2,
-                                                       causal=True, reads="tgt_in"),
+        SRC_VOCAB,
+        TGT_VOCAB,
+        embed_size=8,
+        hidden_size=16,
+        attention_size=8,
+        proj_size=8,
+    ),
+    "Transformer": lambda: Transformer(
+        SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=2, num_layers=2, d_ff=32
+    ),
+    "SelfAttentionTagger": lambda: SelfAttentionTagger(
+        TGT_VOCAB, TGT_VOCAB, d_model=16, num_heads=2, causal=True, reads="tgt_in"
+    ),
 }
 
 
@@ -51,12 +61,14 @@ def _batch() -> batching.Batch:
 
 def test_the_counter_sees_every_kind_of_read():
     x = torch.randn(6)
-    for read, expected in [(lambda: x.sum().item(), "aten::item"),
-                           (lambda: x.tolist(), "Tensor.tolist"),
-                           (lambda: bool(x.sum() > 0), "aten::is_nonzero"),
-                           (lambda: x[x > 0], "aten::nonzero"),
-                           (lambda: x.cpu(), "Tensor.cpu"),
-                           (lambda: int(x.argmax()), "Tensor.__int__")]:
+    for read, expected in [
+        (lambda: x.sum().item(), "aten::item"),
+        (lambda: x.tolist(), "Tensor.tolist"),
+        (lambda: bool(x.sum() > 0), "aten::is_nonzero"),
+        (lambda: x[x > 0], "aten::nonzero"),
+        (lambda: x.cpu(), "Tensor.cpu"),
+        (lambda: int(x.argmax()), "Tensor.__int__"),
+    ]:
         with host_reads() as counts:
             read()
         assert counts[expected] >= 1, expected
@@ -71,18 +83,20 @@ def test_the_counter_sees_every_kind_of_read():
 
 
 def test_every_registered_model_is_covered():
-    ours = {name for name, cls in contract.MODELS.items()
-            if cls.__module__.startswith("attnlab.")}  # tests register stand-ins
+    ours = {
+        name
+        for name, cls in contract.MODELS.items()
+        if cls.__module__.startswith("attnlab.")
+    }  # tests register stand-ins
     assert set(BUILDERS) == ours
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_a_training_step_reads_nothing_back(name):
     runtime.seed_everything(0)
-    trainer = Trainer(BUILDERS[name](), lr=1e-3, device="cpu",
-                      label_smoothing=0.1)
+    trainer = Trainer(BUILDERS[name](), lr=1e-3, device="cpu", label_smoothing=0.1)
     batch = _batch()
-    trainer.step(batch)                  # the first step creates Adam's state
+    trainer.step(batch)  # the first step creates Adam's state
     with host_reads() as counts:
         result = trainer.step(batch)
     assert dict(counts) == {}
@@ -91,8 +105,11 @@ def test_a_training_step_reads_nothing_back(name):
 
 
 def _generators():
-    return [name for name in sorted(BUILDERS)
-            if isinstance(BUILDERS[name](), contract.Generator)]
+    return [
+        name
+        for name in sorted(BUILDERS)
+        if isinstance(BUILDERS[name](), contract.Generator)
+    ]
 
 
 @pytest.mark.parametrize("name", _generators())
@@ -104,7 +121,7 @@ def test_a_decoding_step_reads_nothing_back(name):
         first = model.decode_step(torch.full((4,), BOS), memory, None)
         with host_reads() as counts:
             step = model.decode_step(first.logits.argmax(-1), memory, first.state)
-            step.state.select(torch.tensor([3, 3, 0, 1]))        # what beam search does
+            step.state.select(torch.tensor([3, 3, 0, 1]))  # what beam search does
     assert dict(counts) == {} and step.logits.shape == (4, TGT_VOCAB)
 
 
@@ -118,11 +135,25 @@ def test_decoding_reads_back_only_at_the_end(name, search):
 
     def decode(steps: int):
         if search == "greedy":
-            return decoding.greedy_decode(model, batch.src, batch.src_len, bos_id=BOS,
-                                          eos_id=EOS, max_len=steps, stop_every=steps)
-        return decoding.beam_search(model, batch.src, batch.src_len, bos_id=BOS,
-                                    eos_id=EOS, max_len=steps, beam_size=3,
-                                    stop_every=steps)
+            return decoding.greedy_decode(
+                model,
+                batch.src,
+                batch.src_len,
+                bos_id=BOS,
+                eos_id=EOS,
+                max_len=steps,
+                stop_every=steps,
+            )
+        return decoding.beam_search(
+            model,
+            batch.src,
+            batch.src_len,
+            bos_id=BOS,
+            eos_id=EOS,
+            max_len=steps,
+            beam_size=3,
+            stop_every=steps,
+        )
 
     reads = []
     for steps in (3, 9):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import lab, masks
-from attnlab.runtime import get_profile
+from attnlab.core.runtime import get_profile
+from attnlab.course import lab
+from attnlab.nn import masks
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_eight_bugs_each_with_its_own_probe():
     assert len(lab.BUGS) == 8 and len(lab.BY_KEY) == 8
     assert all(bug.probe in lab.PROBES for bug in lab.BUGS)
     assert len({bug.probe for bug in lab.BUGS}) == 8
-    assert len(lab.PROBES) == 10             # and two second opinions
+    assert len(lab.PROBES) == 10  # and two second opinions
 
 
 def test_the_letters_hide_the_bugs(trained):
@@ -42,8 +43,9 @@ def test_each_probe_gives_its_bug_away_by_the_stated_margin(trained, bug):
     spec = lab.BY_KEY[bug]
     label = by_bug(found)[bug].label
     ok, bad = readings[spec.probe]["correct"], readings[spec.probe][label]
-    assert spec.beyond(ok, bad), (f"{spec.probe}: correct {ok}, {bug} {bad} "
-                                  f"(margin: {spec.margin})")
+    assert spec.beyond(ok, bad), (
+        f"{spec.probe}: correct {ok}, {bug} {bad} (margin: {spec.margin})"
+    )
 
 
 def test_every_buggy_model_trains_and_its_loss_falls(trained):
@@ -64,7 +66,9 @@ def test_the_planted_bugs_are_where_they_say(trained):
     # a correct decoder layer's weights sum to one over the real keys
     weights = lab._weights(correct.model, batch).encoder[0]
     real = masks.length_mask(batch.src_len, batch.src.shape[1])
-    assert torch.allclose(weights.sum(-1).transpose(1, 2)[real], torch.ones(1), atol=1e-5)
+    assert torch.allclose(
+        weights.sum(-1).transpose(1, 2)[real], torch.ones(1), atol=1e-5
+    )
 
 
 def test_the_second_opinions_react_to_the_inverted_mask(trained):

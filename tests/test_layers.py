@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from attnlab.layers import Dropout, FeedForward, Residual, init_embedding
+from attnlab.nn.layers import Dropout, FeedForward, Residual, init_embedding
 
 
 def test_embeddings_start_at_unit_scale_after_the_sqrt_d_scaling():
     torch.manual_seed(0)
     embedding = init_embedding(nn.Embedding(5000, 64, padding_idx=0))
-    assert embedding.weight[0].eq(0).all()                          # padding stays zero
-    scaled = embedding.weight[1:] * 64 ** 0.5
+    assert embedding.weight[0].eq(0).all()  # padding stays zero
+    scaled = embedding.weight[1:] * 64**0.5
     assert scaled.std().item() == pytest.approx(1.0, abs=0.02)
 
 
@@ -30,13 +30,13 @@ def test_residual_adds_the_sublayer_and_normalises_where_it_should(norm_first):
     torch.manual_seed(0)
     residual = Residual(8, dropout=0.0, norm_first=norm_first)
     x = 3 * torch.randn(2, 4, 8) + 1
-    double = lambda y: (2 * y, "extra")                             # noqa: E731
+    double = lambda y: (2 * y, "extra")  # noqa: E731
     out, extra = residual(x, double)
-    assert extra == "extra"                                         # passed on untouched
+    assert extra == "extra"  # passed on untouched
     norm = residual.norm
     expected = x + 2 * norm(x) if norm_first else norm(x + 2 * x)
     assert torch.allclose(out, expected, atol=1e-5)
-    if not norm_first:                                              # post-norm: unit scale
+    if not norm_first:  # post-norm: unit scale
         assert torch.allclose(out.mean(-1), torch.zeros(2, 4), atol=1e-5)
 
 
@@ -51,7 +51,7 @@ def test_dropout_drops_at_its_rate_and_keeps_the_expectation(p):
     n = x.numel()
     # the kept share is 1 - p within 4 standard deviations of a binomial
     assert abs(kept.float().mean().item() - (1 - p)) < 4 * (p * (1 - p) / n) ** 0.5
-    assert torch.allclose(y[kept], x[kept] / (1 - p), rtol=1e-4)   # the scale
+    assert torch.allclose(y[kept], x[kept] / (1 - p), rtol=1e-4)  # the scale
     assert y.mean().item() == pytest.approx(x.mean().item(), rel=0.01)
     # every one of the 4 x 16 bits drawn at a time counts: no position is spared
     by_position = kept.flatten()[: n // 4 * 4].view(-1, 4).float().mean(dim=0)
@@ -70,6 +70,6 @@ def test_dropout_is_nn_dropout_outside_training_and_at_the_extremes():
     assert torch.equal(Dropout(0.5).eval()(x), x)
     assert torch.equal(Dropout(0.0)(x), x)
     assert Dropout(1.0)(x).eq(0).all()
-    assert isinstance(Dropout(0.1), nn.Dropout)      # found where nn.Dropout is looked for
-    meta = torch.empty(4, 4, device="meta")           # not a CPU: PyTorch's own dropout
+    assert isinstance(Dropout(0.1), nn.Dropout)  # found where nn.Dropout is looked for
+    meta = torch.empty(4, 4, device="meta")  # not a CPU: PyTorch's own dropout
     assert Dropout(0.5)(meta).device.type == "meta"

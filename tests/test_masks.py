@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from attnlab import masks
-from attnlab.masks import length_mask
+from attnlab.nn import masks
+from attnlab.nn.masks import length_mask
 
 
 def test_masks_have_one_polarity():
-    assert masks.causal_mask(3).tolist() == [[True, False, False], [True, True, False],
-                                                 [True, True, True]]
+    assert masks.causal_mask(3).tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+    ]
     assert masks.padding_mask(torch.tensor([1, 3]), 3).tolist() == [
-        [[True, False, False]], [[True, True, True]]]
+        [[True, False, False]],
+        [[True, True, True]],
+    ]
 
 
 def test_length_mask():
-    assert length_mask(torch.tensor([0, 2]), 3).tolist() == [[False] * 3, [True, True, False]]
+    assert length_mask(torch.tensor([0, 2]), 3).tolist() == [
+        [False] * 3,
+        [True, True, False],
+    ]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import masks
-from attnlab.multihead import MultiHeadAttention
-from attnlab.positions import SinusoidalPositionalEncoding
+from attnlab.nn import masks
+from attnlab.nn.multihead import MultiHeadAttention
+from attnlab.nn.positions import SinusoidalPositionalEncoding
 
 
 def _copy_into_torch(ours: MultiHeadAttention, theirs: torch.nn.MultiheadAttention):
     with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.W_q.weight, ours.W_k.weight, ours.W_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.W_q.bias, ours.W_k.bias, ours.W_v.bias]))
+        theirs.in_proj_weight.copy_(
+            torch.cat([ours.W_q.weight, ours.W_k.weight, ours.W_v.weight])
+        )
+        theirs.in_proj_bias.copy_(
+            torch.cat([ours.W_q.bias, ours.W_k.bias, ours.W_v.bias])
+        )
         theirs.out_proj.weight.copy_(ours.W_o.weight)
         theirs.out_proj.bias.copy_(ours.W_o.bias)
 
@@ -27,11 +31,16 @@ def test_matches_torch_multihead_attention(fused):
     query, memory = torch.randn(3, 5, 16), torch.randn(3, 7, 16)
     lengths = torch.tensor([7, 4, 1])
     mask = masks.padding_mask(lengths, 7)
-    out, weights = ours(query=query, key=memory, value=memory, mask=mask, need_weights=True)
+    out, weights = ours(
+        query=query, key=memory, value=memory, mask=mask, need_weights=True
+    )
     # PyTorch's key_padding_mask has the other polarity: True = ignore.
-    ref, ref_weights = theirs(query, memory, memory, key_padding_mask=~mask[:, 0],
-                              average_attn_weights=False)
-    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(weights, ref_weights, atol=1e-6)
+    ref, ref_weights = theirs(
+        query, memory, memory, key_padding_mask=~mask[:, 0], average_attn_weights=False
+    )
+    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(
+        weights, ref_weights, atol=1e-6
+    )
     assert weights.shape == (3, 4, 5, 7) and weights[2, :, :, 1:].eq(0).all()
     causal = masks.causal_mask(5)
     out, _ = ours(query=query, key=query, value=query, mask=causal)
@@ -46,12 +55,14 @@ def test_matches_d2l_multihead_attention(d2l):
     query, memory = torch.randn(2, 5, 16), torch.randn(2, 6, 16)
     valid_lens = torch.tensor([6, 3])
     theirs.eval()
-    theirs(query, memory, memory, valid_lens)          # materialise its lazy layers
+    theirs(query, memory, memory, valid_lens)  # materialise its lazy layers
     with torch.no_grad():
         for name in ("W_q", "W_k", "W_v", "W_o"):
             getattr(theirs, name).weight.copy_(getattr(ours, name).weight)
     reference = theirs(query, memory, memory, valid_lens)
-    out, _ = ours(query=query, key=memory, value=memory, mask=masks.padding_mask(valid_lens, 6))
+    out, _ = ours(
+        query=query, key=memory, value=memory, mask=masks.padding_mask(valid_lens, 6)
+    )
     assert torch.allclose(out, reference, atol=1e-5)
 
 
@@ -62,7 +73,7 @@ def test_causal_self_attention_never_looks_ahead():
     out, _ = layer(query=x, key=x, value=x, mask=masks.causal_mask(6))
     for t in range(6):
         (grad,) = torch.autograd.grad(out[0, t].sum(), x, retain_graph=True)
-        assert grad[0, t + 1:].abs().sum() == 0    # nothing after t reaches output t
+        assert grad[0, t + 1 :].abs().sum() == 0  # nothing after t reaches output t
         assert grad[0, : t + 1].abs().sum() > 0
 
 
@@ -92,13 +103,13 @@ def test_with_dropout_the_output_is_made_from_the_weights_returned(fused):
     layer = MultiHeadAttention(16, 4, dropout=0.5, fused=fused).train()
     x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
     out, weights = layer(query=x, key=memory, value=memory, need_weights=True)
-    values = layer.split_heads(layer.W_v(memory))                      # (B, h, S, d_k)
+    values = layer.split_heads(layer.W_v(memory))  # (B, h, S, d_k)
     heads = (weights @ values).transpose(1, 2).reshape(2, 5, 16)
     assert torch.allclose(out, layer.W_o(heads), atol=1e-6)
     dropped = weights.eq(0).float().mean().item()
-    assert 0.3 < dropped < 0.7                           # dropout did act on them
+    assert 0.3 < dropped < 0.7  # dropout did act on them
     kept = weights[weights > 0]
-    assert kept.min() >= 0 and weights.sum(-1).max() > 1   # rescaled by 1 / (1 - p)
+    assert kept.min() >= 0 and weights.sum(-1).max() > 1  # rescaled by 1 / (1 - p)
 
 
 def test_causal_self_attention_uses_the_kernel_flag_and_equals_the_mask(monkeypatch):
@@ -115,7 +126,7 @@ def test_causal_self_attention_uses_the_kernel_flag_and_equals_the_mask(monkeypa
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
     outputs = []
     for kwargs in (dict(causal=True), dict(mask=masks.causal_mask(6))):
-        torch.manual_seed(1)                                  # the same dropout
+        torch.manual_seed(1)  # the same dropout
         out, _, _ = layer.self_attend(x, **kwargs)
         outputs.append(out)
     assert calls[0]["is_causal"] and calls[0]["attn_mask"] is None

@@ -7,8 +7,8 @@ import re
 
 import torch
 
-from attnlab import notebook
-from attnlab.layers import FeedForward
+from attnlab.nn.layers import FeedForward
+from attnlab.view import notebook
 
 
 def test_setup_seeds_and_says_which_profile_ran(monkeypatch):
@@ -19,7 +19,10 @@ def test_setup_seeds_and_says_which_profile_ran(monkeypatch):
     run = notebook.setup(seed=3)
     assert torch.equal(torch.rand(2), first[0]) and random.random() == first[1]
     assert run.profile.is_smoke and run.device.type == "cpu" and run.seed == 3
-    assert "Smoke run" in run._repr_html_() and "not</em> the course's results" in run._repr_html_()
+    assert (
+        "Smoke run" in run._repr_html_()
+        and "not</em> the course's results" in run._repr_html_()
+    )
     monkeypatch.setenv("ATTNLAB_PROFILE", "full")
     banner = notebook.setup(seed=0)._repr_html_()
     text = re.sub(r"<[^>]+>", "", banner)

@@ -10,12 +10,12 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "book"))
 import notebooks  # noqa: E402  (book/notebooks.py, the chapters' maintenance tool)
-from attnlab import compare  # noqa: E402
+
+from attnlab.course import compare  # noqa: E402
 
 CHAPTERS = notebooks.chapter_paths()
 SOLUTIONS = notebooks.solution_paths()
@@ -27,8 +27,11 @@ def test_there_are_chapters():
     assert [p.name for p in CHAPTERS][:1] == ["01_sentences_to_tensors.ipynb"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS + SECTIONS + SOLUTIONS + LABS,
-                         ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix())
+@pytest.mark.parametrize(
+    "path",
+    CHAPTERS + SECTIONS + SOLUTIONS + LABS,
+    ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix(),
+)
 def test_chapter_is_committed_clean(path):
     """No outputs but tagged ones, and the Colab cell built from _config.yml's URL."""
     assert notebooks.problems(path) == []
@@ -44,7 +47,9 @@ def test_readme_links_the_configured_repository():
     """The README's Colab link and clone command follow _config.yml's repository URL."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     slug = notebooks.repository_url().removeprefix("https://github.com/")
-    links = re.findall(r"colab\.research\.google\.com/github/([^/\s>]+/[^/\s>]+)/", readme)
+    links = re.findall(
+        r"colab\.research\.google\.com/github/([^/\s>]+/[^/\s>]+)/", readme
+    )
     assert links and set(links) == {slug}
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
     assert f"git clone {notebooks.repository_url()}" in intro
@@ -54,8 +59,11 @@ def test_readme_links_the_configured_repository():
 def test_chapter_has_checked_outputs(path):
     """Each chapter pins some deterministic teaching outputs for nbval to compare."""
     notebook = notebooks.read(path)
-    checked = [c for c in notebook.cells
-               if notebooks.CHECKED in c.metadata.get("tags", []) and c.outputs]
+    checked = [
+        c
+        for c in notebook.cells
+        if notebooks.CHECKED in c.metadata.get("tags", []) and c.outputs
+    ]
     assert checked
 
 
@@ -63,13 +71,32 @@ def test_chapter_has_checked_outputs(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     """Execute the chapter in the smoke profile; tagged cells must reproduce their outputs."""
-    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
+    env = {
+        **os.environ,
+        "ATTNLAB_PROFILE": "smoke",
+        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+        "ATTNLAB_BUILD_DIR": str(tmp_path / "build"),
+    }
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(tmp_path), str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     seconds = time.perf_counter() - start
     print(f"{path.stem}: nbval (smoke) in {seconds:.1f} s")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
@@ -77,8 +104,12 @@ def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     # The chapter recorded its results where it was told to.
     record = tmp_path / "build" / "results" / f"{path.stem}.json"
     assert record.is_file()
-    if path.stem == "05_transformer":   # chapter 6 reads this table by the library's model names
-        comparison = json.loads(record.read_text(encoding="utf-8"))["results"]["comparison"]
+    if (
+        path.stem == "05_transformer"
+    ):  # chapter 6 reads this table by the library's model names
+        comparison = json.loads(record.read_text(encoding="utf-8"))["results"][
+            "comparison"
+        ]
         assert list(comparison) == list(compare.MODEL_NAMES)
 
 
@@ -86,7 +117,11 @@ def test_the_debugging_lab_is_a_numbered_page_after_chapter_5():
     assert [p.name for p in LABS] == ["debugging.ipynb"]
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     chapter5 = toc.index("file: chapters/05_transformer")
-    assert chapter5 < toc.index("file: chapters/lab/debugging") < toc.index("file: chapters/06_")
+    assert (
+        chapter5
+        < toc.index("file: chapters/lab/debugging")
+        < toc.index("file: chapters/06_")
+    )
     assert toc.index("numbered: true") < chapter5
 
 
@@ -94,8 +129,10 @@ def test_a_chapter_s_further_pages_come_before_its_solutions():
     """Chapters 2's and 5's second pages (chapters/sections/) are numbered sections of
     their chapters, before its worked solutions; every such page belongs to an existing
     chapter."""
-    assert [p.name for p in SECTIONS] == ["02_gradients_through_time.ipynb",
-                                          "05_warmup_ablation.ipynb"]
+    assert [p.name for p in SECTIONS] == [
+        "02_gradients_through_time.ipynb",
+        "05_warmup_ablation.ipynb",
+    ]
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     for page in SECTIONS:
         chapter = next(p for p in CHAPTERS if p.name[:3] == page.name[:3])
@@ -109,12 +146,31 @@ def test_a_chapter_s_further_pages_come_before_its_solutions():
 def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
     """Every worked solution's code runs, in the smoke profile, so that none rots (the
     debugging lab's and the chapters' further pages too, checked outputs included)."""
-    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(tmp_path / "build")}
+    env = {
+        **os.environ,
+        "ATTNLAB_PROFILE": "smoke",
+        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+        "ATTNLAB_BUILD_DIR": str(tmp_path / "build"),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(tmp_path), str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
 
@@ -123,40 +179,82 @@ MODEL_NAMES = list(compare.MODEL_NAMES)
 
 
 @pytest.mark.slow
-def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir, monkeypatch):
+def test_comparison_chapter_shows_the_recorded_results(
+    tmp_path, fra_eng_dir, monkeypatch
+):
     """Chapter 6's table shows what chapter 5 recorded (here: numbers no model would give),
     and says where they came from."""
     build = tmp_path / "build"
-    env = {**os.environ, "ATTNLAB_PROFILE": "smoke", "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-           "ATTNLAB_BUILD_DIR": str(build)}
-    from attnlab import experiments, runtime
+    env = {
+        **os.environ,
+        "ATTNLAB_PROFILE": "smoke",
+        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
+        "ATTNLAB_BUILD_DIR": str(build),
+    }
+    from attnlab.core import runtime
+    from attnlab.recipes import experiments
 
     monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
-    _, references = experiments.fra_eng_data(runtime.Profile("smoke")).references("test")
+    _, references = experiments.fra_eng_data(runtime.Profile("smoke")).references(
+        "test"
+    )
     # the translations chapter 5 records with its table: chapter 6's bootstrap reads them
     translations = [refs[0] for refs in references]
-    comparison = {name: {"parameters": 1_234_567 * (i + 1), "train_seconds": 4321.0 + i,
-                         "device": "sentinel-device", "test_bleu": 91.3 + i,
-                         "test_bleu_beam5": 93.7 + i, "test_chrf": 44.4 + i,
-                         "sentences_per_second": 7777.0 + i,
-                         "sentences_per_second_beam5": 6666.0,
-                         "hypotheses": translations, "hypotheses_beam5": translations,
-                         "bleu_by_length": [{"bucket": "1-3", "bleu": 55.5, "sentences": 1},
-                                            {"bucket": "8-10", "bleu": 66.6 + i, "sentences": 1}]}
-                  for i, name in enumerate(MODEL_NAMES)}
-    subprocess.run([sys.executable, "-c", "import json, sys; from attnlab.results import "
-                    "record_results; record_results('05_transformer', {'comparison': "
-                    "json.loads(sys.argv[1])})", json.dumps(comparison)],
-                   env=env, check=True, timeout=120)
+    comparison = {
+        name: {
+            "parameters": 1_234_567 * (i + 1),
+            "train_seconds": 4321.0 + i,
+            "device": "sentinel-device",
+            "test_bleu": 91.3 + i,
+            "test_bleu_beam5": 93.7 + i,
+            "test_chrf": 44.4 + i,
+            "sentences_per_second": 7777.0 + i,
+            "sentences_per_second_beam5": 6666.0,
+            "hypotheses": translations,
+            "hypotheses_beam5": translations,
+            "bleu_by_length": [
+                {"bucket": "1-3", "bleu": 55.5, "sentences": 1},
+                {"bucket": "8-10", "bleu": 66.6 + i, "sentences": 1},
+            ],
+        }
+        for i, name in enumerate(MODEL_NAMES)
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from attnlab.measure.results import "
+            "record_results; record_results('05_transformer', {'comparison': "
+            "json.loads(sys.argv[1])})",
+            json.dumps(comparison),
+        ],
+        env=env,
+        check=True,
+        timeout=120,
+    )
     executed = tmp_path / "06.ipynb"
-    script = ("import sys, nbformat; from nbclient import NotebookClient; "
-              "nb = nbformat.read(sys.argv[1], as_version=4); "
-              "NotebookClient(nb, timeout=600, kernel_name='python3', "
-              "resources={'metadata': {'path': sys.argv[3]}}).execute(); "
-              "nbformat.write(nb, sys.argv[2])")
+    script = (
+        "import sys, nbformat; from nbclient import NotebookClient; "
+        "nb = nbformat.read(sys.argv[1], as_version=4); "
+        "NotebookClient(nb, timeout=600, kernel_name='python3', "
+        "resources={'metadata': {'path': sys.argv[3]}}).execute(); "
+        "nbformat.write(nb, sys.argv[2])"
+    )
     chapter = ROOT / "chapters" / "06_comparison.ipynb"
-    subprocess.run([sys.executable, "-c", script, str(chapter), str(executed), str(chapter.parent)],
-                   env=env, check=True, timeout=900, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(chapter),
+            str(executed),
+            str(chapter.parent),
+        ],
+        env=env,
+        check=True,
+        timeout=900,
+        capture_output=True,
+    )
     outputs = json.dumps(notebooks.read(executed).cells, default=str)
     assert "recorded by 05_transformer on" in outputs
     for i in range(3):
@@ -166,24 +264,54 @@ def test_comparison_chapter_shows_the_recorded_results(tmp_path, fra_eng_dir, mo
         assert f"{66.6 + i:.1f}" in outputs and f"{7777 + i}" in outputs
     assert "sentinel-device" in outputs
     # The prose that reads the table is written from the same numbers, in the text itself.
-    prose = " ".join("".join(output.get("data", {}).get("text/markdown", ""))
-                     for cell in notebooks.read(executed).cells if cell.cell_type == "code"
-                     for output in cell.get("outputs", []))
-    assert f"greedy: {MODEL_NAMES[0]} 91.3, {MODEL_NAMES[1]} 92.3, {MODEL_NAMES[2]} 93.3" in prose
+    prose = " ".join(
+        "".join(output.get("data", {}).get("text/markdown", ""))
+        for cell in notebooks.read(executed).cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert (
+        f"greedy: {MODEL_NAMES[0]} 91.3, {MODEL_NAMES[1]} 92.3, {MODEL_NAMES[2]} 93.3"
+        in prose
+    )
     assert "each model translates better than the one before" in prose
     assert "4323 s (Transformer) on `sentinel-device`" in prose
 
 
 def test_budget_notes_come_from_the_measured_timings(tmp_path):
     """The note lists each device's measured run, the models trained, and its source file."""
+
     def record(device, machine, seconds):
-        runs = [{"chapter": "02_x", "profile": p, "cache": c, "seconds": seconds * f,
-                 "trained": [{"name": "gru-fra-eng", "steps": 3200, "seconds": seconds * 0.6}]}
-                for p, c, f in [("smoke", "cold", 0.05), ("full", "cold", 1.0), ("full", "warm", 0.1)]]
-        (tmp_path / f"chapters-{device}.json").write_text(json.dumps(
-            {"measured_at": "2026-11-26T00:00:00+00:00",
-             "machine": {"device": device, "cpu_count": 2, "torch": "2.13.0", **machine},
-             "measurements": runs}))
+        runs = [
+            {
+                "chapter": "02_x",
+                "profile": p,
+                "cache": c,
+                "seconds": seconds * f,
+                "trained": [
+                    {"name": "gru-fra-eng", "steps": 3200, "seconds": seconds * 0.6}
+                ],
+            }
+            for p, c, f in [
+                ("smoke", "cold", 0.05),
+                ("full", "cold", 1.0),
+                ("full", "warm", 0.1),
+            ]
+        ]
+        (tmp_path / f"chapters-{device}.json").write_text(
+            json.dumps(
+                {
+                    "measured_at": "2026-11-26T00:00:00+00:00",
+                    "machine": {
+                        "device": device,
+                        "cpu_count": 2,
+                        "torch": "2.13.0",
+                        **machine,
+                    },
+                    "measurements": runs,
+                }
+            )
+        )
 
     record("cpu", {}, 400.0)
     note = notebooks.budget_note("02_x", tmp_path)
@@ -191,7 +319,9 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     assert "`gru-fra-eng`: 3,200 steps, 4.0 min" in note and "No GPU run" in note
     record("cuda", {"gpu": "NVIDIA H100"}, 40.0)
     note = notebooks.budget_note("02_x", tmp_path)
-    assert "| | 2 CPU cores | one NVIDIA H100 GPU |" in note and "No GPU run" not in note
+    assert (
+        "| | 2 CPU cores | one NVIDIA H100 GPU |" in note and "No GPU run" not in note
+    )
     assert "| with its models cached | 40 s | 4 s |" in note
     assert "chapters-cuda.json`, 2026-11-26" in note
     with pytest.raises(ValueError, match="no full-profile run of 07_y"):
@@ -202,21 +332,29 @@ def test_budget_notes_come_from_the_measured_timings(tmp_path):
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
     assert "| top to bottom | 6.7 min | did not finish |" in note
-    assert "the run of 2026-11-26 did not finish this chapter: RuntimeError: out of memory." in note
+    assert (
+        "the run of 2026-11-26 did not finish this chapter: RuntimeError: out of memory."
+        in note
+    )
     # A GPU run of an earlier version, with other budgets: said too.
     failed["measurements"][1]["trained"][0]["steps"] = 4000
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
-    assert ("trained an earlier version's budgets (`gru-fra-eng` 4,000 steps, not 3,200): "
-            "its times are not this version's.") in note
+    assert (
+        "trained an earlier version's budgets (`gru-fra-eng` 4,000 steps, not 3,200): "
+        "its times are not this version's."
+    ) in note
     # A GPU run of an earlier version that trained models this chapter no longer trains.
     failed["measurements"][1]["trained"][0]["steps"] = 3200
-    failed["measurements"][1]["trained"].append({"name": "gru-ablation", "steps": 100,
-                                                 "seconds": 5.0})
+    failed["measurements"][1]["trained"].append(
+        {"name": "gru-ablation", "steps": 100, "seconds": 5.0}
+    )
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
-    assert ("trained models this version's chapter no longer trains (`gru-ablation`): its "
-            "times include them.") in note and "earlier version's budgets" not in note
+    assert (
+        "trained models this version's chapter no longer trains (`gru-ablation`): its "
+        "times include them."
+    ) in note and "earlier version's budgets" not in note
     failed["measurements"] = []
     (tmp_path / "chapters-cuda.json").write_text(json.dumps(failed))
     note = notebooks.budget_note("02_x", tmp_path)
@@ -230,20 +368,37 @@ def test_every_chapter_is_in_the_table_of_contents():
     import yaml
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    entries = [entry for part in toc["parts"] for entry in part["chapters"]
-               if entry["file"].startswith("chapters/")]
-    assert [e["file"] for e in entries] == [f"chapters/{path.stem}" for path in CHAPTERS]
+    entries = [
+        entry
+        for part in toc["parts"]
+        for entry in part["chapters"]
+        if entry["file"].startswith("chapters/")
+    ]
+    assert [e["file"] for e in entries] == [
+        f"chapters/{path.stem}" for path in CHAPTERS
+    ]
     sections = {e["file"]: [s["file"] for s in e.get("sections", [])] for e in entries}
     below = {}
     for chapter in CHAPTERS:
-        further = [f"chapters/sections/{p.stem}" for p in SECTIONS if p.name[:3] == chapter.name[:3]]
-        answers = [f"chapters/solutions/{p.stem}" for p in notebooks.solution_pages(chapter)]
+        further = [
+            f"chapters/sections/{p.stem}"
+            for p in SECTIONS
+            if p.name[:3] == chapter.name[:3]
+        ]
+        answers = [
+            f"chapters/solutions/{p.stem}" for p in notebooks.solution_pages(chapter)
+        ]
         below[chapter.stem] = [*further, *answers]
-        assert answers and sections[f"chapters/{chapter.stem}"][:len(below[chapter.stem])] == \
-            below[chapter.stem]
+        assert (
+            answers
+            and sections[f"chapters/{chapter.stem}"][: len(below[chapter.stem])]
+            == below[chapter.stem]
+        )
     labs = [f"chapters/lab/{page.stem}" for page in LABS]
-    assert sum(map(len, sections.values())) == len(SECTIONS) + len(SOLUTIONS) + len(labs)
-    assert sections["chapters/05_transformer"][len(below["05_transformer"]):] == labs
+    assert sum(map(len, sections.values())) == len(SECTIONS) + len(SOLUTIONS) + len(
+        labs
+    )
+    assert sections["chapters/05_transformer"][len(below["05_transformer"]) :] == labs
 
 
 def test_solutions_pages_belong_to_chapters():
@@ -251,34 +406,55 @@ def test_solutions_pages_belong_to_chapters():
     every chapter's exercises are solved once over its pages."""
     pages = [page for chapter in CHAPTERS for page in notebooks.solution_pages(chapter)]
     assert SOLUTIONS and sorted(pages) == SOLUTIONS
-    assert [p.name for p in notebooks.solution_pages(ROOT / "chapters" / "05_transformer.ipynb")] \
-        == ["05_transformer.ipynb", "05_transformer-2.ipynb"]
+    assert [
+        p.name
+        for p in notebooks.solution_pages(ROOT / "chapters" / "05_transformer.ipynb")
+    ] == ["05_transformer.ipynb", "05_transformer-2.ipynb"]
     for chapter in CHAPTERS:
         assert set(notebooks.chapter_answers(chapter)) == set(
-            notebooks.exercises(notebooks.read(chapter)))
+            notebooks.exercises(notebooks.read(chapter))
+        )
 
 
 def test_a_chapter_s_solutions_may_continue_on_further_pages(tmp_path, monkeypatch):
     """Solutions split over two pages count together; one solved twice is named."""
-    good = [("**Predict.** Why?", "Because."), ("**Diagnose.** How?", "So."), ("What?", "That.")]
-    path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good, [("ch2-ex-1", "ch2-sol-1")])
+    good = [
+        ("**Predict.** Why?", "Because."),
+        ("**Diagnose.** How?", "So."),
+        ("What?", "That."),
+    ]
+    path = _chapter(
+        tmp_path, monkeypatch, ["Do a.", "Do b."], good, [("ch2-ex-1", "ch2-sol-1")]
+    )
     v4 = notebooks.nbformat.v4
     more = tmp_path / "chapters" / "solutions" / "02_x-2.ipynb"
 
     def second(*solved):
-        cells = [v4.new_markdown_cell(f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\n"
-                                      "Because.\n:::") for e, s in solved]
+        cells = [
+            v4.new_markdown_cell(
+                f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\nBecause.\n:::"
+            )
+            for e, s in solved
+        ]
         notebooks.write(v4.new_notebook(cells=cells), more)
 
     assert "exercise ch2-ex-2 has no worked solution" in " ".join(
-        notebooks.exercise_problems(path))
+        notebooks.exercise_problems(path)
+    )
     second(("ch2-ex-2", "ch2-sol-2"))
-    assert notebooks.chapter_answers(path) == {"ch2-ex-1": "ch2-sol-1", "ch2-ex-2": "ch2-sol-2"}
-    notebooks.write(notebooks.sync_exercises(notebooks.read(path),
-                                             notebooks.chapter_answers(path)), path)
+    assert notebooks.chapter_answers(path) == {
+        "ch2-ex-1": "ch2-sol-1",
+        "ch2-ex-2": "ch2-sol-2",
+    }
+    notebooks.write(
+        notebooks.sync_exercises(notebooks.read(path), notebooks.chapter_answers(path)),
+        path,
+    )
     assert notebooks.exercise_problems(path) == []
     second(("ch2-ex-2", "ch2-sol-2"), ("ch2-ex-1", "ch2-sol-1b"))
-    assert notebooks.exercise_problems(path) == ["solutions/02_x-2.ipynb: solves ch2-ex-1 again"]
+    assert notebooks.exercise_problems(path) == [
+        "solutions/02_x-2.ipynb: solves ch2-ex-1 again"
+    ]
 
 
 def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):
@@ -290,38 +466,70 @@ def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):
     monkeypatch.setattr(notebooks, "SOLUTIONS", chapters / "solutions")
     v4 = notebooks.nbformat.v4
     body = "## Exercises\n\n" + "\n\n".join(
-        f":::{{exercise}}\n:label: ch2-ex-{k}\n\n{text}\n:::" for k, text in enumerate(exercises, 1))
+        f":::{{exercise}}\n:label: ch2-ex-{k}\n\n{text}\n:::"
+        for k, text in enumerate(exercises, 1)
+    )
     check = "## Check yourself\n\n" + "\n\n".join(
         f"{k}. {q}\n\n" + (f"   {notebooks.ANSWER}\n\n   {a}\n   :::" if a else "")
-        for k, (q, a) in enumerate(questions, 1))
+        for k, (q, a) in enumerate(questions, 1)
+    )
     path = chapters / "02_x.ipynb"
-    notebooks.write(v4.new_notebook(cells=[v4.new_markdown_cell(body), v4.new_markdown_cell(check)]),
-                    path)
+    notebooks.write(
+        v4.new_notebook(
+            cells=[v4.new_markdown_cell(body), v4.new_markdown_cell(check)]
+        ),
+        path,
+    )
     if solutions is not None:
-        cells = [v4.new_markdown_cell(f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\n"
-                                      "Because.\n:::") for e, s in solutions]
-        notebooks.write(v4.new_notebook(cells=cells), chapters / "solutions" / "02_x.ipynb")
+        cells = [
+            v4.new_markdown_cell(
+                f":::{{solution}} {e}\n:label: {s}\n:class: dropdown\n\nBecause.\n:::"
+            )
+            for e, s in solutions
+        ]
+        notebooks.write(
+            v4.new_notebook(cells=cells), chapters / "solutions" / "02_x.ipynb"
+        )
     return path
 
 
 def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     """Every exercise has a linked worked solution, no solution answers a missing exercise,
     and the chapter ends with 3 to 5 self-check questions, each with an answer."""
-    good = [("**Predict.** Why?", "Because."), ("**Diagnose.** How?", "So."), ("What?", "That.")]
-    path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good,
-                    [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")])
+    good = [
+        ("**Predict.** Why?", "Because."),
+        ("**Diagnose.** How?", "So."),
+        ("What?", "That."),
+    ]
+    path = _chapter(
+        tmp_path,
+        monkeypatch,
+        ["Do a.", "Do b."],
+        good,
+        [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")],
+    )
     problems = notebooks.exercise_problems(path)
-    assert problems == [f"02_x.ipynb: exercise ch2-ex-{k} does not link its solution (run: "
-                        "python book/notebooks.py sync-exercises)" for k in (1, 2)]
-    answers = notebooks.solutions(notebooks.read(tmp_path / "chapters" / "solutions" / "02_x.ipynb"))
+    assert problems == [
+        f"02_x.ipynb: exercise ch2-ex-{k} does not link its solution (run: "
+        "python book/notebooks.py sync-exercises)"
+        for k in (1, 2)
+    ]
+    answers = notebooks.solutions(
+        notebooks.read(tmp_path / "chapters" / "solutions" / "02_x.ipynb")
+    )
     linked = notebooks.sync_exercises(notebooks.read(path), answers)
     notebooks.write(linked, path)
     assert notebooks.exercise_problems(path) == []
-    again = notebooks.sync_exercises(notebooks.read(path), answers)      # idempotent
+    again = notebooks.sync_exercises(notebooks.read(path), answers)  # idempotent
     assert [c.source for c in again.cells] == [c.source for c in linked.cells]
 
-    path = _chapter(tmp_path / "b", monkeypatch, ["Do a.", "Do b."], good[:2] + [("Who?", None)],
-                    [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-9", "ch2-sol-9")])
+    path = _chapter(
+        tmp_path / "b",
+        monkeypatch,
+        ["Do a.", "Do b."],
+        good[:2] + [("Who?", None)],
+        [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-9", "ch2-sol-9")],
+    )
     problems = " | ".join(notebooks.exercise_problems(path))
     assert "self-check question 3 has no answer" in problems
     assert "a solution to ch2-ex-9, which chapter 2 does not have" in problems
@@ -330,19 +538,29 @@ def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     path = _chapter(tmp_path / "c", monkeypatch, ["Do a."], good[:2])
     assert notebooks.exercise_problems(path) == [
         "02_x.ipynb: 'Check yourself' has 2 questions, not 3 to 5",
-        "02_x.ipynb: no worked solutions (chapters/solutions/02_x.ipynb is missing)"]
+        "02_x.ipynb: no worked solutions (chapters/solutions/02_x.ipynb is missing)",
+    ]
 
-    recall = [("Why?", "Because."), ("**Trace the shapes.** How?", "So."), ("What?", "That.")]
-    path = _chapter(tmp_path / "d", monkeypatch, ["Do a."], recall, [("ch2-ex-1", "ch2-sol-1")])
+    recall = [
+        ("Why?", "Because."),
+        ("**Trace the shapes.** How?", "So."),
+        ("What?", "That."),
+    ]
+    path = _chapter(
+        tmp_path / "d", monkeypatch, ["Do a."], recall, [("ch2-ex-1", "ch2-sol-1")]
+    )
     assert notebooks.exercise_problems(path) == [
         "02_x.ipynb: 'Check yourself' has 1 questions that ask for thinking, not 2 or more "
         "(begin them with one of **Predict.**, **Trace the shapes.**, **Diagnose.**)",
         "02_x.ipynb: exercise ch2-ex-1 does not link its solution (run: python book/notebooks.py "
-        "sync-exercises)"]
+        "sync-exercises)",
+    ]
 
 
 def test_every_chapter_records_its_results():
     """Chapter 6 and the benchmarks read what each chapter recorded."""
     for path in CHAPTERS:
-        code = "\n".join(c.source for c in notebooks.read(path).cells if c.cell_type == "code")
+        code = "\n".join(
+            c.source for c in notebooks.read(path).cells if c.cell_type == "code"
+        )
         assert f'record_results("{path.stem}"' in code, path.name

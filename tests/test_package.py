@@ -1,92 +1,156 @@
-"""The package's map: every module in one layer, imports flowing one way, widgets only at the top.
+"""The package's map: each folder a layer, imports flowing one way, figures only in ``view``.
 
-The layers are read from the package docstring, which is what a newcomer reads.
+``import-linter`` enforces the layers (``[tool.importlinter]`` in pyproject.toml); these
+tests hold the docstring a newcomer reads to the same diagram, and show that the contracts
+catch what they are meant to catch.
 """
 
 from __future__ import annotations
 
-import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+import tomllib
 
 import attnlab
 
 PACKAGE = Path(attnlab.__file__).parent
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+ROOT = PACKAGE.parents[1]
+SUBPACKAGES = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+MODULES = {
+    package: sorted(
+        p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__"
+    )
+    for package in SUBPACKAGES
+}
+LINTER = Path(sys.executable).with_name("lint-imports")
 
 
-def layers() -> list[tuple[str, set[str]]]:
-    """The diagram of the package docstring: (layer, modules) from the top down."""
-    diagram = attnlab.__doc__.split("::")[1].split("One line a module")[0]
-    found: list[tuple[str, set[str]]] = []
-    for line in diagram.splitlines():
-        text = line.split("(")[0].replace("|", " ")
-        words = [word.strip(",") for word in text.split()]
-        if not words:
-            continue
-        if len(text) - len(text.lstrip()) == 4:         # a layer: its name, then its modules
-            found.append((words[0], set(words[1:])))
-        else:                                            # more modules of the layer above
-            found[-1][1].update(words)
-    return found
+def contract_layers() -> list[list[str]]:
+    """The layers contract of pyproject.toml, from the top down, siblings together."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"][
+        "importlinter"
+    ]
+    [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
+    return [[name.strip() for name in layer.split("|")] for layer in layers["layers"]]
 
 
-def imports(module: str) -> set[str]:
-    """The attnlab modules ``module`` imports (relative imports), and its other top-level ones."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:
-                found |= {alias.name for alias in node.names if alias.name != "__version__"}
-            elif node.module:
-                found.add("external:" + node.module.split(".")[0])
-        elif isinstance(node, ast.Import):
-            found |= {"external:" + alias.name.split(".")[0] for alias in node.names}
-    return found
+def docstring_layers() -> list[list[str]]:
+    """The diagram of the package docstring, from the top down."""
+    diagram = attnlab.__doc__.split("::")[1].split("One line a subpackage")[0]
+    return [
+        [name.strip() for name in line.split("|")]
+        for line in diagram.splitlines()
+        if line.strip()
+    ]
 
 
-def test_the_docstring_places_every_module_once():
-    placed = [name for _, names in layers() for name in names]
-    assert [layer for layer, _ in layers()] == ["foundations", "data", "models", "training",
-                                                "evaluation", "presentation"]
-    assert sorted(placed) == MODULES, "every module in exactly one layer of the diagram"
-    described = re.findall(r"^- ``(\w+)``:", attnlab.__doc__, flags=re.M)
-    assert sorted(described) == MODULES, "and described in one line"
+def test_the_folders_are_the_layers_and_the_docstring_draws_them():
+    assert [p.name for p in PACKAGE.glob("*.py")] == ["__init__.py"], (
+        "every module lives in a layer's folder"
+    )
+    assert docstring_layers() == contract_layers()
+    assert sorted(sum(contract_layers(), [])) == SUBPACKAGES
+    # One line a subpackage, naming its modules.
+    lines = dict(
+        re.findall(
+            r"^- ``(\w+)``: (.*?)(?=^- ``|^\n)", attnlab.__doc__, flags=re.M | re.S
+        )
+    )
+    assert sorted(lines) == SUBPACKAGES
+    for package, line in lines.items():
+        named = re.findall(r"\(([\w, ]+)\)\.?\s*$", line.strip())
+        assert named and sorted(named[-1].split(", ")) == MODULES[package], package
 
 
-def test_imports_flow_one_way():
-    rank = {name: i for i, (_, names) in enumerate(layers()) for name in names}
-    upward = [(module, other) for module in MODULES for other in imports(module)
-              if other in rank and rank[other] > rank[module]]
-    assert not upward, f"modules importing from a layer below them: {upward}"
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root / "code")}
+    return subprocess.run(
+        [str(LINTER), "--no-cache"], cwd=root, env=env, capture_output=True, text=True
+    )
 
 
-def test_only_presentation_uses_widgets_and_figures():
-    presentation = dict(layers())["presentation"]
-    for module in MODULES:
-        external = {name.split(":")[1] for name in imports(module) if name.startswith("external:")}
-        if module not in presentation:
-            assert not external & {"ipywidgets", "matplotlib", "IPython"}, module
-    assert "external:ipywidgets" in imports("widgets") and "external:matplotlib" in imports("plots")
+def test_the_import_contracts_hold():
+    result = _lint(ROOT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "2 kept, 0 broken" in result.stdout
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(
+        PACKAGE, root / "code" / "attnlab", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(ROOT / "pyproject.toml", root)
+    return root
+
+
+def _add_line(root: Path, module: str, line: str):
+    path = root / "code" / "attnlab" / f"{module}.py"
+    source = path.read_text("utf-8")
+    marker = "from __future__ import annotations\n"
+    assert marker in source
+    path.write_text(source.replace(marker, marker + line + "\n", 1), "utf-8")
+
+
+@pytest.mark.parametrize(
+    "module, line, broken",
+    [
+        # an import from a layer above
+        (
+            "nn/masks",
+            "from attnlab.train import training",
+            "attnlab.nn.masks -> attnlab.train.training",
+        ),
+        # an import between two layers side by side
+        (
+            "infer/decoding",
+            "from attnlab.train import training",
+            "attnlab.infer.decoding -> attnlab.train.training",
+        ),
+        # a figure outside view
+        (
+            "measure/analysis",
+            "import matplotlib",
+            "attnlab.measure.analysis -> matplotlib",
+        ),
+    ],
+)
+def test_the_contracts_catch_what_they_forbid(tmp_path, module, line, broken):
+    root = _copy(tmp_path)
+    _add_line(root, module, f"{line}  # noqa")
+    result = _lint(root)
+    assert result.returncode != 0 and broken in result.stdout, result.stdout
 
 
 def test_every_module_has_its_test_file():
     tests = Path(__file__).parent
-    missing = [module for module in MODULES if not (tests / f"test_{module}.py").is_file()]
+    missing = [
+        module
+        for modules in MODULES.values()
+        for module in modules
+        if not (tests / f"test_{module}.py").is_file()
+    ]
     assert not missing, f"modules without tests/test_<module>.py: {missing}"
 
 
-def test_ruff_passes_and_the_library_fits_88_columns():
-    """ruff, configured in pyproject.toml: pyflakes and pycodestyle everywhere, and 88 columns
-    for the library, whose code the book shows."""
-    import subprocess
-    import sys
-
-    root = PACKAGE.parents[1]
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise",
-                             "code", "tests", "benchmarks", "book"], cwd=root,
-                            capture_output=True, text=True)
+@pytest.mark.parametrize(
+    "command", [["check", "--output-format", "concise"], ["format", "--check"]]
+)
+def test_ruff_passes_and_the_library_fits_88_columns(command):
+    """ruff, configured in pyproject.toml: pyflakes, pycodestyle and sorted imports
+    everywhere, 88 columns for the library, whose code the book shows; and the
+    formatter's layout."""
+    folders = ["code", "tests", "benchmarks", "book"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, *folders],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -5,24 +5,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnlab import plots
-from attnlab.training import History
+from attnlab.train.training import History
+from attnlab.view import plots
 
 
 def test_heatmap_is_labelled_with_tokens():
-    fig = plots.heatmap(np.eye(2, 3), row_labels=["je", "vois"], col_labels=["i", "see", "."],
-                        title="weights", colorbar="weight")
+    fig = plots.heatmap(
+        np.eye(2, 3),
+        row_labels=["je", "vois"],
+        col_labels=["i", "see", "."],
+        title="weights",
+        colorbar="weight",
+    )
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["i", "see", "."]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["je", "vois"]
     assert ax.get_title() == "weights" and len(fig.axes) == 2  # with its colour bar
     with pytest.raises(ValueError, match="does not fit 3 row"):
-        plots.heatmap(np.eye(2), row_labels=["a", "b", "c"], col_labels=["x", "y"], title="t")
+        plots.heatmap(
+            np.eye(2), row_labels=["a", "b", "c"], col_labels=["x", "y"], title="t"
+        )
 
 
 def test_token_grid_writes_every_token():
     tokens = [["go", "!", "<eos>"], ["hi", "<eos>", "<pad>"]]
-    fig = plots.token_grid(tokens, [[True, True, True], [True, True, False]], title="mask")
+    fig = plots.token_grid(
+        tokens, [[True, True, True], [True, True, False]], title="mask"
+    )
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["go", "!", "<eos>", "hi", "<eos>", "<pad>"]
     with pytest.raises(ValueError, match="grid"):
@@ -30,9 +39,14 @@ def test_token_grid_writes_every_token():
 
 
 def test_loss_figure_and_live_plot_outside_jupyter():
-    history = History(steps=[10, 20], train_loss=[2.0, 1.5], val_steps=[20], val_loss=[1.7])
+    history = History(
+        steps=[10, 20], train_loss=[2.0, 1.5], val_steps=[20], val_loss=[1.7]
+    )
     fig = plots.loss_figure(history)
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training", "validation"]
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == [
+        "training",
+        "validation",
+    ]
     live = plots.LiveLossPlot()
     live(history)
     live.close(history)
@@ -50,9 +64,9 @@ def test_live_loss_plot_updates_one_figure_in_a_notebook(tmp_path):
 import sys
 sys.path.insert(0, {str(ROOT / "tests")!r})
 from test_training import TinySeq2Seq, _task
-from attnlab.notebook import setup
-from attnlab.plots import LiveLossPlot
-from attnlab.training import Trainer
+from attnlab.view.notebook import setup
+from attnlab.view.plots import LiveLossPlot
+from attnlab.train.training import Trainer
 run = setup(seed=0)
 task = _task()
 plot = LiveLossPlot(interval=0.0)
@@ -61,14 +75,24 @@ history = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), device=
 print("draws", plot.draws, "points", len(history.steps))
 """
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     outputs = notebook.cells[0].outputs
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    bars = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    bars = [
+        o
+        for o in outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert len(images) == 1 and len(bars) == 1
-    assert "draws 5 points 4" in text  # 4 logged points + the final redraw, all in one figure
+    assert (
+        "draws 5 points 4" in text
+    )  # 4 logged points + the final redraw, all in one figure
 
 
 def test_figures_take_tensors_from_autograd_and_any_device():
@@ -78,29 +102,43 @@ def test_figures_take_tensors_from_autograd_and_any_device():
 
     weights = torch.softmax(torch.randn(2, 3, 4, requires_grad=True), -1)
     with pytest.raises((RuntimeError, TypeError)):
-        np.asarray(weights)                                  # what the plots must avoid
-    fig = plots.heatmap(weights[0], row_labels=["a", "b", "c"], col_labels=list("wxyz"),
-                        title="t")
+        np.asarray(weights)  # what the plots must avoid
+    fig = plots.heatmap(
+        weights[0], row_labels=["a", "b", "c"], col_labels=list("wxyz"), title="t"
+    )
     assert np.allclose(fig.axes[0].images[0].get_array(), weights[0].detach().numpy())
-    fig = plots.heads_figure(weights, row_labels=["a", "b", "c"], col_labels=list("wxyz"),
-                             title="t")
-    assert len(fig.axes) == 3                                # two heads and a colour bar
+    fig = plots.heads_figure(
+        weights, row_labels=["a", "b", "c"], col_labels=list("wxyz"), title="t"
+    )
+    assert len(fig.axes) == 3  # two heads and a colour bar
     plots.matrix_figure(weights[0], title="t", xlabel="x", ylabel="y")
 
 
 def test_learning_curves_plot_each_run_against_steps_and_seconds():
-    runs = {"gru": History(val_steps=[100, 200], val_seconds=[5.0, 9.0],
-                           val_scores={"bleu": [3.0, 8.0]}),
-            "transformer": History(val_steps=[100, 200], val_seconds=[7.0, 13.0],
-                                   val_scores={"bleu": [6.0, 15.0]})}
+    runs = {
+        "gru": History(
+            val_steps=[100, 200],
+            val_seconds=[5.0, 9.0],
+            val_scores={"bleu": [3.0, 8.0]},
+        ),
+        "transformer": History(
+            val_steps=[100, 200],
+            val_seconds=[7.0, 13.0],
+            val_scores={"bleu": [6.0, 15.0]},
+        ),
+    }
     fig = plots.learning_curves(runs)
     by_steps, by_time = fig.axes
     assert [line.get_label() for line in by_steps.get_lines()] == ["gru", "transformer"]
     assert list(by_steps.get_lines()[1].get_xdata()) == [100, 200]
     assert list(by_time.get_lines()[1].get_xdata()) == [7.0, 13.0]
     assert list(by_time.get_lines()[0].get_ydata()) == [3.0, 8.0]
-    assert by_steps.get_xlabel() == "training steps" and "seconds" in by_time.get_xlabel()
-    with pytest.raises(ValueError, match="no validation 'bleu' recorded for \\['old'\\]"):
+    assert (
+        by_steps.get_xlabel() == "training steps" and "seconds" in by_time.get_xlabel()
+    )
+    with pytest.raises(
+        ValueError, match="no validation 'bleu' recorded for \\['old'\\]"
+    ):
         plots.learning_curves({**runs, "old": History(val_steps=[100])})
 
 
@@ -109,15 +147,30 @@ def test_describe_says_what_a_figure_shows():
     names its curves; a figure with nothing in it is refused."""
     from matplotlib.figure import Figure
 
-    fig = plots.heatmap(np.eye(2, 3), row_labels=["je", "vois"], col_labels=["i", "see", "."],
-                        title="Attention", xlabel="source", ylabel="output")
+    fig = plots.heatmap(
+        np.eye(2, 3),
+        row_labels=["je", "vois"],
+        col_labels=["i", "see", "."],
+        title="Attention",
+        xlabel="source",
+        ylabel="output",
+    )
     text = plots.describe(fig)
-    assert text == ("Heatmap, “Attention”, output against source, rows: je, vois, "
-                    "columns: i, see, .")
-    history = History(steps=[1, 2], train_loss=[2.0, 1.0], val_steps=[2], val_loss=[1.5])
+    assert text == (
+        "Heatmap, “Attention”, output against source, rows: je, vois, "
+        "columns: i, see, ."
+    )
+    history = History(
+        steps=[1, 2], train_loss=[2.0, 1.0], val_steps=[2], val_loss=[1.5]
+    )
     text = plots.describe(plots.loss_figure(history))
-    assert text.startswith("Line chart, “Training loss”") and "training, validation" in text
-    grid = plots.describe(plots.token_grid([["a", "<pad>"]], [[True, False]], title="mask"))
+    assert (
+        text.startswith("Line chart, “Training loss”")
+        and "training, validation" in text
+    )
+    grid = plots.describe(
+        plots.token_grid([["a", "<pad>"]], [[True, False]], title="mask")
+    )
     assert "cells: a, <pad>" in grid
     with pytest.raises(ValueError, match="nothing to describe"):
         plots.describe(Figure())
@@ -130,8 +183,10 @@ def test_notebook_figures_carry_their_description():
 
     from PIL import Image
 
-    from attnlab.notebook import figure_png
+    from attnlab.view.notebook import figure_png
 
-    fig = plots.heatmap(np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"], title="t")
+    fig = plots.heatmap(
+        np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"], title="t"
+    )
     with Image.open(io.BytesIO(figure_png(fig))) as image:
         assert image.text["Description"] == plots.describe(fig)

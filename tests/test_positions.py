@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.multihead import MultiHeadAttention
-from attnlab.positions import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+from attnlab.nn.multihead import MultiHeadAttention
+from attnlab.nn.positions import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 
 
 def test_sinusoidal_encoding_matches_d2l(d2l):
@@ -28,8 +28,16 @@ def test_learned_encoding_and_bad_arguments():
         MultiHeadAttention(10, 3)
     layer = MultiHeadAttention(8, 2)
     with pytest.raises(ValueError, match="padding mask as"):
-        layer(query=torch.randn(2, 3, 8), key=torch.randn(2, 4, 8), value=torch.randn(2, 4, 8),
-              mask=torch.ones(2, 4, dtype=torch.bool))
+        layer(
+            query=torch.randn(2, 3, 8),
+            key=torch.randn(2, 4, 8),
+            value=torch.randn(2, 4, 8),
+            mask=torch.ones(2, 4, dtype=torch.bool),
+        )
     with pytest.raises(TypeError, match="boolean"):
-        layer(query=torch.randn(1, 3, 8), key=torch.randn(1, 3, 8), value=torch.randn(1, 3, 8),
-              mask=torch.ones(3, 3))
+        layer(
+            query=torch.randn(1, 3, 8),
+            key=torch.randn(1, 3, 8),
+            value=torch.randn(1, 3, 8),
+            mask=torch.ones(3, 3),
+        )

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 import attnlab
-from attnlab import checkpoints
-from conftest import ROOT
+from attnlab.train import checkpoints
 
 sys.path.insert(0, str(ROOT / "book"))
 import notebooks  # noqa: E402
@@ -26,13 +26,19 @@ SETUP = ROOT / ".github" / "actions" / "setup" / "action.yml"
 
 
 def _schema_check(schema: str, *paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema,
-                           *map(str, paths)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _workflow() -> dict:
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    workflow["on"] = workflow.pop(True, workflow.get("on"))     # YAML 1.1 reads `on` as True
+    workflow["on"] = workflow.pop(
+        True, workflow.get("on")
+    )  # YAML 1.1 reads `on` as True
     return workflow
 
 
@@ -44,9 +50,15 @@ def _uses(job: dict) -> list[str]:
     return [step["uses"].split("@")[0] for step in _steps(job) if "uses" in step]
 
 
-@pytest.mark.parametrize("schema, path", [
-    ("vendor.github-workflows", WORKFLOW), ("vendor.github-actions", SETUP),
-    ("vendor.citation-file-format", ROOT / "CITATION.cff")], ids=["workflow", "action", "cff"])
+@pytest.mark.parametrize(
+    "schema, path",
+    [
+        ("vendor.github-workflows", WORKFLOW),
+        ("vendor.github-actions", SETUP),
+        ("vendor.citation-file-format", ROOT / "CITATION.cff"),
+    ],
+    ids=["workflow", "action", "cff"],
+)
 def test_publishing_files_match_their_schemas(schema, path):
     result = _schema_check(schema, path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -54,36 +66,68 @@ def test_publishing_files_match_their_schemas(schema, path):
 
 def test_the_schema_check_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text(WORKFLOW.read_text(encoding="utf-8").replace("runs-on:", "run-on:", 1))
+    broken.write_text(
+        WORKFLOW.read_text(encoding="utf-8").replace("runs-on:", "run-on:", 1)
+    )
     assert _schema_check("vendor.github-workflows", broken).returncode != 0
     cff = tmp_path / "CITATION.cff"
-    cff.write_text((ROOT / "CITATION.cff").read_text(encoding="utf-8").replace(
-        "cff-version: 1.2.0", "cff-version: 9"))
+    cff.write_text(
+        (ROOT / "CITATION.cff")
+        .read_text(encoding="utf-8")
+        .replace("cff-version: 1.2.0", "cff-version: 9")
+    )
     assert _schema_check("vendor.citation-file-format", cff).returncode != 0
 
 
 def test_the_workflow_tests_pull_requests_and_publishes_main():
     workflow = _workflow()
-    assert workflow["on"]["push"]["branches"] == ["main"] and "pull_request" in workflow["on"]
+    assert (
+        workflow["on"]["push"]["branches"] == ["main"]
+        and "pull_request" in workflow["on"]
+    )
     jobs = workflow["jobs"]
-    runs = {name: " ".join(step.get("run", "") for step in _steps(job))
-            for name, job in jobs.items()}
+    runs = {
+        name: " ".join(step.get("run", "") for step in _steps(job))
+        for name, job in jobs.items()
+    }
     # Pull requests: the smoke build and every test, as CI runs them.
     assert "pull_request" in jobs["test"]["if"] and "make test" in runs["test"]
     # main: the full build (no smoke profile anywhere), then Pages with the official actions.
     assert "refs/heads/main" in jobs["build"]["if"] and "make book" in runs["build"]
     assert "ATTNLAB_PROFILE" not in WORKFLOW.read_text(encoding="utf-8")
-    assert {"actions/configure-pages", "actions/upload-pages-artifact"} <= set(_uses(jobs["build"]))
+    assert {"actions/configure-pages", "actions/upload-pages-artifact"} <= set(
+        _uses(jobs["build"])
+    )
     steps = _steps(jobs["build"])
     upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "_build/html"
     # The site is checked after it is built and before anything is uploaded (a failing
     # step stops the job): book/check_site.py, on the folder that is uploaded.
-    at = {key: next(i for i, s in enumerate(steps) if key in s.get("run", "") + s.get("uses", ""))
-          for key in ("make book", "check_site.py", "configure-pages", "upload-pages-artifact")}
-    assert at["make book"] < at["check_site.py"] < at["configure-pages"] < at["upload-pages-artifact"]
+    at = {
+        key: next(
+            i
+            for i, s in enumerate(steps)
+            if key in s.get("run", "") + s.get("uses", "")
+        )
+        for key in (
+            "make book",
+            "check_site.py",
+            "configure-pages",
+            "upload-pages-artifact",
+        )
+    }
+    assert (
+        at["make book"]
+        < at["check_site.py"]
+        < at["configure-pages"]
+        < at["upload-pages-artifact"]
+    )
     check = steps[at["check_site.py"]]
-    assert check["run"].split() == [".venv/bin/python", "book/check_site.py", "_build/html"]
+    assert check["run"].split() == [
+        ".venv/bin/python",
+        "book/check_site.py",
+        "_build/html",
+    ]
     assert not check.get("continue-on-error") and "if" not in check
     deploy = jobs["deploy"]
     assert deploy["needs"] == "build" and _uses(deploy) == ["actions/deploy-pages"]
@@ -105,21 +149,29 @@ def test_the_workflow_names_no_machine_path_and_no_repository():
 
 
 def test_the_workflow_caches_models_under_the_model_cache_key(tmp_path):
-    """The cache key step prints attnlab.checkpoints.code_hash(): the key the library
+    """The cache key step prints attnlab.train.checkpoints.code_hash(): the key the library
     files its trained models under, so models are reused exactly when they are valid."""
     build = _workflow()["jobs"]["build"]
     (key_step,) = [s for s in _steps(build) if s.get("id") == "models"]
     output = tmp_path / "github_output"
     env = {**os.environ, "GITHUB_OUTPUT": str(output)}
-    subprocess.run(["bash", "-c", key_step["run"]], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run(
+        ["bash", "-c", key_step["run"]], cwd=ROOT, env=env, check=True, timeout=120
+    )
     assert output.read_text().strip() == f"key={checkpoints.code_hash()}"
-    (cache,) = [s for s in _steps(build) if s.get("uses", "").startswith("actions/cache")]
+    (cache,) = [
+        s for s in _steps(build) if s.get("uses", "").startswith("actions/cache")
+    ]
     assert cache["with"]["path"] == "_build/models"
     assert cache["with"]["key"].startswith("models-${{ steps.models.outputs.key }}-")
-    assert cache["with"]["restore-keys"].strip() == "models-${{ steps.models.outputs.key }}-"
+    assert (
+        cache["with"]["restore-keys"].strip()
+        == "models-${{ steps.models.outputs.key }}-"
+    )
     # The chapters' model cache is where the workflow caches it.
-    assert checkpoints.models_dir().relative_to(Path(os.environ["ATTNLAB_BUILD_DIR"])) == \
-        Path("models")
+    assert checkpoints.models_dir().relative_to(
+        Path(os.environ["ATTNLAB_BUILD_DIR"])
+    ) == Path("models")
 
 
 LOCK = ROOT / "requirements.lock"
@@ -147,15 +199,20 @@ def lock_problems(text: str) -> list[str]:
         found = PIN.match(line)
         pin, hashes = (found["name"], 0) if found else (None, 0)
         if not found:
-            problems.append(f"line {number} is not `name==version \\` or its hash: {line!r}")
+            problems.append(
+                f"line {number} is not `name==version \\` or its hash: {line!r}"
+            )
     if pin and not hashes:
         problems.append(f"{pin}: no --hash")
     return problems
 
 
 def _pins(text: str) -> dict[str, str]:
-    found = (PIN.match(line) or re.match(r"^(?P<name>[A-Za-z0-9][\w.-]*)==(?P<version>\S+)$",
-                                         line) for line in text.splitlines())
+    found = (
+        PIN.match(line)
+        or re.match(r"^(?P<name>[A-Za-z0-9][\w.-]*)==(?P<version>\S+)$", line)
+        for line in text.splitlines()
+    )
     return {_name(m["name"]): m["version"] for m in found if m}
 
 
@@ -163,27 +220,35 @@ def test_the_lock_pins_and_hashes_every_package_and_agrees_with_the_requirements
     from packaging.version import Version
 
     text = LOCK.read_text(encoding="utf-8")
-    assert "--generate-hashes" in text.split("\n", 8)[-2] + text[:600], \
+    assert "--generate-hashes" in text.split("\n", 8)[-2] + text[:600], (
         "requirements.lock comes from pip-compile --generate-hashes"
+    )
     assert lock_problems(text) == []
     locked = _pins(text)
     top = _pins((ROOT / "requirements.txt").read_text(encoding="utf-8"))
-    assert {"torch", "pip", "setuptools", "jupyter-book", "sphinx-book-theme"} <= set(top)
+    assert {"torch", "pip", "setuptools", "jupyter-book", "sphinx-book-theme"} <= set(
+        top
+    )
     for name, version in top.items():
-        assert name in locked, f"{name} is pinned in requirements.txt but not in the lock"
+        assert name in locked, (
+            f"{name} is pinned in requirements.txt but not in the lock"
+        )
         # torch's CPU build carries the local label +cpu; everything else is identical.
-        assert Version(locked[name]).public == Version(version).public and \
-            (name == "torch" or locked[name] == version), (name, version, locked[name])
+        assert Version(locked[name]).public == Version(version).public and (
+            name == "torch" or locked[name] == version
+        ), (name, version, locked[name])
     assert locked["torch"] == "2.13.0+cpu"
     # What the lock says came from requirements.txt is exactly what requirements.txt pins.
     blocks = [(PIN.match(b.split("\n", 1)[0]), b) for b in re.split(r"\n(?=\S)", text)]
-    direct = {_name(pin["name"]) for pin, b in blocks
-              if pin and re.search(r"^    #( via|  ) -r requirements\.txt$", b, re.M)}
+    direct = {
+        _name(pin["name"])
+        for pin, b in blocks
+        if pin and re.search(r"^    #( via|  ) -r requirements\.txt$", b, re.M)
+    }
     assert direct == set(top)
     # The library's own dependencies (installed with --no-deps) are all in the lock,
     # at versions its ranges admit.
     import tomllib
-
     from packaging.requirements import Requirement
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -210,28 +275,44 @@ def test_the_lock_check_catches_a_float_a_range_and_a_missing_hash():
 def test_every_install_checks_hashes_and_the_setup_action_caches_the_corpus():
     """The Makefile installs the lock and d2l in hash-checking mode (.ci/run and the
     workflow both go through it), and the library itself with nothing downloaded."""
-    recipe = [line.strip() for line in (ROOT / "Makefile").read_text(encoding="utf-8")
-              .splitlines() if "pip install" in line and not line.strip().startswith("#")]
+    recipe = [
+        line.strip()
+        for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+        if "pip install" in line and not line.strip().startswith("#")
+    ]
     assert any("--require-hashes -r requirements.lock" in r for r in recipe)
-    assert any("--require-hashes --no-deps -r requirements-d2l.txt" in r for r in recipe)
+    assert any(
+        "--require-hashes --no-deps -r requirements-d2l.txt" in r for r in recipe
+    )
     for line in recipe:
-        assert "--require-hashes" in line or \
-            ("--no-deps" in line and "--no-build-isolation" in line and line.endswith("-e .")), line
+        assert "--require-hashes" in line or (
+            "--no-deps" in line
+            and "--no-build-isolation" in line
+            and line.endswith("-e .")
+        ), line
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     setup = yaml.safe_load(SETUP.read_text(encoding="utf-8"))["runs"]["steps"]
     runs = [step.get("run", "") for step in setup]
-    assert not any("pip install" in r for r in runs), "the action installs only through make"
+    assert not any("pip install" in r for r in runs), (
+        "the action installs only through make"
+    )
     assert any(r.startswith("make .venv/.installed") for r in runs)
-    python = next(s for s in setup if s.get("uses", "").startswith("actions/setup-python"))
-    assert python["with"]["python-version"] == "3.11", "the Python the lock is resolved for"
+    python = next(
+        s for s in setup if s.get("uses", "").startswith("actions/setup-python")
+    )
+    assert python["with"]["python-version"] == "3.11", (
+        "the Python the lock is resolved for"
+    )
     (cache,) = [s for s in setup if s.get("uses", "").startswith("actions/cache")]
-    from attnlab import corpus
+    from attnlab.data import corpus
 
     assert cache["with"]["key"].endswith(corpus.FRA_ENG_SHA1)
 
 
-PINNED = re.compile(r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)"
-                    r"(?:\s+# (?P<tag>v\d+(?:\.\d+)*))?\s*$")
+PINNED = re.compile(
+    r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)"
+    r"(?:\s+# (?P<tag>v\d+(?:\.\d+)*))?\s*$"
+)
 
 
 def unpinned(text: str) -> list[str]:
@@ -254,23 +335,35 @@ def test_third_party_actions_are_pinned_by_commit_and_checkout_keeps_no_token():
         text = path.read_text(encoding="utf-8")
         assert unpinned(text) == [], path
     # The check catches a tag, a branch, a short SHA and a SHA without its tag.
-    for ref in ("@v4", "@main", "@11d5960", "@11d5960a326750d5838078e36cf38b85af677262"):
+    for ref in (
+        "@v4",
+        "@main",
+        "@11d5960",
+        "@11d5960a326750d5838078e36cf38b85af677262",
+    ):
         assert unpinned(f"      - uses: actions/checkout{ref}\n") != []
     assert unpinned("      - uses: ./.github/actions/setup\n") == []
     # Every checkout leaves no credentials in the clone's git config.
-    checkouts = [step for job in _workflow()["jobs"].values() for step in job["steps"]
-                 if step.get("uses", "").startswith("actions/checkout@")]
+    checkouts = [
+        step
+        for job in _workflow()["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
     assert len(checkouts) == 3
-    assert all(step.get("with", {}).get("persist-credentials") is False for step in checkouts)
+    assert all(
+        step.get("with", {}).get("persist-credentials") is False for step in checkouts
+    )
 
 
 # --- versions ---------------------------------------------------------------------------
+
 
 def test_the_version_is_defined_once():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'dynamic = ["version"]' in pyproject
     assert 'version = { attr = "attnlab.__version__" }' in pyproject
-    assert not re.search(r"^version\s*=\s*\"", pyproject, re.M)       # no second copy
+    assert not re.search(r"^version\s*=\s*\"", pyproject, re.M)  # no second copy
     assert release.version() == attnlab.__version__
     assert importlib.metadata.version("attnlab") == attnlab.__version__
 
@@ -299,6 +392,7 @@ def test_the_colab_cell_installs_the_configured_branch_or_tag():
 
 # --- licences, citation, contributing --------------------------------------------------
 
+
 def test_licences_are_stated_in_the_repository_and_the_site_config():
     assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
     content = (ROOT / "LICENSE-CONTENT.md").read_text(encoding="utf-8")
@@ -309,19 +403,31 @@ def test_licences_are_stated_in_the_repository_and_the_site_config():
     footer = config["html"]["extra_footer"]
     assert "creativecommons.org/licenses/by/4.0/" in footer and "tatoeba.org" in footer
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
-    assert cff["license"] == ["MIT", "CC-BY-4.0"] and cff["version"] == attnlab.__version__
+    assert (
+        cff["license"] == ["MIT", "CC-BY-4.0"] and cff["version"] == attnlab.__version__
+    )
 
 
 def test_the_book_offers_issue_and_edit_buttons():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert config["html"]["use_issues_button"] and config["html"]["use_edit_page_button"]
+    assert (
+        config["html"]["use_issues_button"] and config["html"]["use_edit_page_button"]
+    )
 
 
 def test_contributing_covers_what_a_contributor_needs():
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    for needed in ("make test-fast", "make test", "nbval-check-output", "pre-commit install",
-                   "## Adding a model", "## Adding a data set", "## Adding a chapter",
-                   "## Releases", "book/release.py"):
+    for needed in (
+        "make test-fast",
+        "make test",
+        "nbval-check-output",
+        "pre-commit install",
+        "## Adding a model",
+        "## Adding a data set",
+        "## Adding a chapter",
+        "## Releases",
+        "book/release.py",
+    ):
         assert needed in text, needed
 
 
@@ -335,11 +441,19 @@ def test_the_readme_and_preface_say_what_a_fork_changes():
 
 def test_pre_commit_config_is_valid_and_names_existing_tools():
     config = ROOT / ".pre-commit-config.yaml"
-    result = subprocess.run([str(BIN / "pre-commit"), "validate-config", str(config)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(BIN / "pre-commit"), "validate-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    hooks = [h for repo in yaml.safe_load(config.read_text())["repos"] for h in repo["hooks"]]
-    assert {"ruff", "notebooks", "release", "workflows", "citation"} <= {h["id"] for h in hooks}
+    hooks = [
+        h for repo in yaml.safe_load(config.read_text())["repos"] for h in repo["hooks"]
+    ]
+    assert {"ruff", "notebooks", "release", "workflows", "citation"} <= {
+        h["id"] for h in hooks
+    }
     for hook in hooks:
         program, *rest = hook["entry"].split()
         assert (ROOT / program).name in {p.name for p in BIN.iterdir()}, hook["id"]
@@ -350,8 +464,17 @@ def test_pre_commit_config_is_valid_and_names_existing_tools():
 @pytest.mark.slow
 def test_pre_commit_hooks_pass_on_the_repository(tmp_path):
     """Every hook, on every file, as a contributor's `pre-commit run --all-files`."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([str(BIN / "pre-commit"), "run", "--all-files"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [str(BIN / "pre-commit"), "run", "--all-files"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

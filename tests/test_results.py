@@ -7,12 +7,14 @@ import json
 import pytest
 import torch
 
-from attnlab import results
+from attnlab.measure import results
 
 
 def test_results_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTNLAB_PROFILE", "smoke")
-    path = results.record_results("01_test", {"bleu": torch.tensor(12.5), "sizes": [1, 2]})
+    path = results.record_results(
+        "01_test", {"bleu": torch.tensor(12.5), "sizes": [1, 2]}
+    )
     assert path.parent == tmp_path / "build" / "results"
     record = results.load_results("01_test")
     assert record["results"] == {"bleu": 12.5, "sizes": [1, 2]}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import decode_stepwise, overfit_one_batch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab import rnn, runtime
-from attnlab.checkpoints import load_checkpoint, save_checkpoint
-from conftest import decode_stepwise, overfit_one_batch
+from attnlab.core import runtime
+from attnlab.models import rnn
+from attnlab.train.checkpoints import load_checkpoint, save_checkpoint
 
 
 def _model(src_vocab=20, tgt_vocab=15, **kwargs):
@@ -66,20 +67,27 @@ def test_encoder_matches_d2l(d2l):
     theirs.rnn.rnn.load_state_dict(ours.gru_state_dict())
     src = torch.randint(1, 30, (4, 9))
     out, state = ours(src, torch.full((4,), 9))
-    ref_out, ref_state = theirs(src)                 # d2l is time-major: (S, B, H)
+    ref_out, ref_state = theirs(src)  # d2l is time-major: (S, B, H)
     assert torch.allclose(out, ref_out.transpose(0, 1), atol=1e-6)
     assert torch.allclose(state, ref_state, atol=1e-6)
     # d2l runs through padding; ours stops at each sentence's end, like d2l on the unpadded one.
     short = src[:1, :5]
     _, ref_short = theirs(short)
-    _, ours_padded = ours(torch.cat([short, torch.zeros(1, 4, dtype=torch.long)], 1), torch.tensor([5]))
+    _, ours_padded = ours(
+        torch.cat([short, torch.zeros(1, 4, dtype=torch.long)], 1), torch.tensor([5])
+    )
     assert torch.allclose(ours_padded, ref_short, atol=1e-6)
 
 
 def test_overfits_one_batch():
-    losses = overfit_one_batch(lambda src, tgt: _model(src, tgt, embed_size=32, hidden_size=64,
-                                                       num_layers=1, proj_size=32),
-                               lr=1e-2, steps=300, max_len=6)
+    losses = overfit_one_batch(
+        lambda src, tgt: _model(
+            src, tgt, embed_size=32, hidden_size=64, num_layers=1, proj_size=32
+        ),
+        lr=1e-2,
+        steps=300,
+        max_len=6,
+    )
     assert losses[-1] < 0.05 < losses[0]
 
 
@@ -95,14 +103,17 @@ def test_encoder_equals_a_packed_gru(bidirectional):
     """Reading the padded batch with each sentence reversed within its length computes
     what PyTorch's packed nn.GRU computes, padding and all, in both directions."""
     torch.manual_seed(0)
-    encoder = rnn.GRUEncoder(30, 8, 16, num_layers=2, bidirectional=bidirectional).eval()
+    encoder = rnn.GRUEncoder(
+        30, 8, 16, num_layers=2, bidirectional=bidirectional
+    ).eval()
     reference = nn.GRU(8, 16, 2, batch_first=True, bidirectional=bidirectional)
     reference.load_state_dict(encoder.gru_state_dict())
     src_len = torch.tensor([6, 1, 9, 3])
     src = torch.randint(4, 30, (4, 9)) * (torch.arange(9) < src_len[:, None])
     out, state = encoder(src, src_len)
-    packed = pack_padded_sequence(encoder.embedding(src), src_len, batch_first=True,
-                                  enforce_sorted=False)
+    packed = pack_padded_sequence(
+        encoder.embedding(src), src_len, batch_first=True, enforce_sorted=False
+    )
     ref_packed, ref_state = reference(packed)
     ref_out, _ = pad_packed_sequence(ref_packed, batch_first=True, total_length=9)
     assert torch.allclose(out, ref_out, atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import runtime
+from attnlab.core import runtime
 
 
 def test_profiles(monkeypatch):
@@ -20,8 +20,11 @@ def test_profiles(monkeypatch):
 
 def test_device_choice(monkeypatch):
     assert runtime.choose_device("cpu").type == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else ("mps" if torch.backends.mps.is_available() else "cpu")
+    )
     assert runtime.choose_device().type == expected
     monkeypatch.setenv("ATTNLAB_DEVICE", "cpu")
     assert runtime.choose_device().type == "cpu"
@@ -33,18 +36,29 @@ def test_device_choice(monkeypatch):
 @pytest.mark.parametrize("name", ["gpu", "GPU0", "cuda:x"])
 def test_an_unknown_device_says_which_to_use(monkeypatch, name):
     monkeypatch.setenv("ATTNLAB_DEVICE", name)
-    with pytest.raises(runtime.SettingError, match=f"unknown device '{name}'.*use cpu, cuda"):
+    with pytest.raises(
+        runtime.SettingError, match=f"unknown device '{name}'.*use cpu, cuda"
+    ):
         runtime.choose_device()
 
 
-def test_an_unwritable_build_folder_stops_a_model_from_being_cached(tmp_path, monkeypatch):
-    from attnlab import checkpoints
+def test_an_unwritable_build_folder_stops_a_model_from_being_cached(
+    tmp_path, monkeypatch
+):
     from test_training import TinySeq2Seq
+
+    from attnlab.train import checkpoints
 
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("ATTNLAB_BUILD_DIR", str(tmp_path / "a-file" / "build"))
     trained = []
-    with pytest.raises(runtime.SettingError, match="cannot write in .*ATTNLAB_BUILD_DIR"):
-        checkpoints.train_or_load("tiny", {}, build=lambda: TinySeq2Seq(5, 5),
-                                  train=lambda model, resume: trained.append(1) or {})
+    with pytest.raises(
+        runtime.SettingError, match="cannot write in .*ATTNLAB_BUILD_DIR"
+    ):
+        checkpoints.train_or_load(
+            "tiny",
+            {},
+            build=lambda: TinySeq2Seq(5, 5),
+            train=lambda model, resume: trained.append(1) or {},
+        )
     assert trained == [], "the folder is checked before any training is spent"

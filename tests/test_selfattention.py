@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab import runtime
-from attnlab.masks import padding_mask
-from attnlab.selfattention import EncoderLayer, SelfAttentionTagger
+from attnlab.core import runtime
+from attnlab.models.selfattention import EncoderLayer, SelfAttentionTagger
+from attnlab.nn.masks import padding_mask
 
 
 def _tagger(**kwargs):
@@ -21,7 +21,11 @@ def test_shapes_and_weights():
     model = _tagger()
     tokens = torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]])
     logits, weights = model.label(tokens, need_weights=True)
-    assert logits.shape == (2, 4, 20) and len(weights) == 2 and weights[0].shape == (2, 2, 4, 4)
+    assert (
+        logits.shape == (2, 4, 20)
+        and len(weights) == 2
+        and weights[0].shape == (2, 2, 4, 4)
+    )
     assert weights[1][1, :, :, 2:].eq(0).all()  # padding is never attended to
 
 
@@ -37,7 +41,11 @@ def test_causal_model_does_not_look_ahead():
 
 
 def test_without_positions_the_model_is_permutation_equivariant():
-    for positions, equivariant in (("none", True), ("sinusoidal", False), ("learned", False)):
+    for positions, equivariant in (
+        ("none", True),
+        ("sinusoidal", False),
+        ("learned", False),
+    ):
         model = _tagger(positions=positions).eval()
         tokens = torch.tensor([[5, 6, 7, 8, 9]])
         order = torch.tensor([4, 2, 0, 1, 3])
@@ -53,18 +61,21 @@ def test_bad_arguments():
         _tagger(reads="both")
 
 
-
 def test_encoder_layer_matches_d2l(d2l):
     torch.manual_seed(0)
     ours = EncoderLayer(16, 4, 32, dropout=0.0)
     theirs = d2l.TransformerEncoderBlock(16, 32, 4, dropout=0.0, use_bias=True)
     theirs.eval()
     x, valid_lens = torch.randn(2, 5, 16), torch.tensor([5, 3])
-    theirs(x, valid_lens)                               # materialise its lazy layers
+    theirs(x, valid_lens)  # materialise its lazy layers
     with torch.no_grad():
         for name in ("W_q", "W_k", "W_v", "W_o"):
-            getattr(theirs.attention, name).weight.copy_(getattr(ours.self_attention, name).weight)
-            getattr(theirs.attention, name).bias.copy_(getattr(ours.self_attention, name).bias)
+            getattr(theirs.attention, name).weight.copy_(
+                getattr(ours.self_attention, name).weight
+            )
+            getattr(theirs.attention, name).bias.copy_(
+                getattr(ours.self_attention, name).bias
+            )
         net = ours.feed_forward.net
         theirs.ffn.dense1.weight.copy_(net[0].weight)
         theirs.ffn.dense1.bias.copy_(net[0].bias)

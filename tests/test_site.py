@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, book_pages, open_page, page_weight, show_widgets
 
 MB = 1_000_000
@@ -23,20 +22,29 @@ VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 def _theme_file(name: str) -> Path:
     import pydata_sphinx_theme
 
-    return Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / name
+    return (
+        Path(pydata_sphinx_theme.__file__).parent
+        / "theme"
+        / "pydata_sphinx_theme"
+        / name
+    )
 
 
 def test_the_macro_override_is_the_themes_without_its_icon_script():
     """book/_ext/templates/static/webpack-macros.html is the theme's file (the pinned
     version) less the Font Awesome script and its comment: a theme upgrade that changes
     the file fails here, to be copied again."""
-    ours = (ROOT / "book" / "_ext" / "templates" / "static" / "webpack-macros.html").read_text(
-        encoding="utf-8")
+    ours = (
+        ROOT / "book" / "_ext" / "templates" / "static" / "webpack-macros.html"
+    ).read_text(encoding="utf-8")
     ours = re.sub(r"\A\{#-.*?-#\}\n", "", ours, flags=re.S)
     theirs = _theme_file("static/webpack-macros.html").read_text(encoding="utf-8")
     assert "fontawesome.js" in theirs
-    kept = [line for line in theirs.splitlines()
-            if "fontawesome.js" not in line and "custom icons" not in line]
+    kept = [
+        line
+        for line in theirs.splitlines()
+        if "fontawesome.js" not in line and "custom icons" not in line
+    ]
     assert ours.splitlines() == kept
 
 
@@ -44,13 +52,19 @@ def test_the_layout_override_is_the_themes_block_but_for_search_scripts():
     """book/_ext/templates/layout.html redefines the theme's ``extrahead`` block with one
     condition changed: the search scripts load only with search-as-you-type on."""
     block = re.compile(r"\{%- block extrahead %\}.*?\{%- endblock extrahead %\}", re.S)
-    ours = (ROOT / "book" / "_ext" / "templates" / "layout.html").read_text(encoding="utf-8")
-    theirs = block.search(_theme_file("layout.html").read_text(encoding="utf-8")).group(0)
+    ours = (ROOT / "book" / "_ext" / "templates" / "layout.html").read_text(
+        encoding="utf-8"
+    )
+    theirs = block.search(_theme_file("layout.html").read_text(encoding="utf-8")).group(
+        0
+    )
     condition = "{% if pagename == 'search' %}"
     assert theirs.count(condition) == 1 and "searchindex.js" in theirs
     assert block.search(ours).group(0) == theirs.replace(
-        condition, "{% if pagename == 'search' or theme_search_as_you_type|string|lower != "
-        "'true' %}")
+        condition,
+        "{% if pagename == 'search' or theme_search_as_you_type|string|lower != "
+        "'true' %}",
+    )
     assert '{%- extends "!layout.html" %}' in ours
 
 
@@ -83,21 +97,36 @@ def test_pages_load_no_icon_script_and_the_icon_fonts_are_subsets(built_book):
         assert "fontawesome.js" not in text, path
         assert "_static/icons.css" in text, path
     css = (html / "_static" / "icons.css").read_text(encoding="utf-8")
-    faces = re.findall(r'font-family:"([^"]+)";font-style:normal;font-weight:(\d+);'
-                       r'src:url\((icons/[^)]+)\)', css)
+    faces = re.findall(
+        r'font-family:"([^"]+)";font-style:normal;font-weight:(\d+);'
+        r"src:url\((icons/[^)]+)\)",
+        css,
+    )
     assert {(family, weight) for family, weight, _ in faces} == {
-        ("Font Awesome 6 Free", "900"), ("Font Awesome 6 Free", "400"),
-        ("Font Awesome 6 Brands", "400")}
+        ("Font Awesome 6 Free", "900"),
+        ("Font Awesome 6 Free", "400"),
+        ("Font Awesome 6 Brands", "400"),
+    }
     for _, _, url in faces:
         font = html / "_static" / url
-        full = html / "_static" / "vendor" / "fontawesome" / "webfonts" / (
-            font.name.split(".")[0] + ".woff2")
+        full = (
+            html
+            / "_static"
+            / "vendor"
+            / "fontawesome"
+            / "webfonts"
+            / (font.name.split(".")[0] + ".woff2")
+        )
         assert font.stat().st_size < min(20_000, full.stat().st_size / 5), font
-    solid = TTFont(html / "_static" / "icons" / "fa-solid-900.subset.woff").getBestCmap()
-    brands = TTFont(html / "_static" / "icons" / "fa-brands-400.subset.woff").getBestCmap()
-    assert 0xF002 in solid          # the magnifying glass of the search button
-    assert 0xF09B in brands         # the repository button's GitHub mark
-    assert 0xF1E3 not in solid      # a football: the site shows none
+    solid = TTFont(
+        html / "_static" / "icons" / "fa-solid-900.subset.woff"
+    ).getBestCmap()
+    brands = TTFont(
+        html / "_static" / "icons" / "fa-brands-400.subset.woff"
+    ).getBestCmap()
+    assert 0xF002 in solid  # the magnifying glass of the search button
+    assert 0xF09B in brands  # the repository button's GitHub mark
+    assert 0xF1E3 not in solid  # a football: the site shows none
 
 
 MATH = re.compile(r'<(span|div) class="math[^"]*"[^>]*>(.*?)</\1>', re.S)
@@ -115,7 +144,9 @@ def test_equations_are_typeset_when_the_book_is_built(built_book):
         assert "katex-error" not in text, path
         assert not re.search(r'<script[^>]*src="[^"]*(mathjax|katex)', text, re.I), path
         equations = MATH.findall(text)
-        assert all('class="katex' in body and "<math" in body for _, body in equations), path
+        assert all(
+            'class="katex' in body and "<math" in body for _, body in equations
+        ), path
         assert not any(re.search(r"\\[(\[]", body) for _, body in equations), path
         typeset[path] = len(equations)
     # The chapters' derivations are there (a build that dropped them would pass the above).
@@ -130,17 +161,30 @@ def test_an_equation_katex_cannot_read_fails_the_build(tmp_path):
     (tmp_path / "conf.py").write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
-        "extensions = ['offline_assets']\n", encoding="utf-8")
+        "extensions = ['offline_assets']\n",
+        encoding="utf-8",
+    )
     (tmp_path / "index.rst").write_text(
         "Equations\n=========\n\nGood :math:`\\frac{a}{b}`, bad :math:`\\frac{a}{b`.\n",
-        encoding="utf-8")
-    build = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "-q", str(tmp_path),
-             str(tmp_path / "out")]
+        encoding="utf-8",
+    )
+    build = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-b",
+        "html",
+        "-W",
+        "-q",
+        str(tmp_path),
+        str(tmp_path / "out"),
+    ]
     failed = subprocess.run(build, capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0
     assert "KaTeX could not typeset 1 equation" in failed.stderr, failed.stderr
     (tmp_path / "index.rst").write_text(
-        "Equations\n=========\n\nGood :math:`\\frac{a}{b}`.\n", encoding="utf-8")
+        "Equations\n=========\n\nGood :math:`\\frac{a}{b}`.\n", encoding="utf-8"
+    )
     shutil.rmtree(tmp_path / "out")
     built = subprocess.run(build, capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
@@ -157,17 +201,23 @@ def test_no_script_holds_up_a_page(built_book):
     assert result.returncode == 0
     for path in book_pages():
         head = (html / path).read_text(encoding="utf-8").split("</head>")[0]
-        blocking = [src for tag, src in re.findall(r'(<script[^>]*src="([^"]+)"[^>]*>)', head)
-                    if not re.search(r"\b(defer|async)\b", tag)]
+        blocking = [
+            src
+            for tag, src in re.findall(r'(<script[^>]*src="([^"]+)"[^>]*>)', head)
+            if not re.search(r"\b(defer|async)\b", tag)
+        ]
         assert [src.split("?")[0].rsplit("/", 1)[-1] for src in blocking] == [
-            "documentation_options.js"], (path, blocking)
+            "documentation_options.js"
+        ], (path, blocking)
 
 
 @pytest.mark.slow
 def test_deferred_scripts_still_do_their_work(site, browser):
     """What the deferred scripts do is there: copy buttons on code cells, the toggles of
     hidden cells, the theme's colour switch and table of contents, no console error."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/01_sentences_to_tensors.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/01_sentences_to_tensors.html"
+    )
     assert page.locator("article button.copybtn").count() >= 5
     toggle = page.locator("article details.hide > summary").first
     toggle.click()
@@ -207,15 +257,23 @@ ICONS_DRAWN = """async () => {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["book/intro.html", "chapters/03_bahdanau_attention.html",
-                                  "chapters/solutions/05_transformer.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "book/intro.html",
+        "chapters/03_bahdanau_attention.html",
+        "chapters/solutions/05_transformer.html",
+    ],
+)
 def test_every_icon_is_drawn(site, browser, path):
     page, requests, errors = open_page(browser, f"{site}/{path}")
     show_widgets(page)
     icons, missing = page.evaluate(ICONS_DRAWN)
     page.close()
     assert icons >= 10 and missing == []
-    assert not [url for url in requests if "fontawesome" in url or "webfonts/fa-" in url]
+    assert not [
+        url for url in requests if "fontawesome" in url or "webfonts/fa-" in url
+    ]
     assert errors == []
 
 
@@ -227,7 +285,7 @@ def test_widget_state_is_moved_out_of_the_pages(built_book):
     for path in book_pages():
         text = (html / path).read_text(encoding="utf-8")
         assert "application/vnd.jupyter.widget-state+json" not in text, path
-        assert "html-manager/embed.js\"" not in text.split("data-manager=")[0], path
+        assert 'html-manager/embed.js"' not in text.split("data-manager=")[0], path
         views = re.findall(r'widget-view\+json">(\{.*?\})</script>', text)
         if not views:
             assert "lazy-widgets.js" not in text, path
@@ -237,10 +295,15 @@ def test_widget_state_is_moved_out_of_the_pages(built_book):
         assert loader, path
         attributes = dict(re.findall(r'([\w-]+)="([^"]*)"', loader.group(1)))
         assert attributes["defer"] == "defer", path
-        state = json.loads(((html / path).parent / attributes["data-state"]).read_text(
-            encoding="utf-8"))["state"]
+        state = json.loads(
+            ((html / path).parent / attributes["data-state"]).read_text(
+                encoding="utf-8"
+            )
+        )["state"]
         assert {json.loads(view)["model_id"] for view in views} <= set(state), path
-        assert ((html / path).parent / attributes["data-manager"].split("?")[0]).is_file()
+        assert (
+            (html / path).parent / attributes["data-manager"].split("?")[0]
+        ).is_file()
     assert pages_with_widgets >= 5
 
 
@@ -252,11 +315,16 @@ def test_progress_bars_are_plain_html_and_figures_load_lazily(built_book):
     bars = 0
     for path in book_pages():
         text = (html / path).read_text(encoding="utf-8")
-        found = re.findall(r'<div class="attnlab-progress" data-style="[a-z]*"><span>(.*?)'
-                           r'</span><progress max="([\d.e+]+)" value="([\d.e+]+)" '
-                           r'aria-label="([^"]+)"></progress><span>(.*?)</span></div>', text)
+        found = re.findall(
+            r'<div class="attnlab-progress" data-style="[a-z]*"><span>(.*?)'
+            r'</span><progress max="([\d.e+]+)" value="([\d.e+]+)" '
+            r'aria-label="([^"]+)"></progress><span>(.*?)</span></div>',
+            text,
+        )
         for _, top, value, label, counts in found:
-            assert 0 <= float(value) <= float(top) and label.strip() and "/" in counts, path
+            assert (
+                0 <= float(value) <= float(top) and label.strip() and "/" in counts
+            ), path
         bars += len(found)
         if found and "widget-view+json" not in text:
             assert "embed.js" not in text and "lazy-widgets.js" not in text, path
@@ -270,11 +338,13 @@ def test_progress_bars_are_plain_html_and_figures_load_lazily(built_book):
 def test_widgets_load_when_they_come_near(site, browser):
     """Chapter 3 opens without the widget manager or its state; scrolling to the
     explorer loads both, and the explorer shows."""
-    page, requests, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
     page.wait_for_timeout(500)
     assert not [url for url in requests if "embed.js" in url or "widget-state" in url]
     assert page.locator(".attnlab-step").count() == 0
-    page.locator(".attnlab-live").scroll_into_view_if_needed()   # beside the explorer
+    page.locator(".attnlab-live").scroll_into_view_if_needed()  # beside the explorer
     page.locator(VIEW).last.evaluate("view => view.parentElement.scrollIntoView()")
     page.locator(".attnlab-step").first.wait_for(timeout=30_000)
     assert [url for url in requests if "embed.js" in url]
@@ -293,8 +363,10 @@ def test_every_page_is_within_its_byte_budget(site, browser, built_book):
         weight = page_weight(browser, site, html, path)
         has_widgets = "widget-view+json" in (html / path).read_text(encoding="utf-8")
         budget = 1.0 * MB if has_widgets else 0.5 * MB
-        print(f"{path}: {weight['requests']} requests, {weight['raw'] / MB:.2f} MB raw, "
-              f"{weight['gzip'] / MB:.2f} MB gzip (budget {budget / MB:.1f} MB)")
+        print(
+            f"{path}: {weight['requests']} requests, {weight['raw'] / MB:.2f} MB raw, "
+            f"{weight['gzip'] / MB:.2f} MB gzip (budget {budget / MB:.1f} MB)"
+        )
         if weight["gzip"] > budget:
             over.append((path, weight["gzip"], weight["largest"]))
     assert over == []

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from attnlab import corpus, data, subwords
-from attnlab.subwords import END, BPE, learn_bpe, word_counts
+from attnlab.data import corpus, dataset, subwords
+from attnlab.data.subwords import BPE, END, learn_bpe, word_counts
 
 # Sennrich et al.'s (2016) example vocabulary: words and how often they occur.
 SENNRICH = {"low": 5, "lower": 2, "newest": 6, "widest": 3}
@@ -25,10 +25,16 @@ def test_first_merges_by_hand():
 
 def test_segmenting_applies_the_merges_in_order():
     bpe = learn_bpe(SENNRICH, 10)
-    assert bpe.merges[4:] == (("ew", "est" + END), ("n", "ewest" + END), ("lo", "w" + END),
-                              ("d", "est" + END), ("i", "dest" + END), ("w", "idest" + END))
+    assert bpe.merges[4:] == (
+        ("ew", "est" + END),
+        ("n", "ewest" + END),
+        ("lo", "w" + END),
+        ("d", "est" + END),
+        ("i", "dest" + END),
+        ("w", "idest" + END),
+    )
     assert bpe.segment("newest") == ["newest"]
-    assert bpe.segment("lowest") == ["lo@@", "w@@", "est"]    # never seen: known pieces
+    assert bpe.segment("lowest") == ["lo@@", "w@@", "est"]  # never seen: known pieces
     assert bpe.segment("wider") == ["w@@", "i@@", "d@@", "e@@", "r"]
     assert learn_bpe(SENNRICH, 0).segment("low") == ["l@@", "o@@", "w"]
 
@@ -48,15 +54,26 @@ def test_a_prefix_of_the_merges_is_the_smaller_model():
     big = learn_bpe(counts, 12)
     assert learn_bpe(counts, 5).merges == big.merges[:5]
     assert BPE(big.merges[:5]).segment("travaillons") == learn_bpe(counts, 5).segment(
-        "travaillons")
+        "travaillons"
+    )
 
 
-@pytest.mark.parametrize("sentence", [
-    "Il a 3 chats, non ?", "Je travaillais là-bas !", "I'm OK.", "Cours\u202f!",
-    "anticonstitutionnellement", "a"])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Il a 3 chats, non ?",
+        "Je travaillais là-bas !",
+        "I'm OK.",
+        "Cours\u202f!",
+        "anticonstitutionnellement",
+        "a",
+    ],
+)
 def test_subwords_join_back_to_the_same_text(sentence):
     tokens = corpus.tokenize(sentence)
-    bpe = learn_bpe(word_counts([corpus.tokenize("je travaille, il travaillait .")]), 20)
+    bpe = learn_bpe(
+        word_counts([corpus.tokenize("je travaille, il travaillait .")]), 20
+    )
     pieces = bpe.encode(tokens)
     assert len(pieces) >= len(tokens)
     assert corpus.join_pieces(pieces) == tokens
@@ -73,7 +90,9 @@ def test_bad_input_is_refused():
 @pytest.fixture(scope="module")
 def fra_eng(fra_eng_dir):
     pairs = corpus.load_fra_eng(fra_eng_dir / "fra-eng.zip")
-    return data.translation_data(pairs[::20], max_len=10, seed=0, n_val=200, n_test=500)
+    return dataset.translation_data(
+        pairs[::20], max_len=10, seed=0, n_val=200, n_test=500
+    )
 
 
 @pytest.mark.parametrize("side", [0, 1], ids=["English", "French"])
@@ -90,16 +109,25 @@ def test_agrees_with_hugging_face_tokenizers(fra_eng, side):
     theirs.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     theirs.train_from_iterator(
         (" ".join(pair[side]) for pair in fra_eng.train),
-        trainers.BpeTrainer(vocab_size=len(alphabet) + 1000, show_progress=False,
-                            end_of_word_suffix=END, special_tokens=[]))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(theirs.to_str())["model"]["merges"]]
+        trainers.BpeTrainer(
+            vocab_size=len(alphabet) + 1000,
+            show_progress=False,
+            end_of_word_suffix=END,
+            special_tokens=[],
+        ),
+    )
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+        for m in json.loads(theirs.to_str())["model"]["merges"]
+    ]
     assert ours.merges[:10] == tuple(merges[:10])
     assert len(set(ours.merges) & set(merges)) >= 0.9 * len(merges)
     words = [word for pair in fra_eng.test for word in pair[side]]
-    same = sum([p.removesuffix("@@") for p in ours.segment(word)]
-               == [t.value.removesuffix(END) for t in theirs.model.tokenize(word)]
-               for word in words)
+    same = sum(
+        [p.removesuffix("@@") for p in ours.segment(word)]
+        == [t.value.removesuffix(END) for t in theirs.model.tokenize(word)]
+        for word in words
+    )
     assert same >= 0.97 * len(words)
 
 
@@ -114,5 +142,7 @@ def test_subword_data_keeps_the_sentences(fra_eng):
     # Every training piece is in the vocabulary: no <unk> in training.
     assert all(token in pieces.src_vocab.stoi for s, _ in pieces.train for token in s)
     # Fewer merges, another model, another cache key.
-    assert subwords.subword_data(fra_eng, src_merges=200, tgt_merges=400).info[
-        "src_bpe"] != pieces.info["src_bpe"]
+    assert (
+        subwords.subword_data(fra_eng, src_merges=200, tgt_merges=400).info["src_bpe"]
+        != pieces.info["src_bpe"]
+    )

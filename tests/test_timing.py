@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from attnlab import timing
+from attnlab.measure import timing
 
 
 def test_timed_returns_the_result_and_the_time_it_took():
@@ -22,11 +22,16 @@ def test_a_race_interleaves_the_contenders_and_orders_them_by_their_cost():
         def run():
             calls.append(name)
             time.sleep(seconds)
+
         return run
 
-    times = timing.race({"slow": contender("slow", 0.02), "fast": contender("fast", 0.0)},
-                        device="cpu", repeats=3, warmup=1)
-    assert calls == ["slow"] + ["fast"] + ["slow", "fast"] * 3      # warm-up, then turns
+    times = timing.race(
+        {"slow": contender("slow", 0.02), "fast": contender("fast", 0.0)},
+        device="cpu",
+        repeats=3,
+        warmup=1,
+    )
+    assert calls == ["slow"] + ["fast"] + ["slow", "fast"] * 3  # warm-up, then turns
     assert times["slow"]["runs"] == times["fast"]["runs"] == 3
     assert times["slow"]["median"] >= 0.02 > times["fast"]["median"]
     assert times["slow"]["spread"] >= 0
@@ -34,11 +39,13 @@ def test_a_race_interleaves_the_contenders_and_orders_them_by_their_cost():
 
 def test_every_timed_call_is_synchronised_on_its_device(monkeypatch):
     waited = []
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    monkeypatch.setattr(
+        torch.cuda, "synchronize", lambda device=None: waited.append(device)
+    )
     timing.race({"a": lambda: None}, device="cuda", repeats=2, warmup=0)
-    assert len(waited) == 4                              # before and after each call
+    assert len(waited) == 4  # before and after each call
     timing.race({"a": lambda: None}, device="cpu", repeats=2, warmup=0)
-    assert len(waited) == 4                              # nothing to wait for on a CPU
+    assert len(waited) == 4  # nothing to wait for on a CPU
 
 
 def test_a_race_needs_a_repeat():

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from attnlab import runtime, synthetic
-from attnlab.contract import Seq2SeqOutput, register
-from attnlab.training import (Trainer, inverse_sqrt_schedule, masked_cross_entropy,
-                              warmup_linear_schedule)
 from torch import nn
+
+from attnlab.core import runtime
+from attnlab.data import synthetic
+from attnlab.models.contract import Seq2SeqOutput, register
+from attnlab.train.training import (
+    Trainer,
+    inverse_sqrt_schedule,
+    masked_cross_entropy,
+    warmup_linear_schedule,
+)
 
 
 @register
@@ -38,16 +43,26 @@ def _train(task, steps=30, seed=0):
     runtime.seed_everything(seed)
     model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
     trainer = Trainer(model, lr=3e-3, device="cpu")
-    history = trainer.fit(task.loader("train", 64, seed=seed), max_steps=steps, log_every=5,
-                          val_batches=task.loader("val", 64), eval_every=15, progress=False)
+    history = trainer.fit(
+        task.loader("train", 64, seed=seed),
+        max_steps=steps,
+        log_every=5,
+        val_batches=task.loader("val", 64),
+        eval_every=15,
+        progress=False,
+    )
     return model, history
 
 
 def test_masked_cross_entropy_ignores_padding():
     logits = torch.randn(2, 3, 5)
     targets = torch.tensor([[1, 2, 0], [3, 0, 0]])
-    expected = torch.stack([nn.functional.cross_entropy(logits[b, t], targets[b, t])
-                            for b, t in [(0, 0), (0, 1), (1, 0)]]).mean()
+    expected = torch.stack(
+        [
+            nn.functional.cross_entropy(logits[b, t], targets[b, t])
+            for b, t in [(0, 0), (0, 1), (1, 0)]
+        ]
+    ).mean()
     assert torch.allclose(masked_cross_entropy(logits, targets), expected)
     changed = logits.clone()
     changed[0, 2] += 100.0  # a padded position: the loss must not move
@@ -79,8 +94,11 @@ def test_gradient_clipping_bounds_the_update():
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     Trainer(model, optimizer=optimizer, clip=0.01, device="cpu").train_step(
-        next(iter(task.loader("train", 64))))
-    step = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+        next(iter(task.loader("train", 64)))
+    )
+    step = torch.cat(
+        [(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]
+    )
     assert step.norm() <= 0.01 + 1e-5
     with pytest.raises(ValueError, match="either lr"):
         Trainer(model, lr=0.1, optimizer=optimizer, device="cpu")
@@ -112,35 +130,51 @@ def test_warmup_linear_schedule():
     rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=0, total=4), 4)
     assert rates == pytest.approx([1.0, 3 / 4, 2 / 4, 1 / 4])
     # Without decay: the peak is held after the warm-up.
-    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay=False), 12)
+    rates = _rates(
+        lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay=False), 12
+    )
     assert rates == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 9)
     # Held, then a decay over the last 4 steps (warm-up, stable, decay).
-    rates = _rates(lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay_steps=4), 12)
-    assert rates == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 5 + [1.0, 3 / 4, 2 / 4, 1 / 4])
+    rates = _rates(
+        lambda opt: warmup_linear_schedule(opt, warmup=4, total=12, decay_steps=4), 12
+    )
+    assert rates == pytest.approx(
+        [0.25, 0.5, 0.75] + [1.0] * 5 + [1.0, 3 / 4, 2 / 4, 1 / 4]
+    )
     with pytest.raises(ValueError, match="decay_steps"):
-        warmup_linear_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
-                               warmup=4, total=12, decay_steps=9)
+        warmup_linear_schedule(
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+            warmup=4,
+            total=12,
+            decay_steps=9,
+        )
     for warmup in (10, -1):
         with pytest.raises(ValueError, match="warmup"):
-            warmup_linear_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
-                                   warmup=warmup, total=10)
+            warmup_linear_schedule(
+                torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                warmup=warmup,
+                total=10,
+            )
 
 
 def test_inverse_sqrt_schedule_peaks_at_the_end_of_warmup():
     rates = _rates(lambda opt: inverse_sqrt_schedule(opt, warmup=4, d_model=16), 16)
-    peak = 16 ** -0.5 * 4 ** -0.5                     # at step 4: d^-0.5 * warmup^-0.5
+    peak = 16**-0.5 * 4**-0.5  # at step 4: d^-0.5 * warmup^-0.5
     assert rates[3] == pytest.approx(peak) and max(rates) == pytest.approx(peak)
     assert rates[:4] == pytest.approx([peak * s / 4 for s in (1, 2, 3, 4)])
-    assert rates[15] == pytest.approx(16 ** -0.5 * 16 ** -0.5)
+    assert rates[15] == pytest.approx(16**-0.5 * 16**-0.5)
     with pytest.raises(ValueError):
-        inverse_sqrt_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
-                              warmup=0, d_model=16)
+        inverse_sqrt_schedule(
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+            warmup=0,
+            d_model=16,
+        )
 
 
 def test_token_loss_weighs_every_token_alike():
     """Two batches of 1 and 3 target tokens: the loss per token, not the mean of two means."""
-    from attnlab.batching import Batch
-    from attnlab.training import token_loss
+    from attnlab.data.batching import Batch
+    from attnlab.train.training import token_loss
 
     def batch(targets):
         tgt = torch.tensor([targets])
@@ -149,8 +183,12 @@ def test_token_loss_weighs_every_token_alike():
 
     batches = [batch([3, 0, 0]), batch([1, 2, 4])]
     scores = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(0))
-    per_token = [-torch.log_softmax(scores[0, t], -1)[b.tgt_out[0, t]]
-                 for b in batches for t in range(3) if b.tgt_out[0, t] != 0]
+    per_token = [
+        -torch.log_softmax(scores[0, t], -1)[b.tgt_out[0, t]]
+        for b in batches
+        for t in range(3)
+        if b.tgt_out[0, t] != 0
+    ]
     loss = token_loss(lambda b: scores, batches, device="cpu")
     assert loss == pytest.approx(float(torch.stack(per_token).mean()), rel=1e-6)
     with pytest.raises(ValueError, match="no target tokens"):
@@ -163,8 +201,9 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
     of the individual steps."""
     task = _task()
     runtime.seed_everything(0)
-    trainer = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3,
-                      device="cpu")
+    trainer = Trainer(
+        TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3, device="cpu"
+    )
     batch = next(iter(task.loader("train", 16)))
     result = trainer.step(batch)
     for value in (result.loss, result.grad_norm):
@@ -186,22 +225,27 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
         return result
 
     monkeypatch.setattr(Trainer, "step", recorded)
-    history = trainer.fit(task.loader("train", 16), max_steps=20, log_every=5,
-                          progress=False)
-    assert not any(r is loss for r in reads for loss in returned)    # no wait per step
-    assert sum(r.dtype == torch.float64 for r in reads) == 4         # one per log
+    history = trainer.fit(
+        task.loader("train", 16), max_steps=20, log_every=5, progress=False
+    )
+    assert not any(r is loss for r in reads for loss in returned)  # no wait per step
+    assert sum(r.dtype == torch.float64 for r in reads) == 4  # one per log
     losses = [item(loss) for loss in returned]
     assert history.train_loss == pytest.approx(
-        [sum(losses[i:i + 5]) / 5 for i in range(0, 20, 5)], rel=1e-12)
+        [sum(losses[i : i + 5]) / 5 for i in range(0, 20, 5)], rel=1e-12
+    )
 
 
 def test_fit_stops_on_a_loss_that_is_not_finite():
     task = _task()
-    trainer = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3,
-                      device="cpu")
+    trainer = Trainer(
+        TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3, device="cpu"
+    )
     with torch.no_grad():
         trainer.model.out.bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match=r"steps up to 5\b.*lower the learning"):
+    with pytest.raises(
+        FloatingPointError, match=r"steps up to 5\b.*lower the learning"
+    ):
         trainer.fit(task.loader("train", 16), max_steps=20, log_every=5, progress=False)
     with pytest.raises(FloatingPointError, match="became nan"):
         trainer.train_step(next(iter(task.loader("train", 16))))
@@ -215,15 +259,23 @@ def test_callbacks_are_not_training_time_and_evaluations_are_clocked():
     model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
     calls = []
 
-    def slow(history):          # a callback that takes far longer than the training itself
+    def slow(history):  # a callback that takes far longer than the training itself
         calls.append(history.steps[-1])
         time.sleep(0.25)
 
     history = Trainer(model, lr=3e-3, device="cpu").fit(
-        task.loader("train", 64, seed=0), max_steps=30, log_every=5, callbacks=[slow],
-        val_batches=task.loader("val", 64), eval_every=15, progress=False)
+        task.loader("train", 64, seed=0),
+        max_steps=30,
+        log_every=5,
+        callbacks=[slow],
+        val_batches=task.loader("val", 64),
+        eval_every=15,
+        progress=False,
+    )
     assert calls == [5, 10, 15, 20, 25, 30]
-    assert history.seconds < 0.25 * len(calls), "the callbacks' 1.5 s are not training time"
+    assert history.seconds < 0.25 * len(calls), (
+        "the callbacks' 1.5 s are not training time"
+    )
     assert len(history.val_seconds) == len(history.val_steps) == 2
     assert 0 < history.val_seconds[0] < history.val_seconds[1] <= history.seconds
 
@@ -236,13 +288,19 @@ def test_the_step_reports_the_gradient_norm_before_clipping_and_scales_on_reques
         runtime.seed_everything(0)
         model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
         before = [p.detach().clone() for p in model.parameters()]
-        result = Trainer(model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
-                         clip=clip, device="cpu").step(batch, gradient_scale=scale)
+        result = Trainer(
+            model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=1.0),
+            clip=clip,
+            device="cpu",
+        ).step(batch, gradient_scale=scale)
         norms[clip, scale] = float(result.grad_norm)
         # SGD at lr 1 moves each parameter by its (clipped, scaled) gradient
-        moved = torch.cat([(b - p.detach()).flatten()
-                           for b, p in zip(before, model.parameters())]).norm()
-        assert float(moved) == pytest.approx(min(norms[clip, scale], clip or 1e9),
-                                             rel=1e-4)
-    assert norms[0.01, 1.0] == norms[None, 1.0] > 0.01      # reported before clipping
+        moved = torch.cat(
+            [(b - p.detach()).flatten() for b, p in zip(before, model.parameters())]
+        ).norm()
+        assert float(moved) == pytest.approx(
+            min(norms[clip, scale], clip or 1e9), rel=1e-4
+        )
+    assert norms[0.01, 1.0] == norms[None, 1.0] > 0.01  # reported before clipping
     assert norms[None, 10.0] == pytest.approx(10 * norms[None, 1.0], rel=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.vocab import Vocab
+from attnlab.data.vocab import Vocab
 
 
 def test_reserved_ids_and_frequency_order():

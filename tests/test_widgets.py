@@ -7,8 +7,8 @@ import io
 import ipywidgets as widgets
 import pytest
 
-from attnlab import widgets as attnlab_widgets
-from attnlab.widgets import linked_stack, precomputed_views, slider_views
+from attnlab.view import widgets as attnlab_widgets
+from attnlab.view.widgets import linked_stack, precomputed_views, slider_views
 
 
 def views(n):
@@ -25,17 +25,22 @@ def shown(widget):
 
 
 def test_on_ipywidgets_8_a_stack_linked_in_the_browser():
-    assert attnlab_widgets.HAS_STACK, "the website is built with ipywidgets 8 (requirements.txt)"
+    assert attnlab_widgets.HAS_STACK, (
+        "the website is built with ipywidgets 8 (requirements.txt)"
+    )
     slider = widgets.IntSlider(value=1, min=0, max=2)
     stack = linked_stack(views(3), slider, "value")
     assert isinstance(stack, widgets.Stack) and stack.selected_index == 1
     assert shown(stack) == ["view 1"]
 
 
-@pytest.mark.parametrize("make", [
-    lambda v: slider_views(v, description="n:"),
-    lambda v: precomputed_views(["a", "b", "c"], v),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: slider_views(v, description="n:"),
+        lambda v: precomputed_views(["a", "b", "c"], v),
+    ],
+)
 def test_on_ipywidgets_7_the_kernel_swaps_the_view(monkeypatch, make):
     # ipywidgets 7 has no Stack: the control's change, sent by the front end to the kernel,
     # replaces the box's child. Setting the trait here is what that message does.
@@ -60,16 +65,16 @@ def test_bad_arguments_are_named():
 
 def test_figure_widget_has_a_text_alternative():
     import numpy as np
-
-    from attnlab import plots
-
     from PIL import Image
+
+    from attnlab.view import plots
 
     def description(widget):
         return Image.open(io.BytesIO(widget.value)).text["Description"]
 
-    fig = plots.heatmap(np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"],
-                        title="“t”")                      # not Latin-1: an iTXt chunk
+    fig = plots.heatmap(
+        np.eye(2), row_labels=["a", "b"], col_labels=["x", "y"], title="“t”"
+    )  # not Latin-1: an iTXt chunk
     assert description(attnlab_widgets.figure_widget(fig)) == plots.describe(fig)
     assert "“t”" in plots.describe(fig)
     assert description(attnlab_widgets.figure_widget(fig, alt="A map.")) == "A map."

@@ -2,7 +2,7 @@
 screen reader, added to every page (tests/test_accessibility.py runs axe-core on them).
 
 * A notebook's figure gets the text alternative its PNG carries (the ``Description``
-  that :func:`attnlab.notebook.figure_png` writes from :func:`attnlab.plots.describe`)
+  that :func:`attnlab.view.notebook.figure_png` writes from :func:`attnlab.view.plots.describe`)
   as its ``alt`` text, unless the cell gives one (myst-nb's ``image: alt:`` metadata).
   Without it the page would say the figure's file name.
 * ``static/a11y.js`` names what the theme and the widgets leave unnamed or misnamed
@@ -44,8 +44,11 @@ def _alt_from_png(app: Sphinx, doctree: nodes.document) -> None:
         # Sphinx's image collector has already made the path relative to the source
         # folder (its "candidates"); otherwise it is relative to the document.
         candidate = node.get("candidates", {}).get("*")
-        path = (Path(app.srcdir) / candidate if candidate
-                else Path(app.env.relfn2path(uri, app.env.docname)[1]))
+        path = (
+            Path(app.srcdir) / candidate
+            if candidate
+            else Path(app.env.relfn2path(uri, app.env.docname)[1])
+        )
         if not path.is_file():
             continue
         with Image.open(path) as image:

@@ -47,9 +47,16 @@ CHARSET = re.compile(r"\s*<meta\s+charset=[^>]*>", re.I)
 MARK = 'http-equiv="Content-Security-Policy"'
 WIDGET_VIEW = 'type="application/vnd.jupyter.widget-view+json"'
 
-FIXED = ("default-src 'self'", "style-src 'self' 'unsafe-inline'",
-         "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self' blob:",
-         "object-src 'none'", "base-uri 'self'", "form-action 'self'")
+FIXED = (
+    "default-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'self' blob:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+)
 
 
 def _hash(text: str) -> str:
@@ -67,8 +74,10 @@ def inline_hashes(page: str) -> tuple[list[str], list[str]]:
         kind = TYPE.search(attrs)
         if (kind[1].lower() if kind else "") in RUNS:
             scripts.append(_hash(match["body"]))
-    handlers = [_hash(html.unescape(a if a is not None else b))
-                for a, b in HANDLER.findall(SCRIPT.sub("", page))]
+    handlers = [
+        _hash(html.unescape(a if a is not None else b))
+        for a, b in HANDLER.findall(SCRIPT.sub("", page))
+    ]
     return sorted(set(scripts)), sorted(set(handlers))
 
 

@@ -57,10 +57,13 @@ STATIC = HERE / "static"
 LOADER = "lazy-widgets.js"
 STATE_TYPE = "application/vnd.jupyter.widget-state+json"
 STATE_FOLDER = "_static/widget-state"
-VIEW = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">(\{.*?\})'
-                  r"</script>", re.S)
-PROGRESS = ("HTMLModel", "FloatProgressModel", "HTMLModel")   # tqdm.notebook's bar
-STYLES = "light-pages.css"     # progress bars; dropdowns closed from the first paint
+VIEW = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-view\+json">(\{.*?\})'
+    r"</script>",
+    re.S,
+)
+PROGRESS = ("HTMLModel", "FloatProgressModel", "HTMLModel")  # tqdm.notebook's bar
+STYLES = "light-pages.css"  # progress bars; dropdowns closed from the first paint
 # Scripts left in the page's way: inline scripts after it read DOCUMENTATION_OPTIONS.
 KEEP_BLOCKING = ("documentation_options.js",)
 IMAGE = re.compile(r"<img(?![^>]*\bloading=)(\s)")
@@ -68,9 +71,11 @@ IMAGE = re.compile(r"<img(?![^>]*\bloading=)(\s)")
 ICON_CSS = "icons.css"
 ICON_FOLDER = "_static/icons"
 # The theme's faces: (family, weight, file in _static/vendor/fontawesome/webfonts).
-FACES = [("Font Awesome 6 Free", 900, "fa-solid-900"),
-         ("Font Awesome 6 Free", 400, "fa-regular-400"),
-         ("Font Awesome 6 Brands", 400, "fa-brands-400")]
+FACES = [
+    ("Font Awesome 6 Free", 900, "fa-solid-900"),
+    ("Font Awesome 6 Free", 400, "fa-regular-400"),
+    ("Font Awesome 6 Brands", 400, "fa-brands-400"),
+]
 WEBFONTS = "_static/vendor/fontawesome/webfonts"
 THEME_CSS = "_static/styles/pydata-sphinx-theme.css"
 PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]|\\(f[0-9a-fA-F]{3})\b")
@@ -92,43 +97,60 @@ def _add_files(app: Sphinx) -> None:
         app.add_css_file(STYLES)
 
 
-def _defer_widgets(app: Sphinx, pagename: str, templatename: str, context: dict,
-                   doctree) -> None:
+def _defer_widgets(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     """Move the page's widget state to a file; load it and the manager on demand."""
     scripts = context.get("script_files")
     # Sphinx names a local script by its path in the site ("_static/..."), a remote one
     # by its address.
-    managers = {name if "://" in name else f"_static/{name}"
-                for name in getattr(app.config, "nb_ipywidgets_js", {}) or {}}
+    managers = {
+        name if "://" in name else f"_static/{name}"
+        for name in getattr(app.config, "nb_ipywidgets_js", {}) or {}
+    }
     if not scripts or not managers:
         return
-    state = [s for s in scripts if getattr(s, "attributes", {}).get("type") == STATE_TYPE]
+    state = [
+        s for s in scripts if getattr(s, "attributes", {}).get("type") == STATE_TYPE
+    ]
     manager = [s for s in scripts if getattr(s, "filename", None) in managers]
     if not state and not manager:
         return
     if len(state) != 1 or len(manager) != 1:
-        logger.warning("light_pages: %s has %d widget states and %d widget managers; "
-                       "its widgets load as myst-nb wrote them", pagename, len(state),
-                       len(manager))
+        logger.warning(
+            "light_pages: %s has %d widget states and %d widget managers; "
+            "its widgets load as myst-nb wrote them",
+            pagename,
+            len(state),
+            len(manager),
+        )
         return
     body = state[0].attributes["body"]
-    context["body"] = VIEW.sub(functools.partial(_progress_bar, json.loads(body)["state"]),
-                               context.get("body", ""))
+    context["body"] = VIEW.sub(
+        functools.partial(_progress_bar, json.loads(body)["state"]),
+        context.get("body", ""),
+    )
     scripts[:] = [s for s in scripts if s is not state[0] and s is not manager[0]]
-    if not VIEW.search(context["body"]):           # progress bars only: no manager at all
+    if not VIEW.search(context["body"]):  # progress bars only: no manager at all
         return
     target = Path(app.outdir) / STATE_FOLDER / f"{pagename}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(body, encoding="utf-8")
     source = manager[0].filename
     manager_url = source if "://" in source else context["pathto"](source, 1)
-    app.add_js_file(LOADER, loading_method="defer", **{
-        "data-state": context["pathto"](f"{STATE_FOLDER}/{pagename}.json", 1),
-        "data-manager": manager_url})
+    app.add_js_file(
+        LOADER,
+        loading_method="defer",
+        **{
+            "data-state": context["pathto"](f"{STATE_FOLDER}/{pagename}.json", 1),
+            "data-manager": manager_url,
+        },
+    )
 
 
-def _defer_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
-                   doctree) -> None:
+def _defer_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     """Every external script of the page deferred, but the one inline scripts need."""
     from sphinx.builders.html._assets import _JavaScript
 
@@ -140,20 +162,28 @@ def _defer_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
     for index, script in enumerate(scripts):
         filename = str(getattr(script, "filename", "") or "")
         attributes = getattr(script, "attributes", None)
-        if (attributes is None or not filename or attributes.get("body")
-                or {"async", "defer"} & set(attributes) or "://" in filename
-                or filename.endswith(KEEP_BLOCKING)):
+        if (
+            attributes is None
+            or not filename
+            or attributes.get("body")
+            or {"async", "defer"} & set(attributes)
+            or "://" in filename
+            or filename.endswith(KEEP_BLOCKING)
+        ):
             continue
-        scripts[index] = _JavaScript(filename, priority=script.priority,
-                                     **{**attributes, "defer": "defer"})
+        scripts[index] = _JavaScript(
+            filename, priority=script.priority, **{**attributes, "defer": "defer"}
+        )
 
 
-def _lazy_images(app: Sphinx, pagename: str, templatename: str, context: dict,
-                 doctree) -> None:
+def _lazy_images(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     """The browser fetches a figure only when the reader scrolls near it."""
     if context.get("body"):
-        context["body"] = IMAGE.sub(r'<img loading="lazy" decoding="async"\1',
-                                    context["body"])
+        context["body"] = IMAGE.sub(
+            r'<img loading="lazy" decoding="async"\1', context["body"]
+        )
 
 
 def _progress_bar(state: dict, match: re.Match) -> str:
@@ -161,18 +191,24 @@ def _progress_bar(state: dict, match: re.Match) -> str:
     needs the widget manager only for its explorers; any other widget is left as it is."""
     view = json.loads(match.group(1))
     box = state.get(view.get("model_id"), {})
-    children = [state.get(child.removeprefix("IPY_MODEL_"), {})
-                for child in box.get("state", {}).get("children", [])]
-    if box.get("model_name") != "HBoxModel" or tuple(
-            child.get("model_name") for child in children) != PROGRESS:
+    children = [
+        state.get(child.removeprefix("IPY_MODEL_"), {})
+        for child in box.get("state", {}).get("children", [])
+    ]
+    if (
+        box.get("model_name") != "HBoxModel"
+        or tuple(child.get("model_name") for child in children) != PROGRESS
+    ):
         return match.group(0)
     left, bar, right = (child["state"] for child in children)
     label = html.unescape(re.sub(r"<[^>]*>", "", left.get("value", ""))).strip()
-    return (f'<div class="attnlab-progress" data-style="{html.escape(bar.get("bar_style", ""))}">'
-            f'<span>{left.get("value", "")}</span>'
-            f'<progress max="{float(bar.get("max", 100)):g}" value="{float(bar.get("value", 0)):g}" '
-            f'aria-label="{html.escape(label or "progress")}"></progress>'
-            f'<span>{right.get("value", "")}</span></div>')
+    return (
+        f'<div class="attnlab-progress" data-style="{html.escape(bar.get("bar_style", ""))}">'
+        f"<span>{left.get('value', '')}</span>"
+        f'<progress max="{float(bar.get("max", 100)):g}" value="{float(bar.get("value", 0)):g}" '
+        f'aria-label="{html.escape(label or "progress")}"></progress>'
+        f"<span>{right.get('value', '')}</span></div>"
+    )
 
 
 def _icon_names(selectors: str) -> list[str]:
@@ -189,11 +225,16 @@ def used_icon_classes(outdir: Path) -> set[str]:
     texts = [p for p in outdir.rglob("*.html") if STATE_FOLDER not in p.as_posix()]
     # Not the icon script the pages no longer load, nor the vendored files (the widget
     # manager names every Font Awesome 4 icon, drawn with its own fonts).
-    texts += [p for p in static.rglob("*.js") if p.name != "fontawesome.js"
-              and "vendor" not in p.relative_to(static).parts]
+    texts += [
+        p
+        for p in static.rglob("*.js")
+        if p.name != "fontawesome.js" and "vendor" not in p.relative_to(static).parts
+    ]
     used = set()
     for path in texts:
-        used.update(ICON_CLASS.findall(path.read_text(encoding="utf-8", errors="replace")))
+        used.update(
+            ICON_CLASS.findall(path.read_text(encoding="utf-8", errors="replace"))
+        )
     return used
 
 
@@ -205,9 +246,13 @@ def used_codepoints(outdir: Path) -> set[int]:
     for sheet in (outdir / "_static").rglob("*.css"):
         if sheet.name == ICON_CSS:
             continue
-        for selectors, body in RULE.findall(sheet.read_text(encoding="utf-8", errors="replace")):
-            points = [int(m.group(1), 16) if m.group(1) else ord(m.group(0))
-                      for m in PRIVATE_USE.finditer(body)]
+        for selectors, body in RULE.findall(
+            sheet.read_text(encoding="utf-8", errors="replace")
+        ):
+            points = [
+                int(m.group(1), 16) if m.group(1) else ord(m.group(0))
+                for m in PRIVATE_USE.finditer(body)
+            ]
             if not points:
                 continue
             names = _icon_names(selectors)
@@ -215,7 +260,9 @@ def used_codepoints(outdir: Path) -> set[int]:
                 by_class[name] = points[0]
             if not names:
                 direct.update(points)
-    return direct | {by_class[name] for name in used_icon_classes(outdir) if name in by_class}
+    return direct | {
+        by_class[name] for name in used_icon_classes(outdir) if name in by_class
+    }
 
 
 def trim_icon_rules(sheet: Path, used: set[str]) -> int:
@@ -228,8 +275,14 @@ def trim_icon_rules(sheet: Path, used: set[str]) -> int:
         nonlocal dropped
         names = _icon_names(match.group(1))
         family = re.search(r"font-family:\s*([^;]+)", match.group(2))
-        theirs = match.group(1).strip() == "@font-face" and family is not None and (
-            family.group(1).replace("\\", "").strip("\"' ") in {f for f, _, _ in FACES})
+        theirs = (
+            match.group(1).strip() == "@font-face"
+            and family is not None
+            and (
+                family.group(1).replace("\\", "").strip("\"' ")
+                in {f for f, _, _ in FACES}
+            )
+        )
         if theirs or (names and not used.intersection(names)):
             dropped += 1
             return ""
@@ -251,13 +304,17 @@ def _subset_icons(app: Sphinx, exception) -> None:
     points = used_codepoints(outdir)
     folder = outdir / ICON_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    rules = ["/* Subsets of the theme's Font Awesome 6 webfonts holding only the icons this "
-             "site uses; written by book/_ext/light_pages.py. Font Awesome Free: fonts "
-             "SIL OFL 1.1, https://fontawesome.com/license/free */"]
+    rules = [
+        "/* Subsets of the theme's Font Awesome 6 webfonts holding only the icons this "
+        "site uses; written by book/_ext/light_pages.py. Font Awesome Free: fonts "
+        "SIL OFL 1.1, https://fontawesome.com/license/free */"
+    ]
     for family, weight, stem in FACES:
         source = outdir / WEBFONTS / f"{stem}.ttf"
         if not source.is_file():
-            raise FileNotFoundError(f"light_pages: the theme's icon font {source} is missing")
+            raise FileNotFoundError(
+                f"light_pages: the theme's icon font {source} is missing"
+            )
         options = subset.Options()
         options.flavor = "woff"  # zlib: no Brotli needed to write it
         options.layout_features = ["*"]
@@ -267,13 +324,22 @@ def _subset_icons(app: Sphinx, exception) -> None:
         subsetter.subset(font)
         name = f"{stem}.subset.woff"
         subset.save_font(font, str(folder / name), options)
-        rules.append(f'@font-face{{font-display:block;font-family:"{family}";'
-                     f"font-style:normal;font-weight:{weight};"
-                     f'src:url(icons/{name}) format("woff")}}')
-    (outdir / "_static" / ICON_CSS).write_text("\n".join(rules) + "\n", encoding="utf-8")
+        rules.append(
+            f'@font-face{{font-display:block;font-family:"{family}";'
+            f"font-style:normal;font-weight:{weight};"
+            f'src:url(icons/{name}) format("woff")}}'
+        )
+    (outdir / "_static" / ICON_CSS).write_text(
+        "\n".join(rules) + "\n", encoding="utf-8"
+    )
     dropped = trim_icon_rules(outdir / THEME_CSS, used_icon_classes(outdir))
-    logger.info("light_pages: %d icons in %s; %d unused icon rules dropped from %s",
-                len(points), folder, dropped, THEME_CSS)
+    logger.info(
+        "light_pages: %d icons in %s; %d unused icon rules dropped from %s",
+        len(points),
+        folder,
+        dropped,
+        THEME_CSS,
+    )
 
 
 def setup(app: Sphinx) -> dict:

@@ -2,7 +2,7 @@
 reader's browser.
 
 The chapters write each trained fra-eng model, exported for the browser, under
-``attnlab.export.browser_dir()`` as they execute. When the HTML build finishes, this
+``attnlab.web.export.browser_dir()`` as they execute. When the HTML build finishes, this
 extension copies every export whose files match its manifest's hashes into
 ``_static/models/<name>/`` and lists what it published in ``_static/models/index.json``
 (name, kind, profile, held-out BLEU); an export that does not match its hashes is left
@@ -34,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 LIVE = Path(__file__).resolve().parents[1] / "live"
 MARKER = 'class="attnlab-live"'
-RUNTIME = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm.gz")
+RUNTIME = (
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm.gz",
+)
 RUNTIME_FORMAT = 1
 
 
@@ -48,12 +52,15 @@ def runtime_hashes(folder: Path) -> dict:
         data = (Path(folder) / name).read_bytes()
         files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
         if name.endswith(".gz"):
-            files[name]["content_sha256"] = hashlib.sha256(gzip.decompress(data)).hexdigest()
+            files[name]["content_sha256"] = hashlib.sha256(
+                gzip.decompress(data)
+            ).hexdigest()
     return {"format": RUNTIME_FORMAT, "files": files}
 
 
-def _add_module(app: Sphinx, pagename: str, templatename: str, context: dict,
-                doctree) -> None:
+def _add_module(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     # Only the pages with a live box load its script.
     if MARKER in (context.get("body") or ""):
         app.add_js_file("live/live.mjs", type="module")
@@ -62,7 +69,7 @@ def _add_module(app: Sphinx, pagename: str, templatename: str, context: dict,
 def _publish(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    from attnlab import export
+    from attnlab.web import export
 
     scripts = Path(app.outdir) / "_static" / "live"
     shutil.rmtree(scripts, ignore_errors=True)
@@ -71,16 +78,23 @@ def _publish(app: Sphinx, exception: Exception | None) -> None:
         shutil.copy2(script, scripts / script.name)
     runtime = Path(app.outdir) / "_static" / "vendor" / "onnxruntime-web"
     if all((runtime / name).is_file() for name in RUNTIME):
-        (scripts / "runtime.json").write_text(json.dumps(runtime_hashes(runtime), indent=1))
+        (scripts / "runtime.json").write_text(
+            json.dumps(runtime_hashes(runtime), indent=1)
+        )
     else:
-        logger.warning("live_models: %s is not in the site (run `make vendor`); live "
-                       "translation will not work", runtime)
+        logger.warning(
+            "live_models: %s is not in the site (run `make vendor`); live "
+            "translation will not work",
+            runtime,
+        )
     source = export.browser_dir()
     target = Path(app.outdir) / "_static" / "models"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     published = []
-    for folder in sorted(p for p in source.glob("*") if (p / "manifest.json").is_file()):
+    for folder in sorted(
+        p for p in source.glob("*") if (p / "manifest.json").is_file()
+    ):
         try:
             manifest = export.load_manifest(folder)
         except ValueError as error:
@@ -90,8 +104,9 @@ def _publish(app: Sphinx, exception: Exception | None) -> None:
         (target / folder.name).mkdir()
         for file in (*export.FILES, "manifest.json"):
             shutil.copy2(folder / file, target / folder.name / file)
-        published.append({key: manifest[key]
-                          for key in ("name", "kind", "profile", "test_bleu")})
+        published.append(
+            {key: manifest[key] for key in ("name", "kind", "profile", "test_bleu")}
+        )
     (target / "index.json").write_text(json.dumps({"models": published}, indent=1))
     logger.info("live_models: %d model(s) published in %s", len(published), target)
 

@@ -39,18 +39,25 @@ OWN_STATIC = Path(__file__).resolve().parent / "static"
 
 def vendored() -> bool:
     """Whether ``make vendor`` has installed what the offline site and its equations need."""
-    return all(path.is_file() for path in (STATIC / WIDGETS, STATIC / KATEX_CSS, KATEX_JS))
+    return all(
+        path.is_file() for path in (STATIC / WIDGETS, STATIC / KATEX_CSS, KATEX_JS)
+    )
 
 
 def _configure(app: Sphinx, config: Config) -> None:
     config.html_math_renderer = "katex"
     if not vendored() or shutil.which("node") is None:
         if os.environ.get("CI"):
-            raise ExtensionError(f"offline_assets: {STATIC} is not populated or Node.js "
-                                 "is missing, and CI is set: run `make vendor` (a site "
-                                 "for readers must not load its files from CDNs)")
-        logger.info("offline_assets: %s is not populated or Node.js is missing (run `make "
-                    "vendor`); widgets and KaTeX will load from CDNs", STATIC)
+            raise ExtensionError(
+                f"offline_assets: {STATIC} is not populated or Node.js "
+                "is missing, and CI is set: run `make vendor` (a site "
+                "for readers must not load its files from CDNs)"
+            )
+        logger.info(
+            "offline_assets: %s is not populated or Node.js is missing (run `make "
+            "vendor`); widgets and KaTeX will load from CDNs",
+            STATIC,
+        )
         return
     config.html_static_path = [*config.html_static_path, str(STATIC), str(OWN_STATIC)]
     config.nb_ipywidgets_js = {WIDGETS: {}}
@@ -59,18 +66,26 @@ def _configure(app: Sphinx, config: Config) -> None:
     config.katex_css_path = KATEX_CSS
 
 
-def _check_equations(app: Sphinx, pagename: str, templatename: str, context: dict,
-                     doctree) -> None:
+def _check_equations(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     # Typeset at build time, an equation KaTeX cannot read becomes red source text in
     # the page (sphinxcontrib-katex asks it not to throw): make that a build warning.
     body = context.get("body") or ""
     if app.config.katex_prerender and 'class="katex-error"' in body:
         count = body.count('class="katex-error"')
-        logger.warning("%s: KaTeX could not typeset %d equation(s); search the page for "
-                       "katex-error", pagename, count, location=pagename)
+        logger.warning(
+            "%s: KaTeX could not typeset %d equation(s); search the page for "
+            "katex-error",
+            pagename,
+            count,
+            location=pagename,
+        )
 
 
-def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+def _clean_page(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     """Remove two console errors every page would otherwise log in the browser.
 
     sphinx-thebe registers its inline configuration twice under Jupyter Book
@@ -84,8 +99,14 @@ def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
     for script in scripts:
         attributes = getattr(script, "attributes", {})
         # Inline scripts are told apart by their body (the copies differ in filename: None vs "").
-        key = ("inline", attributes["body"]) if attributes.get("body") else (
-            str(getattr(script, "filename", script)), tuple(sorted(attributes.items())))
+        key = (
+            ("inline", attributes["body"])
+            if attributes.get("body")
+            else (
+                str(getattr(script, "filename", script)),
+                tuple(sorted(attributes.items())),
+            )
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)

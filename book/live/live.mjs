@@ -8,8 +8,8 @@
 
 const STATIC = new URL("../", import.meta.url); // the site's _static/
 // What the kinds of attention are called and what their maps' rows and columns are,
-// and each model's title, come with its manifest (attnlab.export writes them from the
-// library's own list, attnlab.inspection.ATTENTION_KINDS).
+// and each model's title, come with its manifest (attnlab.web.export writes them from the
+// library's own list, attnlab.infer.inspection.ATTENTION_KINDS).
 
 let engine = null;
 
@@ -33,7 +33,7 @@ function cellStyle(weight) {
   return `background:rgba(33, 102, 172, ${weight.toFixed(3)});color:${text}`;
 }
 
-// A labelled attention map, as attnlab.explorer.matrix_html draws it.
+// A labelled attention map, as attnlab.view.explorer.matrix_html draws it.
 function matrix(weights, rows, cols, currentRow = null) {
   const table = el("table", { class: "attnlab-live-map",
     style: "border-collapse:separate;border-spacing:1px;margin-top:8px;font-family:monospace;font-size:90%" });

@@ -1,4 +1,4 @@
-// The course's tokenizer in the browser: exactly attnlab.corpus.tokenize (Python).
+// The course's tokenizer in the browser: exactly attnlab.data.corpus.tokenize (Python).
 //
 // Python's steps, one by one: no-break and thin spaces become spaces and invisible
 // characters vanish; the text is lower-cased and stripped of the characters Python
@@ -39,7 +39,7 @@ export function tokenize(text) {
 const JOINER = "@@";
 
 // Subword pieces back into words ("tra@@ vail@@ lons" -> "travaillons"), as
-// attnlab.corpus.join_pieces; words pass through unchanged.
+// attnlab.data.corpus.join_pieces; words pass through unchanged.
 export function joinPieces(tokens) {
   const words = [];
   let pending = "";

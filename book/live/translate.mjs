@@ -1,6 +1,6 @@
 // Live translation in the reader's browser, with the course's exported models.
 //
-// The same steps as attnlab.export.onnx_translate (Python), which the tests hold to
+// The same steps as attnlab.web.export.onnx_translate (Python), which the tests hold to
 // PyTorch: tokenize exactly as the library does, read unknown words as <unk>, cut the
 // sentence to max_src_len tokens, then decode greedily, running the model's graph once
 // per output word on the words written so far. Nothing is fetched until a reader asks
@@ -148,7 +148,7 @@ export function loadModel(modelUrl, vendorUrl) {
       if (manifest?.format !== 3 || typeof manifest.files !== "object" || manifest.files === null) {
         throw new LiveError(`its manifest.json has an unknown format (${manifest?.format})`);
       }
-      // The manifest names its files (attnlab.export writes them): the graph, then the
+      // The manifest names its files (attnlab.web.export writes them): the graph, then the
       // two vocabularies.
       const names = [manifest.graph, manifest.vocabularies?.src, manifest.vocabularies?.tgt];
       for (const name of names) {

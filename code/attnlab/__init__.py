@@ -1,64 +1,44 @@
 """attnlab: the library behind the course "Attention, step by step".
 
-The layers, each importing only from itself and those above it (a test reads
-the imports and holds every module to this)::
+Each folder is a layer; a module imports only from its own layer and those below it,
+and two layers side by side (``|``) not from each other. ``import-linter`` holds the
+code to this diagram (``[tool.importlinter]`` in pyproject.toml)::
 
-    foundations   files, runtime, timing
-        |
-    data          corpus, vocab, masks, batching, data, synthetic, subwords
-        |
-    models        contract, layers, positions, attention, multihead,
-        |         rnn, bahdanau, selfattention, transformer
-        |
-    training      training, resume, checkpoints, decoding
-        |
-    evaluation    metrics, evaluation, inspection, analysis, compare, results,
-        |         experiments, checking, check, lab
-        |
-    presentation  plots, widgets, explorer, notebook,   (the only users of ipywidgets)
-                  export
+    course | web
+      recipes
+    measure | view
+    train | infer
+       models
+        data
+         nn
+        core
 
-One line a module:
+One line a subpackage:
 
-- ``files``: atomic writes and a lock per cache entry; nothing is left half written.
-- ``runtime``: profile (smoke/full), device, seeds, the build and cache folders.
-- ``timing``: timing calls on any device (synchronised), interleaved races.
-- ``corpus``: the English-French corpus (download, checksum, normalisation, tokens).
-- ``vocab``: tokens to ids and back, with ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
-- ``masks``: padding, causal and length masks; True = may attend, one meaning per shape.
-- ``batching``: padded batches for teacher forcing, length buckets, loaders.
-- ``data``: a task's three splits, vocabularies and self-description (``Seq2SeqData``).
-- ``synthetic``: the reversal and dates tasks.
-- ``subwords``: byte-pair encoding learnt on a training split; tasks in subwords.
-- ``contract``: what every model offers (``Seq2SeqModel``, ``Generator``), its outputs
-  (``Seq2SeqOutput``, ``Step``) and registration.
-- ``layers``: embedding initialisation, feed-forward network, residual connection.
-- ``positions``: sinusoidal and learned positional encodings.
-- ``attention``: scores, masked softmax, additive and scaled dot-product attention.
-- ``multihead``: multi-head attention and its projected keys and values (``KeyValue``).
-- ``rnn``: chapter 2's GRU encoder-decoder.
-- ``bahdanau``: chapter 3's attention model.
-- ``selfattention``: the encoder layer, and chapter 4's self-attention tagger.
-- ``transformer``: chapter 5's Transformer (decoder layer, key/value cache).
-- ``training``: the masked loss, one training step, the trainer, schedules.
-- ``resume``: resume points, so an interrupted training goes on bit for bit.
-- ``checkpoints``: saving and loading models, the model cache keyed by the code.
-- ``decoding``: greedy decoding, beam search, translating a sentence.
-- ``metrics``: BLEU (sacreBLEU), its bootstrap intervals and paired test; exact match.
-- ``evaluation``: scoring a trained model on a data set's held-out split.
-- ``inspection``: the attention behind a translation, for every model.
-- ``analysis``: gradients by source position, step time by length.
-- ``compare``: the same measurements for every model (chapters 5 and 6).
-- ``results``: each chapter's headline numbers, as JSON.
-- ``experiments``: the course's shared settings, budgets and model factories.
-- ``checking``: how a learner's function is checked against the library's, in words.
-- ``check``: the checkers of the write-it exercises (``check.masked_softmax(mine)``).
-- ``lab``: the debugging lab's models with planted bugs, and the probes that find them.
-- ``plots``: figures (matplotlib), the live loss curve.
-- ``widgets``: widgets that work on the static website and live, on ipywidgets 7 and 8.
-- ``explorer``: the attention explorers.
-- ``notebook``: a chapter's setup cell and ``show_source``.
-- ``export``: the trained models for the website's live translation (ONNX).
+- ``core``: the profile, device, seeds and folders; atomic files (runtime, files).
+- ``nn``: the building blocks, knowing nothing of text: masks, layers, positional
+  encodings, attention, multi-head attention, the batch-first dataclasses beam search
+  selects from (masks, layers, positions, attention, multihead, batched).
+- ``data``: corpus, vocabularies, batches, a task's splits, synthetic tasks, subwords
+  (corpus, vocab, batching, dataset, synthetic, subwords).
+- ``models``: the contract, and the GRU, Bahdanau, self-attention and Transformer
+  models (contract, rnn, bahdanau, selfattention, transformer).
+- ``train``: the loss, the step, the trainer; resume points; the model cache
+  (training, resume, checkpoints).
+- ``infer``: greedy decoding, beam search, the attention behind a translation
+  (decoding, inspection).
+- ``measure``: timing, BLEU, held-out evaluation, analyses, recorded results
+  (timing, metrics, evaluation, analysis, results).
+- ``recipes``: the shared settings, budgets and model factories (experiments).
+- ``view``: figures, widgets, explorers, a chapter's setup cell, the only users of
+  matplotlib, ipywidgets and IPython (plots, widgets, explorer, notebook).
+- ``course``: the comparisons of chapters 5 and 6, the exercise checkers, the
+  debugging lab (compare, checking, check, lab).
+- ``web``: the models exported for the website's live translation (export).
+
+A trained model is cached under the code of ``core``, ``nn``, ``data``, ``models``,
+``train`` and ``recipes`` (:func:`attnlab.train.checkpoints.code_hash`): editing a
+module there retrains, editing one elsewhere never does.
 
 Shapes use one alphabet everywhere, as in the papers: B batch, S source length,
 T target length, D model width, h heads, N layers, V vocabulary size, d_k key

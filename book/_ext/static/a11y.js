@@ -54,7 +54,7 @@
   }
 
   // A figure shown by an image widget carries its text alternative inside the PNG, as
-  // its "Description" (attnlab.widgets.figure_widget); it becomes the image's alt.
+  // its "Description" (attnlab.view.widgets.figure_widget); it becomes the image's alt.
   async function pngDescription(url) {
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const view = new DataView(bytes.buffer);

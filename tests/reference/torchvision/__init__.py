@@ -10,8 +10,10 @@ class _Absent:
         self._name = name
 
     def __getattr__(self, attr):
-        raise RuntimeError(f"torchvision.{self._name}.{attr} is not available: this is the "
-                           "tests' stand-in for torchvision (see tests/reference/README.md)")
+        raise RuntimeError(
+            f"torchvision.{self._name}.{attr} is not available: this is the "
+            "tests' stand-in for torchvision (see tests/reference/README.md)"
+        )
 
 
 transforms = _Absent("transforms")

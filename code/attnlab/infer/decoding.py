@@ -1,0 +1,395 @@
+"""Generating translations, one token at a time, for every model of the course.
+
+Decoding needs only the contract of a :class:`~attnlab.models.contract.Generator`:
+``encode(src, src_len)`` reads the source once into a memory, and
+``decode_step(prev, memory, state)`` (``state`` is ``None`` at the first step)
+returns a :class:`~attnlab.models.contract.Step`: the next-token logits (B, V), the
+new state, and the attention weights over the source (B, S) or ``None``.
+Beam search also selects batch rows of the memory and state (``select``).
+
+Shapes: B batch, S source length, T output length, V vocabulary, k beam width.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from attnlab.data.batching import pad
+from attnlab.data.corpus import detokenize, tokenize
+from attnlab.data.vocab import Vocab
+
+
+@dataclass
+class Decoded:
+    """The result of :func:`greedy_decode` for a batch.
+
+    Shapes:
+        tokens: (B, T) generated ids, ``<eos>`` included, ``<pad>`` after it.
+        lengths: (B,) number of generated tokens, ``<eos>`` included.
+        probs: (B, T) probability of each chosen token (0 after the end).
+        top_ids, top_probs: (B, T, k) the k most likely tokens at each step.
+        attention: (B, T, S) weights over the source, for models with attention.
+    """
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    probs: torch.Tensor
+    top_ids: torch.Tensor | None = None
+    top_probs: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def greedy_decode(
+    model,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    pad_id: int = 0,
+    top_k: int = 0,
+    stop_every: int | None = None,
+) -> Decoded:
+    """Pick the most likely token at every step, for a whole batch at once.
+
+    Each sentence stops at its own ``<eos>``; the loop ends when all have
+    stopped or after ``max_len`` tokens. A step never waits for the device: whether
+    all have stopped is read every ``stop_every`` steps (default: every step on a CPU,
+    where the read costs nothing; every 8 on a GPU, where it waits for the device),
+    and the steps run past the last ``<eos>`` are cut off at the end.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    stop_every = stop_every or _stop_every(src.device)
+    model.eval()
+    batch = src.shape[0]
+    memory = model.encode(src, src_len)
+    prev = torch.full((batch,), bos_id, dtype=torch.long, device=src.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    lengths = torch.full((batch,), max_len, dtype=torch.long, device=src.device)
+    state, steps, probs, tops, attention = None, [], [], [], []
+    for t in range(max_len):
+        step = model.decode_step(prev, memory, state)
+        state, weights = step.state, step.attention
+        distribution = torch.softmax(step.logits.float(), dim=-1)  # (B, V)
+        p, token = distribution.max(dim=-1)
+        token = token.masked_fill(finished, pad_id)
+        steps.append(token)
+        probs.append(p.masked_fill(finished, 0.0))
+        if top_k:
+            tops.append(distribution.topk(top_k, dim=-1))
+        if weights is not None:
+            attention.append(weights)
+        just_ended = (token == eos_id) & ~finished
+        lengths = torch.where(just_ended, t + 1, lengths)
+        finished |= just_ended
+        prev = token
+        if (t + 1) % stop_every == 0 and bool(finished.all()):
+            break
+    length = int(lengths.max())  # the last step anyone needed
+
+    def stacked(items):  # a list of (B, ...) steps -> (B, T, ...)
+        return torch.stack(items[:length], dim=1) if items else None
+
+    return Decoded(
+        tokens=stacked(steps),
+        lengths=lengths,
+        probs=stacked(probs),
+        top_ids=stacked([t.indices for t in tops]),
+        top_probs=stacked([t.values for t in tops]),
+        attention=stacked(attention),
+    )
+
+
+def _stop_every(device: torch.device) -> int:
+    """How often a decoding loop reads whether it is done: reading a tensor on a CPU
+    waits for nothing, on an accelerator it waits for every step queued so far."""
+    return 1 if device.type == "cpu" else 8
+
+
+def translate_tokens(
+    model,
+    sources: list[list[str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    *,
+    max_len: int = 30,
+    batch_size: int = 256,
+    beam_size: int = 1,
+    alpha: float = 0.6,
+    device: torch.device | str | None = None,
+) -> list[list[str]]:
+    """Translations of many tokenised sentences, batched by length, in input order:
+    greedy, or with :func:`beam_search` when ``beam_size`` > 1."""
+    device = device or next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[list[str]] = [[] for _ in sources]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        ids = [src_vocab.encode(sources[i]) + [src_vocab.eos_id] for i in chunk]
+        src = pad(ids, src_vocab.pad_id).to(device)
+        src_len = torch.tensor([len(s) for s in ids], device=device)
+        if beam_size > 1:
+            rows = beam_search(
+                model,
+                src,
+                src_len,
+                bos_id=tgt_vocab.bos_id,
+                eos_id=tgt_vocab.eos_id,
+                max_len=max_len,
+                beam_size=beam_size,
+                alpha=alpha,
+                pad_id=tgt_vocab.pad_id,
+            )
+        else:
+            rows = greedy_decode(
+                model,
+                src,
+                src_len,
+                bos_id=tgt_vocab.bos_id,
+                eos_id=tgt_vocab.eos_id,
+                max_len=max_len,
+                pad_id=tgt_vocab.pad_id,
+            ).tokens.tolist()
+        for i, row in zip(chunk, rows):
+            results[i] = tgt_vocab.decode(row)
+    return results
+
+
+@dataclass
+class Translation:
+    """One sentence translated by :func:`translate`, with what the model saw and
+    chose."""
+
+    source: list[str]  # source tokens as the model saw them (after truncation)
+    tokens: list[str]  # output tokens, without <eos>
+    text: str  # the output, detokenised
+    probs: list[float]  # probability of each output token (and of <eos>)
+    candidates: list[list[tuple[str, float]]]  # top-k (token, probability) at each step
+    unknown: list[str]  # source words the vocabulary lacks (read as <unk>)
+    truncated: bool  # whether the source was cut to max_src_len tokens
+    attention: torch.Tensor | None = None  # (T, S) for models with attention
+    # Every layer's and head's weights by name (``encoder``, ``decoder_self``,
+    # ``cross``), where an exported graph gives them (the website's Transformer)
+    layers: dict = field(default_factory=dict)
+
+
+def translate(
+    model,
+    sentence: str,
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    *,
+    max_len: int = 30,
+    max_src_len: int = 50,
+    top_k: int = 5,
+) -> Translation:
+    """Translate one raw sentence.
+
+    Behaviour on awkward input, by design:
+
+    * an empty or blank sentence raises ``ValueError``;
+    * words the vocabulary lacks are read as ``<unk>`` and listed in ``unknown``;
+    * a sentence longer than ``max_src_len`` tokens is cut to its first
+      ``max_src_len`` tokens, with a ``UserWarning`` (and ``truncated=True``).
+    """
+    if not isinstance(sentence, str):
+        raise TypeError(f"translate() takes a string, got {type(sentence).__name__}")
+    tokens = tokenize(sentence)
+    if not tokens:
+        raise ValueError("cannot translate an empty sentence")
+    truncated = len(tokens) > max_src_len
+    if truncated:
+        warnings.warn(
+            f"the sentence has {len(tokens)} tokens; "
+            f"only its first {max_src_len} are translated "
+            "(max_src_len)",
+            UserWarning,
+            stacklevel=2,
+        )
+        tokens = tokens[:max_src_len]
+    device = next(model.parameters()).device
+    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
+    out = greedy_decode(
+        model,
+        torch.tensor([ids], device=device),
+        torch.tensor([len(ids)], device=device),
+        bos_id=tgt_vocab.bos_id,
+        eos_id=tgt_vocab.eos_id,
+        max_len=max_len,
+        pad_id=tgt_vocab.pad_id,
+        top_k=min(top_k, len(tgt_vocab)),
+    )
+    n = int(out.lengths[0])
+    produced = tgt_vocab.decode(out.tokens[0, :n].tolist())
+    candidates = []
+    if out.top_ids is not None:
+        for step in range(n):
+            candidates.append(
+                [
+                    (tgt_vocab.itos[i], float(p))
+                    for i, p in zip(
+                        out.top_ids[0, step].tolist(), out.top_probs[0, step].tolist()
+                    )
+                ]
+            )
+    return Translation(
+        source=tokens,
+        tokens=produced,
+        text=detokenize(produced),
+        probs=out.probs[0, :n].tolist(),
+        candidates=candidates,
+        unknown=[t for t in tokens if t not in src_vocab],
+        truncated=truncated,
+        attention=out.attention[0, :n].cpu() if out.attention is not None else None,
+    )
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """Wu et al. (2016)'s length normalisation, ((5 + length) / 6) ** alpha (1 when
+    alpha = 0)."""
+    return ((5 + length) / 6) ** alpha
+
+
+def top_candidates(
+    scores: torch.Tensor, log_probs: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of beam search: the ``n`` best continuations of each sentence's
+    hypotheses, over all of its beams and every next token.
+
+    Shapes:
+        scores: (B, k) log-probability of each hypothesis so far (``-inf`` for none).
+        log_probs: (B * k, V) next-token log-probabilities, hypothesis by hypothesis
+            (sentence 0's k beams first).
+        returns the candidates' scores (B, n), best first; the beam each extends
+        (B, n), in 0..k-1; and its next token (B, n).
+    """
+    batch, beams = scores.shape
+    vocab = log_probs.shape[-1]
+    candidates = scores[:, :, None] + log_probs.view(batch, beams, vocab)  # (B, k, V)
+    flat = candidates.view(batch, beams * vocab)  # index beam * V + token
+    top, index = flat.topk(min(n, beams * vocab), dim=-1)
+    return top, index // vocab, index % vocab
+
+
+@torch.no_grad()
+def beam_search(
+    model,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    beam_size: int = 5,
+    alpha: float = 0.6,
+    pad_id: int = 0,
+    stop_every: int | None = None,
+) -> list[list[int]]:
+    """The most likely translations under a beam of ``beam_size`` hypotheses per
+    sentence.
+
+    Hypotheses are ranked by log-probability divided by :func:`length_penalty`
+    (``alpha=0``: raw log-probability, which favours short outputs). At each step
+    a sentence reads its best candidates in order, and stops at the first
+    impossible one, or once ``beam_size`` have gone on, or once it has
+    ``beam_size`` ended hypotheses: it is then done, and the best of those ends
+    is its translation (a beam of 1 gives exactly the greedy one). A sentence
+    with no ended hypothesis after ``max_len`` steps takes its best live one.
+    Returns, per sentence, the ids of the translation (``<eos>`` included).
+
+    All the bookkeeping stays in tensors on the model's device: a step never waits
+    for it (whether all are done is read every ``stop_every`` steps, as in
+    :func:`greedy_decode`).
+    """
+    if beam_size < 1 or max_len < 1:
+        raise ValueError(
+            f"beam_size and max_len must be at least 1, got {beam_size}, {max_len}"
+        )
+    stop_every = stop_every or _stop_every(src.device)
+    model.eval()
+    batch, k, device = src.shape[0], beam_size, src.device
+    first = torch.arange(batch, device=device)[:, None] * k  # (B, 1) their rows 0
+    rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B * k,)
+    memory = model.encode(src, src_len).select(rows)
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # only one live hypothesis at the start
+    prefixes = torch.full((batch * k, 0), pad_id, dtype=torch.long, device=device)
+    # The ended hypotheses, k at most a sentence, plus one column where what is not
+    # kept is written (so that every write is one scatter, with no host decision).
+    ended_scores = torch.full(
+        (batch, k + 1), float("-inf"), dtype=torch.float64, device=device
+    )  # length-normalised
+    ended_tokens = torch.full(
+        (batch, k + 1, max_len), pad_id, dtype=torch.long, device=device
+    )
+    ended_length = torch.zeros((batch, k + 1), dtype=torch.long, device=device)
+    ended = torch.zeros(batch, dtype=torch.long, device=device)  # how many so far
+    prev = torch.full((batch * k,), bos_id, dtype=torch.long, device=device)
+    state = None
+    for t in range(max_len):
+        step = model.decode_step(prev, memory, state)
+        log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
+        # 2k candidates: even if k of them end with <eos>, k others go on
+        top, beam, token = top_candidates(scores, log_probs, 2 * k)  # (B, n) each
+        row, ends, live = first + beam, token == eos_id, top > float("-inf")
+        # Read best first; candidate j is read if every one before it was and none
+        # of them made the sentence stop (k ended, or k going on).
+        ends_before = _count_before(ends & live)
+        goes_on_before = _count_before(~ends & live)
+        read = live & (ended[:, None] + ends_before < k) & (goes_on_before < k)
+        # the ones that end join the sentence's ended hypotheses, in order
+        joins = read & ends
+        slot = torch.where(joins, ended[:, None] + ends_before, k)  # (B, n)
+        ended_scores.scatter_(1, slot, top.double() / length_penalty(t + 1, alpha))
+        ended_length.scatter_(1, slot, torch.full_like(slot, t + 1))
+        written = torch.cat(
+            [prefixes[row.flatten()].view(*row.shape, t), token[..., None]], dim=-1
+        )  # (B, n, t + 1)
+        ended_tokens[..., : t + 1].scatter_(
+            1, slot[..., None].expand(-1, -1, t + 1), written
+        )
+        ended += joins.sum(dim=1)
+        # the ones that go on are the next beam; a sentence that is done idles
+        goes_on = read & ~ends & (ended < k)[:, None]
+        place = torch.where(goes_on, goes_on_before, k)  # (B, n)
+        next_row = first.repeat(1, k + 1).scatter_(1, place, row)[:, :k]
+        prev = (
+            torch.full((batch, k + 1), pad_id, dtype=torch.long, device=device)
+            .scatter_(1, place, token)[:, :k]
+            .flatten()
+        )
+        scores = torch.full((batch, k + 1), float("-inf"), device=device).scatter_(
+            1, place, top
+        )[:, :k]
+        index = next_row.flatten()
+        prefixes = torch.cat([prefixes[index], prev[:, None]], dim=1)
+        state = step.state.select(index)
+        if (t + 1) % stop_every == 0 and bool((ended >= k).all()):
+            break
+    # Each sentence's best ended hypothesis (the first of equals), or its best live one.
+    best_ended = ended_scores[:, :k].argmax(dim=1)  # (B,)
+    best_live = scores.argmax(dim=1)
+    has_ended = (ended > 0).tolist()
+    ended_tokens, ended_length = ended_tokens.tolist(), ended_length.tolist()
+    live_tokens = prefixes.view(batch, k, -1).tolist()
+    best = []
+    for b, (e, j) in enumerate(zip(best_ended.tolist(), best_live.tolist())):
+        best.append(
+            ended_tokens[b][e][: ended_length[b][e]]
+            if has_ended[b]
+            else live_tokens[b][j]
+        )
+    return best
+
+
+def _count_before(flags: torch.Tensor) -> torch.Tensor:
+    """For each position of (B, n) flags, how many flags before it (in its row) are
+    set."""
+    counts = flags.long()
+    return counts.cumsum(dim=1) - counts

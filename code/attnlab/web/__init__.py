@@ -1,0 +1,1 @@
+"""The trained models exported for the website's live translation (ONNX)."""
