@@ -40,7 +40,7 @@ book: $(STAMP) $(VENDOR)
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)

@@ -555,12 +555,3 @@ def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
         "02_x.ipynb: exercise ch2-ex-1 does not link its solution (run: python book/notebooks.py "
         "sync-exercises)",
     ]
-
-
-def test_every_chapter_records_its_results():
-    """Chapter 6 and the benchmarks read what each chapter recorded."""
-    for path in CHAPTERS:
-        code = "\n".join(
-            c.source for c in notebooks.read(path).cells if c.cell_type == "code"
-        )
-        assert f'record_results("{path.stem}"' in code, path.name

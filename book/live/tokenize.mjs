@@ -11,6 +11,7 @@ const SPACES = new Map([["\u202f", " "], ["\u00a0", " "], ["\u2009", " "],
 const PUNCT = new Set([",", ".", "!", "?"]);
 // str.isspace() in Python: not the same set as JavaScript's trim() (which strips
 // U+FEFF and keeps U+001C-U+001F and U+0085).
+// eslint-disable-next-line no-control-regex -- U+001C-U+001F are Python whitespace
 const PY_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/u;
 
 function pyStrip(chars) {
