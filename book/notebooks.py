@@ -5,14 +5,14 @@
                                                # the README's and preface's repository links
     python book/notebooks.py sync-budgets      # write each chapter's budget note from the
                                                # committed benchmarks/results/chapters-*.json
-    python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile) and keep only the
-                                               # outputs of cells tagged nbval-check-output
+    python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile), then nbstripout:
+                                               # only cells tagged keep_output keep outputs
     python book/notebooks.py sync-exercises    # link each exercise to its worked solution
     python book/notebooks.py check             # report what `make test` would reject
 
-A chapter is committed without outputs, except for cells tagged
-``nbval-check-output``: small deterministic outputs that nbval compares on
-every test run. Its first cell installs attnlab in Colab only, from the
+A chapter is committed as nbstripout leaves it: without outputs, except for cells
+tagged ``nbval-check-output`` (and ``keep_output``, nbstripout's tag): small
+deterministic outputs that nbval compares on every test run. Its first cell installs attnlab in Colab only, from the
 repository URL and branch (or release tag) in ``_config.yml`` (the one place
 they are defined), and is removed from the book by its ``remove-cell`` tag.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 SOLUTIONS = CHAPTERS / "solutions"
 CHECKED = "nbval-check-output"
+# nbstripout keeps the outputs of the cells tagged keep_output: every checked cell
+# carries both tags. It keeps the execution counts too, since nbval compares only the
+# cells that have one, and the cell ids; it drops widget state and timings. The same
+# command is the pre-commit hook (.pre-commit-config.yaml).
+KEPT = "keep_output"
+NBSTRIPOUT = [sys.executable, "-m", "nbstripout", "--keep-count", "--keep-id"]
 COLAB_TAGS = ["remove-cell"]
 # Notebook metadata Colab reads: open the chapter on a GPU runtime (Colab's free GPU is a T4).
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
@@ -424,18 +431,17 @@ def write(notebook: nbformat.NotebookNode, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def strip(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop the outputs and execution counts of untagged cells, and volatile metadata."""
-    for cell in notebook.cells:
-        cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        if CHECKED not in cell.metadata.get("tags", []):
-            # nbval treats a cell without an execution count as never run: checked cells keep theirs.
-            cell.outputs = []
-            cell.execution_count = None
-    notebook.metadata.pop("widgets", None)
-    return notebook
+def strip(path: Path, *, verify: bool = False) -> bool:
+    """Strip ``path`` with nbstripout, as the pre-commit hook does (with ``verify``,
+    only say whether it would change). True when it is (or was) already stripped."""
+    result = subprocess.run(
+        [*NBSTRIPOUT, *(["--verify"] if verify else []), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode not in (0, 1) or (result.returncode and not verify):
+        raise RuntimeError(f"nbstripout failed on {path}: {result.stderr.strip()}")
+    return result.returncode == 0
 
 
 def sync_colab(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -517,22 +523,22 @@ def problems(path: Path) -> list[str]:
             "(run: python book/notebooks.py sync-budgets)"
         )
     for i, cell in enumerate(notebook.cells):
-        if (
-            cell.cell_type == "code"
-            and cell.outputs
-            and CHECKED not in cell.metadata.get("tags", [])
-        ):
+        tags = cell.metadata.get("tags", [])
+        if (CHECKED in tags) != (KEPT in tags):
             found.append(
-                f"{path.name}: cell {i} keeps outputs but is not tagged {CHECKED}"
+                f"{path.name}: cell {i} must be tagged both {CHECKED} and {KEPT}"
             )
-        if (
-            cell.cell_type == "code"
-            and not cell.outputs
-            and cell.execution_count is not None
-        ):
+        elif CHECKED in tags and (not cell.outputs or cell.execution_count is None):
             found.append(
-                f"{path.name}: cell {i} keeps an execution count but no output"
+                f"{path.name}: cell {i} is tagged {CHECKED} but keeps no output for "
+                "nbval to compare (run: python book/notebooks.py refresh)"
             )
+    if not strip(path, verify=True):
+        found.append(
+            f"{path.name}: outputs or metadata that nbstripout removes (only cells "
+            f"tagged {KEPT} keep outputs; run: python book/notebooks.py refresh, or "
+            f"{' '.join(NBSTRIPOUT[1:])} {path.name})"
+        )
     if path.parent == CHAPTERS:
         found += exercise_problems(path)
     return found
@@ -550,7 +556,8 @@ def refresh(path: Path) -> None:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
-    write(strip(notebook), path)
+    write(notebook, path)
+    strip(path)
 
 
 def main(argv: list[str]) -> int:

@@ -37,6 +37,37 @@ def test_chapter_is_committed_clean(path):
     assert notebooks.problems(path) == []
 
 
+def test_nbstripout_keeps_only_the_checked_outputs(tmp_path):
+    """A chapter as a run leaves it: nbstripout keeps the checked cell's output and
+    count, drops the others' outputs and the widget state, and the check names each
+    problem."""
+    notebook = notebooks.read(CHAPTERS[0])
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    checked = next(c for c in cells if notebooks.CHECKED in c.metadata.get("tags", []))
+    other = next(c for c in cells if not c.metadata.get("tags"))
+    other.outputs = [notebooks.nbformat.v4.new_output("stream", text="noise\n")]
+    other.execution_count = 7
+    notebook.metadata["widgets"] = {"state": {}}
+    path = tmp_path / CHAPTERS[0].name
+    notebooks.write(notebook, path)
+    assert any("nbstripout removes" in p for p in notebooks.problems(path))
+
+    assert notebooks.strip(path, verify=True) is False
+    assert notebooks.strip(path) is True and notebooks.strip(path, verify=True)
+    stripped = notebooks.read(path)
+    kept = {c.id: c for c in stripped.cells}
+    assert kept[other.id].outputs == [] and "widgets" not in stripped.metadata
+    assert kept[checked.id].outputs == checked.outputs
+    assert kept[checked.id].execution_count == checked.execution_count is not None
+
+    # a checked cell that nbstripout would strip: it lacks the keep_output tag
+    kept[checked.id].metadata["tags"].remove(notebooks.KEPT)
+    notebooks.write(stripped, path)
+    found = notebooks.problems(path)
+    assert any(f"both {notebooks.CHECKED} and {notebooks.KEPT}" in p for p in found)
+    assert any("nbstripout removes" in p for p in found)
+
+
 def test_colab_cell_uses_the_configured_repository():
     source = notebooks.colab_cell_source()
     assert notebooks.repository_url() in source and "google.colab" in source
