@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ROOT, book_pages, lighthouse, open_page, show_widgets
+from helpers import ROOT, book_pages, lighthouse, open_page, show_widgets
 from matplotlib import colormaps
 
 from attnlab.view import plots

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import decode_stepwise, overfit_one_batch
+from helpers import overfit_one_batch
 
 from attnlab.core import runtime
 from attnlab.infer import decoding
@@ -38,17 +38,6 @@ def test_model_shapes_weights_and_padding(bidirectional):
     assert not hasattr(
         model.decoder, "attention_weights"
     )  # returned, never kept on self
-
-
-def test_step_by_step_equals_teacher_forcing():
-    model = _model()
-    src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
-    tgt_in = torch.randint(4, 15, (2, 5))
-    full = model(src=src, src_len=src_len, tgt_in=tgt_in)
-    full_logits, full_alpha = full.logits, full.attention
-    logits, alphas, _ = decode_stepwise(model, src, src_len, tgt_in)
-    assert torch.allclose(logits, full_logits, atol=1e-5)
-    assert torch.allclose(alphas, full_alpha, atol=1e-6)
 
 
 def test_greedy_decoding_returns_attention():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from attnlab.data import corpus
 from attnlab.data.batching import (
     BucketBatchSampler,
     PairDataset,
@@ -44,10 +43,8 @@ def test_bucketing_reduces_padding_and_covers_each_item_once():
     assert list(sampler) != batches
 
 
-def test_loader_yields_batches(fra_eng_dir):
-    data = translation_data(
-        corpus.load_fra_eng(fra_eng_dir)[:3000], n_val=50, n_test=50
-    )
+def test_loader_yields_batches(fra_eng_pairs):
+    data = translation_data(list(fra_eng_pairs[:3000]), n_val=50, n_test=50)
     loader = data.loader("train", 64)
     batches = list(loader)
     assert sum(len(b) for b in batches) == len(data.train)
@@ -65,8 +62,8 @@ def test_random_batch_has_no_padding_and_aligned_targets():
     assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1])  # shifted by one
 
 
-def test_batches_are_pinned_for_a_gpu_only_when_there_is_one(fra_eng_dir):
-    data = translation_data(corpus.load_fra_eng(fra_eng_dir)[:500], n_val=50, n_test=50)
+def test_batches_are_pinned_for_a_gpu_only_when_there_is_one(fra_eng_pairs):
+    data = translation_data(list(fra_eng_pairs[:500]), n_val=50, n_test=50)
     assert data.loader("train", 64).pin_memory == torch.cuda.is_available()
     assert make_loader(data.dataset("val"), 8, pin_memory=False).pin_memory is False
     batch = next(iter(data.loader("val", 8)))

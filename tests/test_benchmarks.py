@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import (
+from helpers import (
     ROOT,
     assert_offline_and_clean,
     assert_transformer_weights,
@@ -222,6 +222,7 @@ def test_vendored_assets_are_not_committed():
         ["git", "ls-files", "book/vendor"], cwd=ROOT, capture_output=True, text=True
     ).stdout.split()
     assert sorted(tracked) == [
+        "book/vendor/eslint.config.mjs",
         "book/vendor/install.py",
         "book/vendor/package-lock.json",
         "book/vendor/package.json",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
-from test_training import TinySeq2Seq, _task, _train
+from helpers import LIBRARY, TinySeq2Seq, edited_library_copy, tiny_task, train_tiny
 
 from attnlab.data import synthetic
 from attnlab.recipes import experiments
@@ -16,8 +14,8 @@ from attnlab.train.training import Trainer
 
 
 def test_checkpoint_round_trip(tmp_path):
-    task = _task()
-    model, _ = _train(task, steps=5)
+    task = tiny_task()
+    model, _ = train_tiny(task, steps=5)
     path = checkpoints.save_checkpoint(
         tmp_path / "m.pt",
         model,
@@ -36,8 +34,8 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_mismatch_and_corruption_errors(tmp_path):
-    task = _task()
-    model, _ = _train(task, steps=2)
+    task = tiny_task()
+    model, _ = train_tiny(task, steps=2)
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
     other = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab), hidden=16)
     with pytest.raises(CheckpointError, match="config"):
@@ -60,8 +58,8 @@ def test_checkpoint_mismatch_and_corruption_errors(tmp_path):
 
 
 def test_a_config_key_the_model_does_not_take_says_what_to_do(tmp_path):
-    task = _task()
-    model, _ = _train(task, steps=2)
+    task = tiny_task()
+    model, _ = train_tiny(task, steps=2)
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
     state = torch.load(path, weights_only=True)
     state["config"]["hiden"] = 32
@@ -78,8 +76,8 @@ def test_a_config_key_the_model_does_not_take_says_what_to_do(tmp_path):
 
 
 def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
-    task = _task()
-    model, _ = _train(task, steps=2)
+    task = tiny_task()
+    model, _ = train_tiny(task, steps=2)
     path = checkpoints.save_checkpoint(tmp_path / "m.pt", model)
     good = path.read_bytes()
 
@@ -95,7 +93,7 @@ def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 
 
 def test_model_cache_reuses_and_retrains_identically(tmp_path):
-    task = _task()
+    task = tiny_task()
     calls = []
 
     def build():
@@ -137,21 +135,6 @@ def test_model_cache_reuses_and_retrains_identically(tmp_path):
         checkpoints.train_or_load("tiny", spec, build=build, train=train, vocabs=wrong)
 
 
-LIBRARY = checkpoints.Path(checkpoints.__file__).parents[1]
-
-
-def _edited_copy(tmp_path, module, old, new):
-    """A copy of the library with ``old`` replaced by ``new`` in ``module`` (a file name
-    without .py, found in whichever subpackage holds it)."""
-    folder = tmp_path / "attnlab"
-    shutil.copytree(LIBRARY, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    [path] = folder.glob(f"*/{module}.py")
-    source = path.read_text()
-    assert old in source
-    path.write_text(source.replace(old, new, 1))
-    return folder
-
-
 @pytest.mark.parametrize(
     "module, old, new, retrains",
     [
@@ -191,7 +174,7 @@ def _edited_copy(tmp_path, module, old, new):
 )
 def test_code_hash_follows_training_code_only(tmp_path, module, old, new, retrains):
     original = code_hash(LIBRARY)
-    edited = code_hash(_edited_copy(tmp_path, module, old, new))
+    edited = code_hash(edited_library_copy(tmp_path, module, old, new))
     assert (edited != original) == retrains
 
 
@@ -202,7 +185,9 @@ def test_code_hash_follows_training_code_only(tmp_path, module, old, new, retrai
 def test_a_new_module_retrains_exactly_in_the_keyed_subpackages(tmp_path, package):
     """No list of modules decides the key: a module added to a subpackage is in it or not
     by where it lies."""
-    folder = _edited_copy(tmp_path, "training", "def ", "def ")  # an unedited copy
+    folder = edited_library_copy(
+        tmp_path, "training", "def ", "def "
+    )  # an unedited copy
     original = code_hash.__wrapped__(folder)  # uncached: the same folder, changed
     (folder / package / "added.py").write_text("STEPS = 3\n")
     changed = code_hash.__wrapped__(folder) != original
@@ -241,10 +226,10 @@ import json, os, sys, time
 from pathlib import Path
 from attnlab.train import checkpoints
 from attnlab.train.training import Trainer
-from test_training import TinySeq2Seq, _task
+from helpers import TinySeq2Seq, tiny_task
 
 folder, log = Path(sys.argv[1]), Path(sys.argv[2])
-task = _task()
+task = tiny_task()
 
 def train(model, resume_path):
     with log.open("a") as f:

@@ -23,7 +23,7 @@ import venv
 
 import nbformat
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 SNAPSHOT = ROOT / "tests" / "colab" / "colab-2026-08-19.txt"
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
@@ -144,7 +144,7 @@ def first_cell_install(notebook_path, wheel) -> list[str]:
     return args
 
 
-@pytest.mark.slow
+@pytest.mark.kernel
 def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
     start = time.perf_counter()
     snapshot = pins(SNAPSHOT)

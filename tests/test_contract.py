@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 import torch
-from conftest import decode_stepwise
+from helpers import decode_stepwise
 
 from attnlab.core import runtime
 from attnlab.data.batching import random_batch
@@ -79,7 +79,42 @@ def test_forward_returns_one_type(name):
     assert loss > 0
 
 
+@pytest.mark.parametrize("name", COURSE)
+def test_source_padding_changes_nothing(name):
+    """A sentence's outputs are the same alone and padded beside a longer one, whatever
+    the padded positions hold: every model reads ``src_len``."""
+    model = build(name)
+    src, src_len = torch.randint(4, V, (2, 7)), torch.tensor([7, 4])
+    tgt_in = torch.randint(4, V, (2, 7))
+    padded = src.clone()
+    padded[1, 4:] = 0  # <pad>
+    noisy = src.clone()  # other tokens where the padding is
+    with torch.no_grad():
+        outputs = [
+            model(src=x, src_len=src_len, tgt_in=tgt_in).logits[1, :4]
+            for x in (padded, noisy)
+        ]
+        alone = model(src=src[1:, :4], src_len=src_len[1:], tgt_in=tgt_in[1:, :4])
+    assert torch.allclose(outputs[0], alone.logits[0], atol=1e-5)
+    assert torch.allclose(outputs[1], alone.logits[0], atol=1e-5)
+
+
 GENERATORS = [name for name in COURSE if isinstance(build(name), Generator)]
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_the_decoder_is_causal(name):
+    """What a model predicts at step t depends on the target tokens up to t only."""
+    model = build(name)
+    src, src_len = torch.randint(4, V, (2, 6)), torch.tensor([6, 3])
+    tgt_in = torch.randint(4, V, (2, 6))
+    changed = tgt_in.clone()
+    changed[:, 4:] = torch.randint(4, V, (2, 2))
+    with torch.no_grad():
+        before = model(src=src, src_len=src_len, tgt_in=tgt_in).logits
+        after = model(src=src, src_len=src_len, tgt_in=changed).logits
+    assert torch.allclose(before[:, :4], after[:, :4], atol=1e-6)
+    assert not torch.allclose(before[:, 4:], after[:, 4:], atol=1e-3)
 
 
 def test_the_translation_models_generate():

@@ -53,8 +53,8 @@ def test_split_is_deterministic_and_order_independent():
         split_by_source(pairs, n_val=20, n_test=20)
 
 
-def test_translation_data_on_the_real_corpus(fra_eng_dir):
-    pairs = corpus.load_fra_eng(fra_eng_dir)
+def test_translation_data_on_the_real_corpus(fra_eng_pairs):
+    pairs = list(fra_eng_pairs)
     small = translation_data(pairs, max_len=10, n_train=2_000, n_val=100, n_test=200)
     large = translation_data(pairs, max_len=10, n_train=5_000, n_val=100, n_test=200)
     assert small.info["pairs_kept"] == 140_658  # pairs with at most 10 tokens a side

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_rnn import _model
+from helpers import small_gru
 
 from attnlab.core import runtime
 from attnlab.data.vocab import Vocab
@@ -195,7 +195,7 @@ def _vocabs():
 
 def test_translate_bad_input():
     src, tgt = _vocabs()
-    model = _model(len(src), len(tgt))
+    model = small_gru(len(src), len(tgt))
     with pytest.raises(ValueError, match="empty sentence"):
         decoding.translate(model, "   ", src, tgt)
     with pytest.raises(TypeError, match="string"):

@@ -7,7 +7,7 @@ import re
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "book" / "diagrams"))
 import draw  # noqa: E402  (book/diagrams/draw.py)

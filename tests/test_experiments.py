@@ -239,7 +239,7 @@ def test_fra_eng_data_is_prepared_once_then_read(fra_eng_dir, monkeypatch, tmp_p
 
 
 def test_the_data_key_follows_the_corpus_the_settings_and_the_data_code(tmp_path):
-    from test_checkpoints import _edited_copy
+    from helpers import edited_library_copy
 
     settings = experiments.fra_eng_settings(runtime.get_profile("smoke"))
     text = "Go.\tVa !\tCC-BY 2.0\n"
@@ -249,7 +249,9 @@ def test_the_data_key_follows_the_corpus_the_settings_and_the_data_code(tmp_path
     assert experiments.fra_eng_key(text, {**settings, "min_freq": 1}) != key
 
     def edited(module, old, new):
-        folder = _edited_copy(tmp_path / f"{module}-{len(old)}", module, old, new)
+        folder = edited_library_copy(
+            tmp_path / f"{module}-{len(old)}", module, old, new
+        )
         return experiments.fra_eng_key(text, settings, folder=folder)
 
     # the code that prepares the data changes the key ...

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipywidgets as widgets
 import pytest
 import torch
-from conftest import TOY_SRC as SRC
-from conftest import TOY_TGT as TGT
+from helpers import TOY_SRC as SRC
+from helpers import TOY_TGT as TGT
 
 from attnlab.infer.inspection import KINDS, layer_attention
 from attnlab.view.explorer import layer_explorer, map_view, matrix_html

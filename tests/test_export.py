@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import TOY_SRC, TOY_TGT, assert_transformer_weights
+from helpers import TOY_SRC, TOY_TGT, assert_transformer_weights
 
 from attnlab.core import runtime
 from attnlab.core.runtime import get_profile
@@ -317,7 +317,7 @@ def test_the_site_copies_only_the_files_a_checked_manifest_names(tmp_path, monke
     import sys
     from types import SimpleNamespace
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     sys.path.insert(0, str(ROOT / "book" / "_ext"))
     import live_models

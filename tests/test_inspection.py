@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TOY_SRC as SRC
-from conftest import TOY_TGT as TGT
+from helpers import TOY_SRC as SRC
+from helpers import TOY_TGT as TGT
 
 from attnlab.infer import decoding
 from attnlab.infer.inspection import KINDS, layer_attention

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 VENDOR = ROOT / "book" / "vendor"
 ESLINT = VENDOR / "node_modules" / "eslint" / "bin" / "eslint.js"

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "book"))
 import notebooks  # noqa: E402  (book/notebooks.py, the chapters' maintenance tool)
@@ -98,7 +98,7 @@ def test_chapter_has_checked_outputs(path):
     assert checked
 
 
-@pytest.mark.slow
+@pytest.mark.kernel
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_nbval_smoke(path, tmp_path, fra_eng_dir):
     """Execute the chapter in the smoke profile; tagged cells must reproduce their outputs."""
@@ -172,7 +172,7 @@ def test_a_chapter_s_further_pages_come_before_its_solutions():
         assert at < toc.index(f"file: chapters/solutions/{chapter.stem}")
 
 
-@pytest.mark.slow
+@pytest.mark.kernel
 @pytest.mark.parametrize("path", SECTIONS + SOLUTIONS + LABS, ids=lambda p: p.stem)
 def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
     """Every worked solution's code runs, in the smoke profile, so that none rots (the
@@ -209,7 +209,7 @@ def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
 MODEL_NAMES = list(compare.MODEL_NAMES)
 
 
-@pytest.mark.slow
+@pytest.mark.kernel
 def test_comparison_chapter_shows_the_recorded_results(
     tmp_path, fra_eng_dir, monkeypatch
 ):

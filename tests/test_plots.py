@@ -57,18 +57,18 @@ def test_live_loss_plot_updates_one_figure_in_a_notebook(tmp_path):
     """Run in a kernel, the loss curve is one displayed figure redrawn in place, and the
     executed notebook keeps it (that is what the built page shows), beside a progress bar."""
     import nbformat
-    from conftest import ROOT
+    from helpers import ROOT
     from nbclient import NotebookClient
 
     code = f"""
 import sys
 sys.path.insert(0, {str(ROOT / "tests")!r})
-from test_training import TinySeq2Seq, _task
+from helpers import TinySeq2Seq, tiny_task
 from attnlab.view.notebook import setup
 from attnlab.view.plots import LiveLossPlot
 from attnlab.train.training import Trainer
 run = setup(seed=0)
-task = _task()
+task = tiny_task()
 plot = LiveLossPlot(interval=0.0)
 history = Trainer(TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), device="cpu").fit(
     task.loader("train", 64), max_steps=20, log_every=5, callbacks=[plot])

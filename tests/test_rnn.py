@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import decode_stepwise, overfit_one_batch
+from helpers import overfit_one_batch, small_gru
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab.core import runtime
 from attnlab.models import rnn
-from attnlab.train.checkpoints import load_checkpoint, save_checkpoint
-
-
-def _model(src_vocab=20, tgt_vocab=15, **kwargs):
-    runtime.seed_everything(0)
-    config = dict(embed_size=8, hidden_size=16, num_layers=2, proj_size=8, dropout=0.0)
-    config.update(kwargs)
-    return rnn.EncoderDecoder(src_vocab, tgt_vocab, **config)
 
 
 def test_shapes():
-    model = _model()
+    model = small_gru()
     src = torch.randint(4, 20, (3, 7))
     src_len = torch.tensor([7, 5, 2])
     memory = model.encode(src, src_len)
@@ -39,7 +30,7 @@ def test_shapes():
 
 
 def test_padding_does_not_change_the_encoding():
-    model = _model()
+    model = small_gru()
     sentence = torch.randint(4, 20, (1, 4))
     alone_out, alone_state = model.encoder(sentence, torch.tensor([4]))
     padded = torch.cat([sentence, torch.zeros(1, 6, dtype=torch.long)], dim=1)
@@ -48,15 +39,6 @@ def test_padding_does_not_change_the_encoding():
     assert torch.allclose(state[:, :1], alone_state, atol=1e-6)
     assert torch.allclose(out[:1, :4], alone_out, atol=1e-6)
     assert out[0, 4:].abs().max() == 0  # padded positions carry nothing
-
-
-def test_decoder_step_by_step_equals_teacher_forcing():
-    model = _model()
-    src, src_len = torch.randint(4, 20, (2, 6)), torch.tensor([6, 3])
-    tgt_in = torch.randint(4, 15, (2, 5))
-    full = model(src=src, src_len=src_len, tgt_in=tgt_in).logits
-    stepwise, weights, _ = decode_stepwise(model, src, src_len, tgt_in)
-    assert torch.allclose(stepwise, full, atol=1e-5) and weights is None
 
 
 def test_encoder_matches_d2l(d2l):
@@ -81,7 +63,7 @@ def test_encoder_matches_d2l(d2l):
 
 def test_overfits_one_batch():
     losses = overfit_one_batch(
-        lambda src, tgt: _model(
+        lambda src, tgt: small_gru(
             src, tgt, embed_size=32, hidden_size=64, num_layers=1, proj_size=32
         ),
         lr=1e-2,
@@ -89,13 +71,6 @@ def test_overfits_one_batch():
         max_len=6,
     )
     assert losses[-1] < 0.05 < losses[0]
-
-
-def test_checkpoint_rebuilds_the_model(tmp_path):
-    model = _model()
-    path = save_checkpoint(tmp_path / "m.pt", model)
-    loaded = load_checkpoint(path).model
-    assert isinstance(loaded, rnn.EncoderDecoder) and loaded.config == model.config
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -45,7 +45,7 @@ def test_an_unknown_device_says_which_to_use(monkeypatch, name):
 def test_an_unwritable_build_folder_stops_a_model_from_being_cached(
     tmp_path, monkeypatch
 ):
-    from test_training import TinySeq2Seq
+    from helpers import TinySeq2Seq
 
     from attnlab.train import checkpoints
 

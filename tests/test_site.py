@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, book_pages, open_page, page_weight, show_widgets
+from helpers import ROOT, book_pages, open_page, page_weight, show_widgets
 
 MB = 1_000_000
 VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'

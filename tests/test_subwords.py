@@ -88,8 +88,8 @@ def test_bad_input_is_refused():
 
 
 @pytest.fixture(scope="module")
-def fra_eng(fra_eng_dir):
-    pairs = corpus.load_fra_eng(fra_eng_dir / "fra-eng.zip")
+def fra_eng(fra_eng_pairs):
+    pairs = list(fra_eng_pairs)
     return dataset.translation_data(
         pairs[::20], max_len=10, seed=0, n_val=200, n_test=500
     )

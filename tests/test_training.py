@@ -4,54 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TinySeq2Seq, tiny_task, train_tiny
 from torch import nn
 
 from attnlab.core import runtime
-from attnlab.data import synthetic
-from attnlab.models.contract import Seq2SeqOutput, register
 from attnlab.train.training import (
     Trainer,
     inverse_sqrt_schedule,
     masked_cross_entropy,
     warmup_linear_schedule,
 )
-
-
-@register
-class TinySeq2Seq(nn.Module):
-    """A minimal model for exercising the trainer: mean-pooled source, GRU decoder."""
-
-    def __init__(self, src_vocab: int, tgt_vocab: int, hidden: int = 32):
-        super().__init__()
-        self.src_embed = nn.Embedding(src_vocab, hidden, padding_idx=0)
-        self.tgt_embed = nn.Embedding(tgt_vocab, hidden, padding_idx=0)
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, tgt_vocab)
-
-    def forward(self, *, src, src_len, tgt_in):
-        mask = (torch.arange(src.shape[1])[None] < src_len[:, None]).float()
-        context = (self.src_embed(src) * mask[..., None]).sum(1) / src_len[:, None]
-        states, _ = self.gru(self.tgt_embed(tgt_in), context[None].contiguous())
-        return Seq2SeqOutput(self.out(states))
-
-
-def _task():
-    return synthetic.dates_task(n_train=512, n_val=64, n_test=64, seed=0)
-
-
-def _train(task, steps=30, seed=0):
-    runtime.seed_everything(seed)
-    model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
-    trainer = Trainer(model, lr=3e-3, device="cpu")
-    history = trainer.fit(
-        task.loader("train", 64, seed=seed),
-        max_steps=steps,
-        log_every=5,
-        val_batches=task.loader("val", 64),
-        eval_every=15,
-        progress=False,
-    )
-    return model, history
 
 
 def test_masked_cross_entropy_ignores_padding():
@@ -72,7 +34,7 @@ def test_masked_cross_entropy_ignores_padding():
 
 
 def test_training_lowers_the_loss_and_logs():
-    _, history = _train(_task(), steps=60)
+    _, history = train_tiny(tiny_task(), steps=60)
     assert history.steps == list(range(5, 61, 5))
     assert history.val_steps == [15, 30, 45, 60]
     assert history.train_loss[-1] < 0.7 * history.train_loss[0]
@@ -80,16 +42,16 @@ def test_training_lowers_the_loss_and_logs():
 
 
 def test_same_seed_same_losses():
-    task = _task()
-    _, first = _train(task, seed=5)
-    _, second = _train(task, seed=5)
-    _, other = _train(task, seed=6)
+    task = tiny_task()
+    _, first = train_tiny(task, seed=5)
+    _, second = train_tiny(task, seed=5)
+    _, other = train_tiny(task, seed=6)
     assert first.train_loss == second.train_loss and first.val_loss == second.val_loss
     assert first.train_loss != other.train_loss
 
 
 def test_gradient_clipping_bounds_the_update():
-    task = _task()
+    task = tiny_task()
     model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
@@ -199,7 +161,7 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
     """``step`` hands back the loss as a tensor, detached; ``fit`` reads the device's
     running sum (one wait) only at the steps it logs, and the logged means are those
     of the individual steps."""
-    task = _task()
+    task = tiny_task()
     runtime.seed_everything(0)
     trainer = Trainer(
         TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3, device="cpu"
@@ -237,7 +199,7 @@ def test_step_queues_and_fit_reads_the_losses_only_when_it_logs(monkeypatch):
 
 
 def test_fit_stops_on_a_loss_that_is_not_finite():
-    task = _task()
+    task = tiny_task()
     trainer = Trainer(
         TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab)), lr=3e-3, device="cpu"
     )
@@ -254,7 +216,7 @@ def test_fit_stops_on_a_loss_that_is_not_finite():
 def test_callbacks_are_not_training_time_and_evaluations_are_clocked():
     import time
 
-    task = _task()
+    task = tiny_task()
     runtime.seed_everything(0)
     model = TinySeq2Seq(len(task.src_vocab), len(task.tgt_vocab))
     calls = []
@@ -281,7 +243,7 @@ def test_callbacks_are_not_training_time_and_evaluations_are_clocked():
 
 
 def test_the_step_reports_the_gradient_norm_before_clipping_and_scales_on_request():
-    task = _task()
+    task = tiny_task()
     batch = next(iter(task.loader("train", 16)))
     norms = {}
     for clip, scale in [(None, 1.0), (0.01, 1.0), (None, 10.0)]:

@@ -110,15 +110,18 @@ class SelfAttentionTagger(nn.Module):
         self,
         tokens: torch.Tensor,
         *,
+        lengths: torch.Tensor | None = None,
         causal: bool | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, list]:
         """(B, S) ids -> (B, S, V) logits and each layer's weights (if asked for).
 
-        ``causal`` overrides the model's setting, e.g. to evaluate a model
+        ``lengths`` (B,) are the sentences' lengths, counted from the padding when not
+        given. ``causal`` overrides the model's setting, e.g. to evaluate a model
         trained without the mask under the conditions of generation.
         """
-        lengths = (tokens != self.pad_id).sum(-1)
+        if lengths is None:
+            lengths = (tokens != self.pad_id).sum(-1)
         mask = padding_mask(lengths, tokens.shape[1])  # (B, 1, S)
         if self.causal if causal is None else causal:
             mask = mask & causal_mask(tokens.shape[1], tokens.device)  # (B, S, S)
@@ -136,5 +139,8 @@ class SelfAttentionTagger(nn.Module):
     ) -> Seq2SeqOutput:
         """Label every position of ``src`` (or of ``tgt_in``, as a language model): (B,
         S, V)."""
-        logits, _ = self.label(src if self.reads == "src" else tgt_in)
+        if self.reads == "src":
+            logits, _ = self.label(src, lengths=src_len)
+        else:
+            logits, _ = self.label(tgt_in)
         return Seq2SeqOutput(logits)
