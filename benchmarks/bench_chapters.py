@@ -6,8 +6,8 @@ chapters reuse earlier ones, as when the book is built from scratch), then a
 second pass with every model cached ("warm"). The full profile from cold takes
 about half an hour on two CPU cores. For each cold run it also records the
 models the chapter trained (name, steps, seconds, steps per second, device), read
-from the model cache; the chapters' budget notes are written from these records
-(``python book/notebooks.py sync-budgets``).
+from the model cache; the book writes the chapters' budget notes from these records
+when it is built (``book/_ext/budgets.py``).
 
 With ``--all-pages`` it executes every page of the book that runs code, in the order
 of ``_toc.yml``: the chapters with their further pages, worked solutions and the lab

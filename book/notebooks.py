@@ -3,8 +3,6 @@
     python book/notebooks.py sync-colab        # write each chapter's Colab cell from _config.yml,
                                                # and the metadata that opens it on a GPU runtime;
                                                # the README's and preface's repository links
-    python book/notebooks.py sync-budgets      # write each chapter's budget note from the
-                                               # committed benchmarks/results/chapters-*.json
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile), then nbstripout:
                                                # only cells tagged keep_output keep outputs
     python book/notebooks.py sync-exercises    # link each exercise to its worked solution
@@ -89,7 +87,9 @@ def colab_cell_source(url: str | None = None, ref: str | None = None) -> str:
 # --- budget notes, written from the measured chapter times ------------------------------------
 
 RESULTS = ROOT / "benchmarks" / "results"
-BUDGET = re.compile(r"^:::\{admonition\} Budget\n.*?^:::$", flags=re.S | re.M)
+# A chapter places its budget note with this directive; book/_ext/budgets.py writes the
+# note (budget_note) when the book is built.
+BUDGET = re.compile(r"^:::\{budget\}\n.*?^:::$", flags=re.S | re.M)
 
 
 def _duration(seconds: float) -> str:
@@ -228,19 +228,6 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
             f"Source: {sources}.",
             ":::",
         ]
-    )
-
-
-def sync_budget(notebook: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
-    """Replace the chapter's budget note (the first one) with :func:`budget_note`."""
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown" and BUDGET.search(cell.source):
-            cell.source = BUDGET.sub(
-                lambda _: budget_note(chapter), cell.source, count=1
-            )
-            return notebook
-    raise ValueError(
-        f"{chapter} has no budget note (a ':::{{admonition}} Budget' block)"
     )
 
 
@@ -509,18 +496,15 @@ def problems(path: Path) -> list[str]:
             f"{path.name}: the notebook metadata does not ask Colab for a GPU runtime "
             "(run: python book/notebooks.py sync-colab)"
         )
-    notes = [
-        m.group(0)
+    notes = sum(
+        len(BUDGET.findall(c.source))
         for c in notebook.cells
         if c.cell_type == "markdown"
-        for m in [BUDGET.search(c.source)]
-        if m
-    ]
-    if path.parent == CHAPTERS and notes[:1] != [budget_note(path.stem)]:
+    )
+    if path.parent == CHAPTERS and notes != 1:
         found.append(
-            f"{path.name}: the budget note does not say what "
-            "benchmarks/results/chapters-*.json measured "
-            "(run: python book/notebooks.py sync-budgets)"
+            f"{path.name}: {notes} budget notes; a chapter places one, with a "
+            "':::{budget}' directive (the book writes it from the measurements)"
         )
     for i, cell in enumerate(notebook.cells):
         tags = cell.metadata.get("tags", [])
@@ -573,9 +557,6 @@ def main(argv: list[str]) -> int:
             path.write_text(
                 sync_links(path.read_text(encoding="utf-8")), encoding="utf-8"
             )
-    elif command == "sync-budgets":
-        for path in chapters:
-            write(sync_budget(read(path), path.stem), path)
     elif command == "sync-exercises":
         for path in chapters:
             write(sync_exercises(read(path), chapter_answers(path)), path)

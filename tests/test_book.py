@@ -19,6 +19,9 @@ from helpers import (
 
 from attnlab.web import export
 
+sys.path.insert(0, str(ROOT / "book"))
+import notebooks  # noqa: E402  (book/notebooks.py)
+
 
 @pytest.mark.slow
 def test_book_builds_without_warnings(built_book):
@@ -34,6 +37,27 @@ def test_book_builds_without_warnings(built_book):
 
 
 @pytest.mark.slow
+def test_each_chapter_shows_its_budget_from_the_committed_timings(built_book):
+    """The book writes each chapter's budget note when it builds (book/_ext/budgets.py),
+    from benchmarks/results/chapters-*.json: the measured table replaces the line a
+    notebook shows."""
+    html, _ = built_book
+    cpu = json.loads((ROOT / "benchmarks/results/chapters-cpu.json").read_text("utf-8"))
+    for path in notebooks.chapter_paths():
+        page = (html / "chapters" / f"{path.stem}.html").read_text(encoding="utf-8")
+        text = re.sub(r"<[^>]+>", "", page)
+        assert "Budget" in text and "top to bottom" in text, path.stem
+        assert f"chapters-cpu.json, {cpu['measured_at'][:10]}" in text, path.stem
+        assert "measured, on the" not in text, path.stem  # the notebook's line is gone
+        seconds = next(
+            m["seconds"]
+            for m in cpu["measurements"]
+            if m["chapter"] == path.stem
+            and (m["profile"], m["cache"]) == ("full", "cold")
+        )
+        assert notebooks._duration(seconds) in text, path.stem
+
+
 def test_pages_say_smoke_and_serve_their_own_scripts(built_book):
     html, _ = built_book
     chapter = (html / "chapters" / "01_sentences_to_tensors.html").read_text(
