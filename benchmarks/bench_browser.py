@@ -45,7 +45,7 @@ import common
 import torch
 
 sys.path.insert(0, str(common.ROOT / "tests"))
-from conftest import CHROMIUM_FLAGS, book_pages, chromium_path, lighthouse, page_weight  # noqa: E402 -- as the tests
+from helpers import CHROMIUM_FLAGS, book_pages, chromium_path, lighthouse, page_weight  # noqa: E402 -- as the tests
 
 # Ten words, written for this benchmark (not from the corpus).
 SENTENCE = "I think we should leave before it starts to rain."

@@ -47,14 +47,13 @@ class EncoderLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, S, D) -> (B, S, D), and the (B, h, S, S) self-attention weights if asked
         for."""
-        x, weights = self.residual1(
-            x,
-            lambda y: self.self_attention(
-                query=y, key=y, value=y, mask=mask, need_weights=need_weights
-            ),
+        y = self.residual1.sublayer_input(x)
+        out, weights = self.self_attention(
+            query=y, key=y, value=y, mask=mask, need_weights=need_weights
         )
-        x, _ = self.residual2(x, lambda y: (self.feed_forward(y), None))
-        return x, weights
+        x = self.residual1(x, out)
+        out = self.feed_forward(self.residual2.sublayer_input(x))
+        return self.residual2(x, out), weights
 
 
 @register

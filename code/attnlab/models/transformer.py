@@ -14,6 +14,7 @@ N layers, d_k = D / h, V vocabulary size.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -64,20 +65,22 @@ class DecoderLayer(nn.Module):
         past. The keys and values returned are the next step's cache.
         """
 
-        def self_attend(z):
-            out, weights, projected = self.self_attention.self_attend(
-                z, cache=cache, causal=cache is None, need_weights=need_weights
-            )
-            return out, (weights, projected)
-
-        y, (self_weights, projected) = self.residuals[0](y, self_attend)
-        y, cross_weights = self.residuals[1](
-            y,
-            lambda z: self.cross_attention(
-                query=z, projected=memory, mask=memory_mask, need_weights=need_weights
-            ),
+        attend, cross, feed = self.residuals
+        out, self_weights, projected = self.self_attention.self_attend(
+            attend.sublayer_input(y),
+            cache=cache,
+            causal=cache is None,
+            need_weights=need_weights,
         )
-        y, _ = self.residuals[2](y, lambda z: (self.feed_forward(z), None))
+        y = attend(y, out)
+        out, cross_weights = self.cross_attention(
+            query=cross.sublayer_input(y),
+            projected=memory,
+            mask=memory_mask,
+            need_weights=need_weights,
+        )
+        y = cross(y, out)
+        y = feed(y, self.feed_forward(feed.sublayer_input(y)))
         return y, projected, (self_weights, cross_weights)
 
 
@@ -170,23 +173,23 @@ class Transformer(nn.Module):
         source: EncodedSource,
         *,
         cache: DecoderCache | None = None,
-        need_weights: bool | str = False,
+        weights_of: Collection[int] = (),
     ):
         """The decoder stack on ``tgt`` (B, T): logits (B, T, V), the new cache, and
         each layer's (self, cross) weights. Without a ``cache`` ``tgt`` is the whole
-        prefix (causal mask); with one, the next token(s). ``need_weights="last"``
-        computes the last layer's weights only (the others take the fused path)."""
+        prefix (causal mask); with one, the next token(s). Only the layers numbered in
+        ``weights_of`` compute their weights (the others take the fused path and give
+        ``None``)."""
         offset = cache.step if cache is not None else 0
         y = self.positions(self.tgt_embedding(tgt) * self.scale, offset=offset)
-        weights, caches, last = [], [], len(self.decoder) - 1
+        weights, caches = [], []
         for i, layer in enumerate(self.decoder):
-            wanted = need_weights is True or (need_weights == "last" and i == last)
             y, projected, w = layer(
                 y,
                 source.memory[i],
                 source.mask,
                 cache=cache.layers[i] if cache is not None else None,
-                need_weights=wanted,
+                need_weights=i in weights_of,
             )
             weights.append(w)
             caches.append(projected)
@@ -201,8 +204,9 @@ class Transformer(nn.Module):
         state = (
             state if state is not None else DecoderCache(0, [None] * len(self.decoder))
         )
+        last = len(self.decoder) - 1
         logits, state, weights = self.decode(
-            prev[:, None], memory, cache=state, need_weights="last"
+            prev[:, None], memory, cache=state, weights_of=(last,)
         )
         cross = weights[-1][1][:, :, 0].mean(1)  # (B, S)
         return Step(logits[:, 0], state, cross)
@@ -219,7 +223,8 @@ class Transformer(nn.Module):
         layer's weights, and the last layer's cross-attention averaged over heads as
         ``attention``."""
         source = self.encode(src, src_len, need_weights=need_weights)
-        logits, _, weights = self.decode(tgt_in, source, need_weights=need_weights)
+        every = range(len(self.decoder)) if need_weights else ()
+        logits, _, weights = self.decode(tgt_in, source, weights_of=every)
         if not need_weights:
             return Seq2SeqOutput(logits)
         layers = LayerWeights(

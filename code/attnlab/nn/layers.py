@@ -70,7 +70,11 @@ class FeedForward(nn.Module):
 
 class Residual(nn.Module):
     """``x + sublayer(x)`` with layer normalisation after the sum (post-norm) or before
-    the sublayer (pre-norm)."""
+    the sublayer (pre-norm). A layer writes, for each sublayer::
+
+        out = sublayer(residual.sublayer_input(x))
+        x = residual(x, out)
+    """
 
     def __init__(self, d_model: int, dropout: float, norm_first: bool):
         super().__init__()
@@ -78,9 +82,12 @@ class Residual(nn.Module):
         self.dropout = Dropout(dropout)
         self.norm_first = norm_first
 
-    def forward(self, x: torch.Tensor, sublayer) -> tuple[torch.Tensor, object]:
-        """``sublayer`` returns (output, extra); the extra (attention weights) is passed
-        on."""
-        out, extra = sublayer(self.norm(x) if self.norm_first else x)
+    def sublayer_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the sublayer reads: ``x`` normalised (pre-norm) or as it is."""
+        return self.norm(x) if self.norm_first else x
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``x`` plus the sublayer's output ``out`` (after dropout), normalised after
+        the sum in post-norm."""
         x = x + self.dropout(out)
-        return (x if self.norm_first else self.norm(x)), extra
+        return x if self.norm_first else self.norm(x)
