@@ -5,7 +5,6 @@
                                                # the README's and preface's repository links
     python book/notebooks.py refresh [NB ...]  # re-execute (smoke profile), then nbstripout:
                                                # only cells tagged keep_output keep outputs
-    python book/notebooks.py sync-exercises    # link each exercise to its worked solution
     python book/notebooks.py check             # report what `make test` would reject
 
 A chapter is committed as nbstripout leaves it: without outputs, except for cells
@@ -290,6 +289,8 @@ SOLUTION = re.compile(r"^:::\{solution(?:-start)?\} (\S+)\n:label: (\S+)$", flag
 THINKING = ("**Predict.**", "**Trace the shapes.**", "**Diagnose.**")
 SELF_CHECK = re.compile(r"^## Check yourself\n(.*)", flags=re.S | re.M)
 ANSWER = ":::{admonition} Answer\n   :class: dropdown"
+# The link from an exercise to its worked solution is added when the book is built.
+WRITTEN_LINK = re.compile(r"\{ref\}`[^`]*<ch\d+-sol-")
 
 
 def _markdown(notebook: nbformat.NotebookNode) -> str:
@@ -309,33 +310,6 @@ def solutions(notebook: nbformat.NotebookNode) -> dict[str, str]:
             raise ValueError(f"two solutions to {exercise}")
         found[exercise] = label
     return found
-
-
-def solution_link(label: str) -> str:
-    return f"{{ref}}`Worked solution <{label}>`"
-
-
-def sync_exercises(
-    notebook: nbformat.NotebookNode, answers: dict[str, str]
-) -> nbformat.NotebookNode:
-    """End each exercise that has a worked solution with a link to it (``answers``: the
-    exercise's label -> the solution's label)."""
-
-    def link(match: re.Match) -> str:
-        label, body = match.group(1), match.group(2)
-        body = "\n".join(
-            line
-            for line in body.rstrip("\n").split("\n")
-            if not line.startswith("{ref}`Worked solution <")
-        ).rstrip("\n")
-        if label in answers:
-            body += "\n\n" + solution_link(answers[label])
-        return match.group(0)[: match.start(2) - match.start(0)] + body + "\n:::"
-
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown":
-            cell.source = EXERCISE.sub(link, cell.source)
-    return notebook
 
 
 def self_check_questions(notebook: nbformat.NotebookNode) -> list[str]:
@@ -399,10 +373,10 @@ def exercise_problems(path: Path) -> list[str]:
                 f"{path.name}: exercise {label} has no worked solution in "
                 f"{page.relative_to(CHAPTERS)}"
             )
-        elif solution_link(answers[label]) not in body:
+        if WRITTEN_LINK.search(body):
             found.append(
-                f"{path.name}: exercise {label} does not link its solution "
-                "(run: python book/notebooks.py sync-exercises)"
+                f"{path.name}: exercise {label} links its solution by hand; the book "
+                "adds the link when it builds (book/_ext/exercise_links.py)"
             )
     return found
 
@@ -549,7 +523,6 @@ def main(argv: list[str]) -> int:
     paths = [
         Path(n).resolve() for n in names
     ] or chapter_paths() + section_paths() + solution_paths() + lab_paths()
-    chapters = [p for p in paths if p.parent == CHAPTERS]
     if command == "sync-colab":
         for path in paths:
             write(sync_colab(read(path)), path)
@@ -557,9 +530,6 @@ def main(argv: list[str]) -> int:
             path.write_text(
                 sync_links(path.read_text(encoding="utf-8")), encoding="utf-8"
             )
-    elif command == "sync-exercises":
-        for path in chapters:
-            write(sync_exercises(read(path), chapter_answers(path)), path)
     elif command == "refresh":
         for path in paths:
             print(f"executing {path.name} (smoke profile)")

@@ -9,6 +9,7 @@ import gzip
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -231,6 +232,25 @@ def assert_offline_and_clean(site, page, requests, errors):
 
 
 # A toy translation task for the inspection and explorer tests.
+def sphinx_project(folder: Path, extensions: list[str], pages: dict[str, str]) -> list:
+    """A Sphinx project in ``folder`` with the book's own extensions importable (MyST
+    pages, colon fences) and ``pages`` (file name -> text); returns the command that
+    builds it into ``folder/out`` with warnings as errors."""
+    (folder / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
+        f"extensions = {extensions!r}\n"
+        "myst_enable_extensions = ['colon_fence']\n",
+        encoding="utf-8",
+    )
+    for name, text in pages.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return [sys.executable, "-m", "sphinx", "-b", "html", "-W", "-q"] + [
+        str(folder),
+        str(folder / "out"),
+    ]
+
+
 TOY_SRC_SENTENCES = [["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "."]]
 
 

@@ -15,6 +15,7 @@ from helpers import (
     assert_transformer_weights,
     open_page,
     show_widgets,
+    sphinx_project,
 )
 
 from attnlab.web import export
@@ -56,6 +57,53 @@ def test_each_chapter_shows_its_budget_from_the_committed_timings(built_book):
             and (m["profile"], m["cache"]) == ("full", "cold")
         )
         assert notebooks._duration(seconds) in text, path.stem
+
+
+def test_the_build_links_an_exercise_to_its_solution_on_any_page(tmp_path):
+    """The exercise-links extension on a two-page Sphinx project: an exercise solved on
+    another page links there, one with no solution gets no link, and nothing warns."""
+    build = sphinx_project(
+        tmp_path,
+        ["myst_parser", "sphinx_exercise", "exercise_links"],
+        {
+            "index.md": "# Book\n\n```{toctree}\nchapter\nanswers\n```\n",
+            "chapter.md": "# Chapter\n\n:::{exercise}\n:label: ch1-ex-1\n\nDo a.\n:::\n\n"
+            ":::{exercise}\n:label: ch1-ex-2\n\nDo b.\n:::\n",
+            "answers.md": "# Answers\n\n:::{solution} ch1-ex-1\n:label: ch1-sol-1\n\n"
+            "Like so.\n:::\n",
+        },
+    )
+    result = subprocess.run(build, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (tmp_path / "out" / "chapter.html").read_text(encoding="utf-8")
+    first, second = page.split('id="ch1-ex-2"')
+    assert re.search(
+        r'href="answers\.html#ch1-sol-1"[^>]*>.*?Worked solution', first, re.S
+    )
+    assert "Worked solution" not in second
+
+
+def test_every_exercise_links_its_worked_solution(built_book):
+    """The book ends each exercise with a link to its solution (book/_ext/exercise_links.py),
+    wherever among the chapter's solutions pages it is; the notebooks carry no link."""
+    html, _ = built_book
+    for path in notebooks.chapter_paths():
+        page = (html / "chapters" / f"{path.stem}.html").read_text(encoding="utf-8")
+        answers = notebooks.chapter_answers(path)
+        for exercise, solution in answers.items():
+            block = page[page.index(f'id="{exercise}"') :]
+            block = (
+                block[: block.index('<div class="exercise')]
+                if '<div class="exercise' in block
+                else block
+            )
+            href = re.search(
+                rf'<a class="reference internal" href="(solutions/[^"#]+)#{solution}"',
+                block,
+            )
+            assert href, (path.stem, exercise)
+            target = html / "chapters" / href.group(1)
+            assert f'id="{solution}"' in target.read_text(encoding="utf-8")
 
 
 def test_pages_say_smoke_and_serve_their_own_scripts(built_book):

@@ -477,10 +477,6 @@ def test_a_chapter_s_solutions_may_continue_on_further_pages(tmp_path, monkeypat
         "ch2-ex-1": "ch2-sol-1",
         "ch2-ex-2": "ch2-sol-2",
     }
-    notebooks.write(
-        notebooks.sync_exercises(notebooks.read(path), notebooks.chapter_answers(path)),
-        path,
-    )
     assert notebooks.exercise_problems(path) == []
     second(("ch2-ex-2", "ch2-sol-2"), ("ch2-ex-1", "ch2-sol-1b"))
     assert notebooks.exercise_problems(path) == [
@@ -525,34 +521,24 @@ def _chapter(tmp_path, monkeypatch, exercises, questions, solutions=None):
 
 
 def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
-    """Every exercise has a linked worked solution, no solution answers a missing exercise,
-    and the chapter ends with 3 to 5 self-check questions, each with an answer."""
+    """Every exercise has a worked solution (the book links it), none links it by hand,
+    no solution answers a missing exercise, and the chapter ends with 3 to 5 self-check
+    questions, each with an answer."""
     good = [
         ("**Predict.** Why?", "Because."),
         ("**Diagnose.** How?", "So."),
         ("What?", "That."),
     ]
-    path = _chapter(
-        tmp_path,
-        monkeypatch,
-        ["Do a.", "Do b."],
-        good,
-        [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")],
-    )
-    problems = notebooks.exercise_problems(path)
-    assert problems == [
-        f"02_x.ipynb: exercise ch2-ex-{k} does not link its solution (run: "
-        "python book/notebooks.py sync-exercises)"
-        for k in (1, 2)
-    ]
-    answers = notebooks.solutions(
-        notebooks.read(tmp_path / "chapters" / "solutions" / "02_x.ipynb")
-    )
-    linked = notebooks.sync_exercises(notebooks.read(path), answers)
-    notebooks.write(linked, path)
+    solved = [("ch2-ex-1", "ch2-sol-1"), ("ch2-ex-2", "ch2-sol-2")]
+    path = _chapter(tmp_path, monkeypatch, ["Do a.", "Do b."], good, solved)
     assert notebooks.exercise_problems(path) == []
-    again = notebooks.sync_exercises(notebooks.read(path), answers)  # idempotent
-    assert [c.source for c in again.cells] == [c.source for c in linked.cells]
+
+    by_hand = ["Do a.\n\n{ref}`Worked solution <ch2-sol-1>`", "Do b."]
+    path = _chapter(tmp_path / "a", monkeypatch, by_hand, good, solved)
+    assert notebooks.exercise_problems(path) == [
+        "02_x.ipynb: exercise ch2-ex-1 links its solution by hand; the book adds the "
+        "link when it builds (book/_ext/exercise_links.py)"
+    ]
 
     path = _chapter(
         tmp_path / "b",
@@ -583,6 +569,4 @@ def test_exercise_checks_catch_what_is_missing(tmp_path, monkeypatch):
     assert notebooks.exercise_problems(path) == [
         "02_x.ipynb: 'Check yourself' has 1 questions that ask for thinking, not 2 or more "
         "(begin them with one of **Predict.**, **Trace the shapes.**, **Diagnose.**)",
-        "02_x.ipynb: exercise ch2-ex-1 does not link its solution (run: python book/notebooks.py "
-        "sync-exercises)",
     ]

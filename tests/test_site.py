@@ -9,11 +9,17 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, book_pages, open_page, page_weight, show_widgets
+from helpers import (
+    ROOT,
+    book_pages,
+    open_page,
+    page_weight,
+    show_widgets,
+    sphinx_project,
+)
 
 MB = 1_000_000
 VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
@@ -158,27 +164,13 @@ def test_equations_are_typeset_when_the_book_is_built(built_book):
 def test_an_equation_katex_cannot_read_fails_the_build(tmp_path):
     """The book's extension turns an equation KaTeX cannot typeset (which it would show as
     red source text) into a warning, which ``-W`` makes an error."""
-    (tmp_path / "conf.py").write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
-        "extensions = ['offline_assets']\n",
-        encoding="utf-8",
+    build = sphinx_project(
+        tmp_path,
+        ["offline_assets"],
+        {
+            "index.rst": "Equations\n=========\n\nGood :math:`\\frac{a}{b}`, bad :math:`\\frac{a}{b`.\n"
+        },
     )
-    (tmp_path / "index.rst").write_text(
-        "Equations\n=========\n\nGood :math:`\\frac{a}{b}`, bad :math:`\\frac{a}{b`.\n",
-        encoding="utf-8",
-    )
-    build = [
-        sys.executable,
-        "-m",
-        "sphinx",
-        "-b",
-        "html",
-        "-W",
-        "-q",
-        str(tmp_path),
-        str(tmp_path / "out"),
-    ]
     failed = subprocess.run(build, capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0
     assert "KaTeX could not typeset 1 equation" in failed.stderr, failed.stderr
