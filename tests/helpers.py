@@ -232,6 +232,38 @@ def assert_offline_and_clean(site, page, requests, errors):
 
 
 # A toy translation task for the inspection and explorer tests.
+def built_notebook(html: Path, page: Path) -> Path:
+    """Where the book's build (``html``: its HTML folder) keeps ``page`` as it executed it."""
+    return (
+        html.parent / "jupyter_execute" / page.relative_to(ROOT).with_suffix(".ipynb")
+    )
+
+
+def nbval_replayed(notebook: Path, executed: Path, folder: Path):
+    """Run nbval (lax: the tagged cells' outputs compared) on ``notebook``, answered by
+    the outputs ``executed`` recorded instead of by running it (replay_kernel.py)."""
+    import replay_kernel
+
+    jupyter = folder / "jupyter"
+    replay_kernel.install(jupyter)
+    env = {**os.environ, "JUPYTER_PATH": str(jupyter), "ATTNLAB_REPLAY": str(executed)}
+    command = ["-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q"] + [
+        "--nbval-kernel-name",
+        replay_kernel.NAME,
+        "--rootdir",
+        str(folder),
+        str(notebook),
+    ]
+    return subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def sphinx_project(folder: Path, extensions: list[str], pages: dict[str, str]) -> list:
     """A Sphinx project in ``folder`` with the book's own extensions importable (MyST
     pages, colon fences) and ``pages`` (file name -> text); returns the command that

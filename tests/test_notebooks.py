@@ -7,10 +7,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, built_notebook, nbval_replayed
 
 sys.path.insert(0, str(ROOT / "book"))
 import notebooks  # noqa: E402  (book/notebooks.py, the chapters' maintenance tool)
@@ -98,50 +97,74 @@ def test_chapter_has_checked_outputs(path):
     assert checked
 
 
-@pytest.mark.kernel
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_nbval_smoke(path, tmp_path, fra_eng_dir):
-    """Execute the chapter in the smoke profile; tagged cells must reproduce their outputs."""
-    env = {
-        **os.environ,
-        "ATTNLAB_PROFILE": "smoke",
-        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-        "ATTNLAB_BUILD_DIR": str(tmp_path / "build"),
-    }
-    start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--nbval-lax",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--rootdir",
-            str(tmp_path),
-            str(path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    seconds = time.perf_counter() - start
-    print(f"{path.stem}: nbval (smoke) in {seconds:.1f} s")
+PAGES = CHAPTERS + SECTIONS + SOLUTIONS + LABS
+
+
+@pytest.mark.parametrize(
+    "path",
+    PAGES,
+    ids=lambda p: p.relative_to(ROOT / "chapters").with_suffix("").as_posix(),
+)
+def test_nbval_checks_the_page_as_the_book_built_it(path, built_book, tmp_path):
+    """Every page runs once a test run, when the smoke book is built (every cell without
+    an error: test_book_builds_without_warnings); nbval then holds its tagged cells to
+    the committed outputs, replayed from that run (replay_kernel.py), and each chapter
+    recorded its results."""
+    html, _ = built_book
+    executed = built_notebook(html, path)
+    assert executed.is_file(), f"the book's build did not execute {path.name}"
+    result = nbval_replayed(path, executed, tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
-    # The chapter recorded its results where it was told to.
-    record = tmp_path / "build" / "results" / f"{path.stem}.json"
+    if path not in CHAPTERS:
+        return
+    record = html.parents[1] / "attnlab" / "results" / f"{path.stem}.json"
     assert record.is_file()
-    if (
-        path.stem == "05_transformer"
-    ):  # chapter 6 reads this table by the library's model names
-        comparison = json.loads(record.read_text(encoding="utf-8"))["results"][
-            "comparison"
-        ]
-        assert list(comparison) == list(compare.MODEL_NAMES)
+    if path.stem == "05_transformer":  # chapter 6 reads it by the library's model names
+        results = json.loads(record.read_text(encoding="utf-8"))["results"]
+        assert list(results["comparison"]) == list(compare.MODEL_NAMES)
+
+
+@pytest.mark.kernel
+def test_nbval_on_the_replayed_build_fails_where_the_build_differs(tmp_path):
+    """The replayed check is nbval's: a tagged cell whose built output differs fails it,
+    as does a cell the build did not run or one that raised; the same outputs pass."""
+    v4 = notebooks.nbformat.v4
+
+    def page(name, printed, *, other="x = 1", error=False):
+        shown = v4.new_code_cell("print('attention')", execution_count=1)
+        shown.metadata["tags"] = [notebooks.CHECKED, notebooks.KEPT]
+        shown.outputs = [v4.new_output("stream", name="stdout", text=printed)]
+        rest = v4.new_code_cell(other)
+        if error:
+            rest.outputs = [
+                v4.new_output(
+                    "error",
+                    ename="ValueError",
+                    evalue="no",
+                    traceback=["ValueError: no"],
+                )
+            ]
+        path = tmp_path / f"{name}.ipynb"
+        notebooks.nbformat.write(v4.new_notebook(cells=[shown, rest]), path)
+        return path
+
+    committed = page("committed", "attention\n")
+    runs = {
+        "same": page("same", "attention\n"),
+        "changed": page("changed", "attentoin\n"),
+        "another cell": page("another", "attention\n", other="x = 2"),
+        "raised": page("raised", "attention\n", error=True),
+    }
+    results = {
+        case: nbval_replayed(committed, run, tmp_path / case)
+        for case, run in runs.items()
+    }
+    assert results["same"].returncode == 0, results["same"].stdout[-3000:]
+    assert "Cell outputs differ" in results["changed"].stdout
+    assert "did not execute this cell" in results["another cell"].stdout
+    assert "ValueError" in results["raised"].stdout
+    assert all(r.returncode != 0 for case, r in results.items() if case != "same")
 
 
 def test_the_debugging_lab_is_a_numbered_page_after_chapter_5():
@@ -170,40 +193,6 @@ def test_a_chapter_s_further_pages_come_before_its_solutions():
         at = toc.index(f"file: chapters/sections/{page.stem}")
         assert toc.index(f"file: chapters/{chapter.stem}") < at
         assert at < toc.index(f"file: chapters/solutions/{chapter.stem}")
-
-
-@pytest.mark.kernel
-@pytest.mark.parametrize("path", SECTIONS + SOLUTIONS + LABS, ids=lambda p: p.stem)
-def test_worked_solutions_run(path, tmp_path, fra_eng_dir):
-    """Every worked solution's code runs, in the smoke profile, so that none rots (the
-    debugging lab's and the chapters' further pages too, checked outputs included)."""
-    env = {
-        **os.environ,
-        "ATTNLAB_PROFILE": "smoke",
-        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-        "ATTNLAB_BUILD_DIR": str(tmp_path / "build"),
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--nbval-lax",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--rootdir",
-            str(tmp_path),
-            str(path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 MODEL_NAMES = list(compare.MODEL_NAMES)
