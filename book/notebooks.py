@@ -101,9 +101,47 @@ def _device_name(machine: dict) -> str:
     return f"{machine['cpu_count']} CPU cores"
 
 
+FULL, WARM, SMOKE = ("full", "cold"), ("full", "warm"), ("smoke", "cold")
+BUDGET_INTRO = (
+    "Measured in the `full` profile, with the chapters before this one run first (their "
+    "models come from the cache; run alone on an empty cache, a chapter trains them "
+    "again). The `smoke` profile's numbers are meaningless; it only checks that the "
+    "code runs."
+)
+
+
 def budget_note(chapter: str, results: Path = RESULTS) -> str:
     """The budget note of ``chapter`` (a stem such as ``02_encoder_decoder``), from the chapter
-    times that ``benchmarks/bench_chapters.py`` recorded on each device."""
+    times that ``benchmarks/bench_chapters.py`` recorded on each device: a table with a
+    column a device, what it says of runs that cannot be compared, and its sources."""
+    columns = _measured(chapter, results)
+    machines = [record["machine"] for record, _ in columns]
+    caveats = [c for record, runs in columns for c in _caveats(record, runs, columns)]
+    sources = "; ".join(
+        f"`benchmarks/results/chapters-{m['device'].split(':')[0]}.json`, "
+        f"{record['measured_at'][:10]}, torch {m['torch']}"
+        for (record, _), m in zip(columns, machines)
+    )
+    gpu = (
+        ""
+        if any(m.get("gpu") for m in machines)
+        else " No GPU run has been measured yet."
+    )
+    return "\n".join(
+        [":::{admonition} Budget", ":class: note", BUDGET_INTRO + gpu, ""]
+        + _budget_table(columns)
+        + [
+            "",
+            *([" ".join(caveats), ""] if caveats else []),
+            f"Source: {sources}.",
+            ":::",
+        ]
+    )
+
+
+def _measured(chapter: str, results: Path) -> list[tuple[dict, dict]]:
+    """Per device that has a ``chapters-<device>.json`` (CPU first: the reference, which
+    must have a full cold run), its record and the chapter's runs by (profile, cache)."""
     columns = []
     for device in ("cpu", "cuda", "mps"):
         path = results / f"chapters-{device}.json"
@@ -115,7 +153,7 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
             for m in record["measurements"]
             if m["chapter"] == chapter
         }
-        if ("full", "cold") not in runs and device == "cpu":  # the reference: required
+        if FULL not in runs and device == "cpu":
             raise ValueError(
                 f"{path.name} has no full-profile run of {chapter}: run "
                 "benchmarks/bench_chapters.py"
@@ -125,109 +163,73 @@ def budget_note(chapter: str, results: Path = RESULTS) -> str:
         raise ValueError(
             f"no chapters-*.json in {results}: run benchmarks/bench_chapters.py"
         )
+    return columns
 
-    def trained(runs):
-        if ("full", "cold") not in runs:
-            return "not measured yet"
-        models = runs[("full", "cold")].get("trained")
-        if models is None:
-            return "not recorded"
-        return (
-            " · ".join(
-                f"`{m['name']}`: {m['steps']:,} steps, {_duration(m['seconds'])}"
-                for m in models
-            )
-            or "nothing"
-        )
 
-    def cell(runs, key):
-        if key not in runs:
-            return "–"
-        return (
-            "did not finish"
-            if "error" in runs[key]
-            else _duration(runs[key]["seconds"])
-        )
+def _budget_table(columns: list[tuple[dict, dict]]) -> list[str]:
+    rows = {
+        "trains": _trained,
+        "top to bottom": lambda runs: _time(runs, FULL),
+        "with its models cached": lambda runs: _time(runs, WARM),
+        "`smoke` profile": lambda runs: _time(runs, SMOKE),
+    }
+    devices = " | ".join(_device_name(record["machine"]) for record, _ in columns)
+    return [f"| | {devices} |", "|---" * (len(columns) + 1) + "|"] + [
+        f"| {label} | " + " | ".join(show(runs) for _, runs in columns) + " |"
+        for label, show in rows.items()
+    ]
 
-    # Said, not hidden: full runs that failed in this chapter or never reached it, and
-    # runs of another device that trained other budgets than the reference (CPU) run.
-    caveats = []
-    reference = columns[0][1].get(("full", "cold")) or {}
+
+def _trained(runs: dict) -> str:
+    if FULL not in runs:
+        return "not measured yet"
+    models = runs[FULL].get("trained")
+    if models is None:
+        return "not recorded"
+    shown = (
+        f"`{m['name']}`: {m['steps']:,} steps, {_duration(m['seconds'])}"
+        for m in models
+    )
+    return " · ".join(shown) or "nothing"
+
+
+def _time(runs: dict, key: tuple[str, str]) -> str:
+    if key not in runs:
+        return "–"
+    return "did not finish" if "error" in runs[key] else _duration(runs[key]["seconds"])
+
+
+def _caveats(record: dict, runs: dict, columns: list[tuple[dict, dict]]) -> list[str]:
+    """Said, not hidden: a full run that failed in this chapter or never reached it, and
+    a run of another device that trained other budgets than the reference (CPU) run."""
+    run = (
+        f"On {_device_name(record['machine'])}, the run of {record['measured_at'][:10]}"
+    )
+    if FULL not in runs:
+        return [f"{run} did not reach this chapter."]
+    found = []
+    if "error" in runs[FULL]:
+        found.append(f"{run} did not finish this chapter: {runs[FULL]['error']}.")
+    reference = columns[0][1].get(FULL) or {}
     steps = {m["name"]: m["steps"] for m in reference.get("trained") or []}
-    for record, runs in columns:
-        run = f"On {_device_name(record['machine'])}, the run of {record['measured_at'][:10]}"
-        if ("full", "cold") not in runs:
-            caveats.append(f"{run} did not reach this chapter.")
-        elif "error" in runs[("full", "cold")]:
-            caveats.append(
-                f"{run} did not finish this chapter: {runs[('full', 'cold')]['error']}."
-            )
-        other = [
-            f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
-            for m in (runs.get(("full", "cold")) or {}).get("trained") or []
-            if m["name"] in steps and m["steps"] != steps[m["name"]]
-        ]
-        if other:
-            caveats.append(
-                f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
-                "its times are not this version's."
-            )
-        gone = sorted(
-            {
-                m["name"]
-                for m in (runs.get(("full", "cold")) or {}).get("trained") or []
-                if m["name"] not in steps
-            }
+    trained = runs[FULL].get("trained") or []
+    other = [
+        f"`{m['name']}` {m['steps']:,} steps, not {steps[m['name']]:,}"
+        for m in trained
+        if m["name"] in steps and m["steps"] != steps[m["name"]]
+    ]
+    if other:
+        found.append(
+            f"{run} trained an earlier version's budgets ({'; '.join(other)}): "
+            "its times are not this version's."
         )
-        if steps and gone:
-            caveats.append(
-                f"{run} trained models this version's chapter no longer trains "
-                f"({', '.join(f'`{name}`' for name in gone)}): its times include "
-                "them."
-            )
-
-    rows = [
-        ("trains", trained),
-        ("top to bottom", lambda r: cell(r, ("full", "cold"))),
-        ("with its models cached", lambda r: cell(r, ("full", "warm"))),
-        ("`smoke` profile", lambda r: cell(r, ("smoke", "cold"))),
-    ]
-    head = (
-        "| | "
-        + " | ".join(_device_name(record["machine"]) for record, _ in columns)
-        + " |"
-    )
-    lines = [head, "|---" * (len(columns) + 1) + "|"]
-    lines += [
-        "| " + label + " | " + " | ".join(fn(runs) for _, runs in columns) + " |"
-        for label, fn in rows
-    ]
-    sources = "; ".join(
-        f"`benchmarks/results/chapters-{record['machine']['device'].split(':')[0]}"
-        f".json`, {record['measured_at'][:10]}, torch {record['machine']['torch']}"
-        for record, _ in columns
-    )
-    gpu = (
-        ""
-        if any(r["machine"].get("gpu") for r, _ in columns)
-        else (" No GPU run has been measured yet.")
-    )
-    return "\n".join(
-        [
-            ":::{admonition} Budget",
-            ":class: note",
-            "Measured in the `full` profile, with the chapters before this one run first (their "
-            "models come from the cache; run alone on an empty cache, a chapter trains them "
-            "again). The `smoke` profile's numbers are meaningless; it only checks that the "
-            f"code runs.{gpu}",
-            "",
-            *lines,
-            "",
-            *([" ".join(caveats), ""] if caveats else []),
-            f"Source: {sources}.",
-            ":::",
-        ]
-    )
+    gone = sorted({m["name"] for m in trained if m["name"] not in steps})
+    if steps and gone:
+        found.append(
+            f"{run} trained models this version's chapter no longer trains "
+            f"({', '.join(f'`{name}`' for name in gone)}): its times include them."
+        )
+    return found
 
 
 def chapter_paths() -> list[Path]:

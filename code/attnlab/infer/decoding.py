@@ -314,78 +314,128 @@ def beam_search(
     stop_every = stop_every or _stop_every(src.device)
     model.eval()
     batch, k, device = src.shape[0], beam_size, src.device
-    first = torch.arange(batch, device=device)[:, None] * k  # (B, 1) their rows 0
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B * k,)
     memory = model.encode(src, src_len).select(rows)
-    scores = torch.full((batch, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # only one live hypothesis at the start
-    prefixes = torch.full((batch * k, 0), pad_id, dtype=torch.long, device=device)
-    # The ended hypotheses, k at most a sentence, plus one column where what is not
-    # kept is written (so that every write is one scatter, with no host decision).
-    ended_scores = torch.full(
-        (batch, k + 1), float("-inf"), dtype=torch.float64, device=device
-    )  # length-normalised
-    ended_tokens = torch.full(
-        (batch, k + 1, max_len), pad_id, dtype=torch.long, device=device
-    )
-    ended_length = torch.zeros((batch, k + 1), dtype=torch.long, device=device)
-    ended = torch.zeros(batch, dtype=torch.long, device=device)  # how many so far
-    prev = torch.full((batch * k,), bos_id, dtype=torch.long, device=device)
+    beam = _Beam.start(batch, k, bos_id, pad_id, device)
+    ended = _Ended.empty(batch, k, max_len, pad_id, device)
     state = None
     for t in range(max_len):
-        step = model.decode_step(prev, memory, state)
+        step = model.decode_step(beam.last, memory, state)
         log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
         # 2k candidates: even if k of them end with <eos>, k others go on
-        top, beam, token = top_candidates(scores, log_probs, 2 * k)  # (B, n) each
-        row, ends, live = first + beam, token == eos_id, top > float("-inf")
+        top, parent, token = top_candidates(beam.scores, log_probs, 2 * k)  # (B, n)
+        row, ends, live = beam.first + parent, token == eos_id, top > float("-inf")
         # Read best first; candidate j is read if every one before it was and none
         # of them made the sentence stop (k ended, or k going on).
         ends_before = _count_before(ends & live)
         goes_on_before = _count_before(~ends & live)
-        read = live & (ended[:, None] + ends_before < k) & (goes_on_before < k)
-        # the ones that end join the sentence's ended hypotheses, in order
-        joins = read & ends
-        slot = torch.where(joins, ended[:, None] + ends_before, k)  # (B, n)
-        ended_scores.scatter_(1, slot, top.double() / length_penalty(t + 1, alpha))
-        ended_length.scatter_(1, slot, torch.full_like(slot, t + 1))
+        read = live & (ended.count[:, None] + ends_before < k) & (goes_on_before < k)
         written = torch.cat(
-            [prefixes[row.flatten()].view(*row.shape, t), token[..., None]], dim=-1
+            [beam.prefixes[row.flatten()].view(*row.shape, t), token[..., None]], dim=-1
         )  # (B, n, t + 1)
-        ended_tokens[..., : t + 1].scatter_(
-            1, slot[..., None].expand(-1, -1, t + 1), written
-        )
-        ended += joins.sum(dim=1)
+        normalised = top.double() / length_penalty(t + 1, alpha)
+        ended.add(read & ends, ends_before, normalised, written)
         # the ones that go on are the next beam; a sentence that is done idles
-        goes_on = read & ~ends & (ended < k)[:, None]
-        place = torch.where(goes_on, goes_on_before, k)  # (B, n)
-        next_row = first.repeat(1, k + 1).scatter_(1, place, row)[:, :k]
-        prev = (
-            torch.full((batch, k + 1), pad_id, dtype=torch.long, device=device)
-            .scatter_(1, place, token)[:, :k]
-            .flatten()
-        )
-        scores = torch.full((batch, k + 1), float("-inf"), device=device).scatter_(
-            1, place, top
-        )[:, :k]
-        index = next_row.flatten()
-        prefixes = torch.cat([prefixes[index], prev[:, None]], dim=1)
+        goes_on = read & ~ends & (ended.count < k)[:, None]
+        index = beam.advance(goes_on, goes_on_before, row, token, top)
         state = step.state.select(index)
-        if (t + 1) % stop_every == 0 and bool((ended >= k).all()):
+        if (t + 1) % stop_every == 0 and bool((ended.count >= k).all()):
             break
-    # Each sentence's best ended hypothesis (the first of equals), or its best live one.
-    best_ended = ended_scores[:, :k].argmax(dim=1)  # (B,)
-    best_live = scores.argmax(dim=1)
-    has_ended = (ended > 0).tolist()
-    ended_tokens, ended_length = ended_tokens.tolist(), ended_length.tolist()
-    live_tokens = prefixes.view(batch, k, -1).tolist()
-    best = []
-    for b, (e, j) in enumerate(zip(best_ended.tolist(), best_live.tolist())):
-        best.append(
-            ended_tokens[b][e][: ended_length[b][e]]
-            if has_ended[b]
-            else live_tokens[b][j]
+    return ended.best_or(beam)
+
+
+@dataclass
+class _Beam:
+    """The live hypotheses, ``k`` a sentence: row ``b * k + j`` is sentence ``b``'s
+    ``j``-th, with its log-probability ``scores[b, j]`` (-inf: no hypothesis)."""
+
+    scores: torch.Tensor  # (B, k)
+    prefixes: torch.Tensor  # (B * k, t) the tokens so far, <bos> left out
+    last: torch.Tensor  # (B * k,) the token the next step reads
+    first: torch.Tensor  # (B, 1) each sentence's row 0
+    pad_id: int
+
+    @classmethod
+    def start(cls, batch, k, bos_id, pad_id, device) -> "_Beam":
+        scores = torch.full((batch, k), float("-inf"), device=device)
+        scores[:, 0] = 0.0  # only one live hypothesis at the start
+        return cls(
+            scores=scores,
+            prefixes=torch.full(
+                (batch * k, 0), pad_id, dtype=torch.long, device=device
+            ),
+            last=torch.full((batch * k,), bos_id, dtype=torch.long, device=device),
+            first=torch.arange(batch, device=device)[:, None] * k,
+            pad_id=pad_id,
         )
-    return best
+
+    def advance(self, goes_on, before, row, token, top) -> torch.Tensor:
+        """Candidate (b, j) that goes on takes place ``before[b, j]`` of the next beam
+        (one scatter a tensor; what does not go on is written to an extra column, then
+        dropped); empty places keep row 0 and score -inf. Returns the rows the next
+        beam continues, for the decoder's state."""
+        batch, k = self.scores.shape
+        place = torch.where(goes_on, before, k)  # (B, n)
+
+        def placed(values, fill):
+            blank = torch.full(
+                (batch, k + 1), fill, dtype=values.dtype, device=values.device
+            )
+            return blank.scatter_(1, place, values)[:, :k]
+
+        index = self.first.repeat(1, k + 1).scatter_(1, place, row)[:, :k].flatten()
+        self.last = placed(token, self.pad_id).flatten()
+        self.scores = placed(top, float("-inf"))
+        self.prefixes = torch.cat([self.prefixes[index], self.last[:, None]], dim=1)
+        return index
+
+
+@dataclass
+class _Ended:
+    """The ended hypotheses, ``k`` at most a sentence, plus one column where what is
+    not kept is written (so that every write is one scatter, with no host decision)."""
+
+    scores: torch.Tensor  # (B, k + 1) length-normalised, float64
+    tokens: torch.Tensor  # (B, k + 1, max_len)
+    length: torch.Tensor  # (B, k + 1)
+    count: torch.Tensor  # (B,) how many so far
+
+    @classmethod
+    def empty(cls, batch, k, max_len, pad_id, device) -> "_Ended":
+        return cls(
+            scores=torch.full(
+                (batch, k + 1), float("-inf"), dtype=torch.float64, device=device
+            ),
+            tokens=torch.full(
+                (batch, k + 1, max_len), pad_id, dtype=torch.long, device=device
+            ),
+            length=torch.zeros((batch, k + 1), dtype=torch.long, device=device),
+            count=torch.zeros(batch, dtype=torch.long, device=device),
+        )
+
+    def add(self, joins, before, scores, written) -> None:
+        """Candidates that end (``joins``, (B, n)) join in order, after the ``count``
+        already there; ``written`` (B, n, t + 1) are their tokens."""
+        k, t = self.scores.shape[1] - 1, written.shape[-1]
+        slot = torch.where(joins, self.count[:, None] + before, k)  # (B, n)
+        self.scores.scatter_(1, slot, scores)
+        self.length.scatter_(1, slot, torch.full_like(slot, t))
+        self.tokens[..., :t].scatter_(1, slot[..., None].expand(-1, -1, t), written)
+        self.count += joins.sum(dim=1)
+
+    def best_or(self, beam: _Beam) -> list[list[int]]:
+        """Each sentence's best ended hypothesis (the first of equals), or if none
+        ended, its best live one."""
+        k = self.scores.shape[1] - 1
+        best_ended = self.scores[:, :k].argmax(dim=1).tolist()
+        best_live = beam.scores.argmax(dim=1).tolist()
+        has_ended = (self.count > 0).tolist()
+        tokens, length = self.tokens.tolist(), self.length.tolist()
+        live = beam.prefixes.view(len(has_ended), k, -1).tolist()
+        return [
+            tokens[b][e][: length[b][e]] if has_ended[b] else live[b][j]
+            for b, (e, j) in enumerate(zip(best_ended, best_live))
+        ]
 
 
 def _count_before(flags: torch.Tensor) -> torch.Tensor:
