@@ -55,7 +55,11 @@ def test_compare_translation_measures_every_model_alike(data):
             row["test_bleu"]
             == evaluation.evaluate_translation(models[name][0], data)["bleu"]
         )
-        assert 0 <= row["test_bleu_beam3"] <= 100 and 0 <= row["test_chrf_beam3"] <= 100
+        beam3 = evaluation.evaluate_translation(models[name][0], data, beam_size=3)
+        assert (row["test_bleu_beam3"], row["test_chrf_beam3"]) == (
+            beam3["bleu"],
+            beam3["chrf"],
+        )
         assert (
             row["test_chrf"]
             == evaluation.evaluate_translation(models[name][0], data)["chrf"]
@@ -158,7 +162,33 @@ def test_shared_alignment_and_agreement():
         bahdanau, transformer, ["the cat sat .", "the dog ran ."], src_vocab, tgt_vocab
     )
     assert agreement["words"] > 0 and len(agreement["layer_mean"]) == 2
-    assert all(0 <= x <= 1 for x in agreement["layer_mean"] + agreement["best_head"])
+    # Counted by hand from the two sentences' maps: the share of output words whose
+    # most-attended source word is Bahdanau's, per layer (mean of heads) and per head.
+    maps = [
+        compare.shared_alignment(bahdanau, transformer, s, src_vocab, tgt_vocab)
+        for s in ["the cat sat .", "the dog ran ."]
+    ]
+    words = [len(m["target"]) - (m["target"][-1] == "<eos>") for m in maps]
+    peaks = [m["bahdanau"][:w].argmax(-1) for m, w in zip(maps, words)]
+
+    def share(attends):  # attends(map, words) -> (words,) source positions
+        hits = sum(
+            int((attends(m, w) == peak).sum()) for m, w, peak in zip(maps, words, peaks)
+        )
+        return hits / sum(words)
+
+    assert agreement["words"] == sum(words)
+    assert agreement["layer_mean"] == [
+        share(lambda m, w, i=i: m["transformer"][i][:, :w].mean(0).argmax(-1))
+        for i in range(2)
+    ]
+    assert agreement["heads"] == [
+        [
+            share(lambda m, w, i=i, h=h: m["transformer"][i][h, :w].argmax(-1))
+            for h in range(2)
+        ]
+        for i in range(2)
+    ]
     assert [max(heads) for heads in agreement["heads"]] == agreement["best_head"]
     assert [len(heads) for heads in agreement["heads"]] == [2, 2], (
         "every head of every layer"
@@ -179,7 +209,12 @@ def test_shared_alignment_and_agreement():
         Echo(), transformer, ["the cat sat .", "the dog ran ."], src_vocab, tgt_vocab
     )
     assert echo["layer_mean"][-1] == 1.0
-    assert 0 <= echo["diagonal"] <= 1 and 0 < echo["chance"] < 1
+    assert agreement["diagonal"] == share(
+        lambda m, w: compare.diagonal(w, len(m["source"]) - 1)
+    )
+    assert agreement["chance"] == sum(
+        w / len(m["source"]) for m, w in zip(maps, words)
+    ) / sum(words)
 
     class Diagonal(
         torch.nn.Module
