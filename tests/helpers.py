@@ -231,7 +231,6 @@ def assert_offline_and_clean(site, page, requests, errors):
     assert broken == []
 
 
-# A toy translation task for the inspection and explorer tests.
 def built_notebook(html: Path, page: Path) -> Path:
     """Where the book's build (``html``: its HTML folder) keeps ``page`` as it executed it."""
     return (
@@ -283,6 +282,7 @@ def sphinx_project(folder: Path, extensions: list[str], pages: dict[str, str]) -
     ]
 
 
+# A toy translation task for the inspection and explorer tests.
 TOY_SRC_SENTENCES = [["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "."]]
 
 

@@ -244,7 +244,7 @@ def test_the_site_lists_the_runtimes_hashes_and_the_check_compares_them(
     served = html / "_static" / "vendor" / "onnxruntime-web"
     recorded = json.loads((html / "_static" / "live" / "runtime.json").read_text())
     assert recorded == live_models.runtime_hashes(served)
-    assert sorted(recorded["files"]) == sorted(live_models.RUNTIME)
+    assert sorted(recorded["files"]) == sorted(live_models.RUNTIME.values())
     site = tmp_path / "html"
     shutil.copytree(html, site)
     loader = site / "_static" / "vendor" / "onnxruntime-web" / "ort.wasm.min.mjs"

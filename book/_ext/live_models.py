@@ -34,12 +34,14 @@ logger = logging.getLogger(__name__)
 
 LIVE = Path(__file__).resolve().parents[1] / "live"
 MARKER = 'class="attnlab-live"'
-RUNTIME = (
-    "ort.wasm.min.mjs",
-    "ort-wasm-simd-threaded.mjs",
-    "ort-wasm-simd-threaded.wasm.gz",
-)
-RUNTIME_FORMAT = 1
+# The runtime's files by role, written into runtime.json: translate.mjs reads their
+# names from there.
+RUNTIME = {
+    "loader": "ort.wasm.min.mjs",
+    "glue": "ort-wasm-simd-threaded.mjs",
+    "wasm": "ort-wasm-simd-threaded.wasm.gz",
+}
+RUNTIME_FORMAT = 2
 
 
 def runtime_hashes(folder: Path) -> dict:
@@ -48,14 +50,14 @@ def runtime_hashes(folder: Path) -> dict:
     WebAssembly also that of its content, which is what the page can check when a host
     has already decompressed it."""
     files = {}
-    for name in RUNTIME:
+    for name in RUNTIME.values():
         data = (Path(folder) / name).read_bytes()
         files[name] = {"sha256": hashlib.sha256(data).hexdigest()}
         if name.endswith(".gz"):
             files[name]["content_sha256"] = hashlib.sha256(
                 gzip.decompress(data)
             ).hexdigest()
-    return {"format": RUNTIME_FORMAT, "files": files}
+    return {"format": RUNTIME_FORMAT, "roles": dict(RUNTIME), "files": files}
 
 
 def _add_module(
@@ -77,7 +79,7 @@ def _publish(app: Sphinx, exception: Exception | None) -> None:
     for script in LIVE.glob("*.mjs"):
         shutil.copy2(script, scripts / script.name)
     runtime = Path(app.outdir) / "_static" / "vendor" / "onnxruntime-web"
-    if all((runtime / name).is_file() for name in RUNTIME):
+    if all((runtime / name).is_file() for name in RUNTIME.values()):
         (scripts / "runtime.json").write_text(
             json.dumps(runtime_hashes(runtime), indent=1)
         )

@@ -97,16 +97,20 @@ async function runtimeHashes() {
   } catch (error) {
     throw new LiveError(`runtime.json is not readable: ${error.message}`);
   }
-  if (runtime?.format !== 1 || typeof runtime.files !== "object" || runtime.files === null) {
+  if (runtime?.format !== 2 || typeof runtime.files !== "object" || runtime.files === null
+      || typeof runtime.roles !== "object" || runtime.roles === null) {
     throw new LiveError(`runtime.json has an unknown format (${runtime?.format})`);
   }
-  for (const [name, key] of [["ort.wasm.min.mjs", "sha256"], ["ort-wasm-simd-threaded.mjs", "sha256"],
-                             ["ort-wasm-simd-threaded.wasm.gz", "content_sha256"]]) {
-    if (typeof runtime.files[name]?.[key] !== "string") {
-      throw new LiveError(`runtime.json gives no SHA-256 for ${name}`);
+  // Each role's file (named by the build, book/_ext/live_models.py) and the hash it needs.
+  const found = {};
+  for (const [role, key] of [["loader", "sha256"], ["glue", "sha256"], ["wasm", "content_sha256"]]) {
+    const name = runtime.roles[role];
+    if (typeof name !== "string" || typeof runtime.files[name]?.[key] !== "string") {
+      throw new LiveError(`runtime.json gives no SHA-256 for the runtime's ${role} (${name})`);
     }
+    found[role] = { name, ...runtime.files[name] };
   }
-  return runtime.files;
+  return found;
 }
 
 function ortModule(vendorUrl) {
@@ -114,13 +118,12 @@ function ortModule(vendorUrl) {
     runtime = (async () => {
       const files = await runtimeHashes();
       const base = new URL("onnxruntime-web/", vendorUrl);
-      const wasmInfo = files["ort-wasm-simd-threaded.wasm.gz"];
+      const at = (role) => new URL(files[role].name, base);
       const [loader, glue, wasm] = await Promise.all([
-        checkedModule(new URL("ort.wasm.min.mjs", base), files["ort.wasm.min.mjs"].sha256),
-        checkedModule(new URL("ort-wasm-simd-threaded.mjs", base),
-                      files["ort-wasm-simd-threaded.mjs"].sha256),
-        fetchGunzipped(hashed(new URL("ort-wasm-simd-threaded.wasm.gz", base), wasmInfo.sha256),
-                       wasmInfo.content_sha256, "onnxruntime's WebAssembly")]);
+        checkedModule(at("loader"), files.loader.sha256),
+        checkedModule(at("glue"), files.glue.sha256),
+        fetchGunzipped(hashed(at("wasm"), files.wasm.sha256), files.wasm.content_sha256,
+                       "onnxruntime's WebAssembly")]);
       const ort = await loader.load();
       ort.env.wasm.numThreads = 1; // a static site is not cross-origin isolated
       ort.env.wasm.wasmPaths = { mjs: glue.url }; // the checked glue module
