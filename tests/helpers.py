@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pytest
 import torch
 from torch import nn
 
@@ -215,6 +216,26 @@ def lighthouse(url: str, categories=LIGHTHOUSE_CATEGORIES) -> dict:
         "lighthouse": report["lighthouseVersion"],
         "failed": failed,
     }
+
+
+AXE = ROOT / "book" / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+# Runs axe on the whole document; returns each violated rule with where it fails.
+RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+    .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}))"""
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on the page as it is now, each with where it fails."""
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is missing at {AXE}: run `make vendor` (npm ci from "
+            "book/vendor/package-lock.json)"
+        )
+    # Evaluated by the test harness, which the page's Content-Security-Policy does not
+    # govern (a <script> added to the page would be refused by it, as it should be).
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    return page.evaluate(RUN_AXE)
 
 
 def assert_offline_and_clean(site, page, requests, errors):

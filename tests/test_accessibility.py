@@ -12,35 +12,24 @@ import re
 
 import numpy as np
 import pytest
-from helpers import ROOT, book_pages, lighthouse, open_page, show_widgets
+from helpers import (
+    ROOT,
+    axe_violations,
+    book_pages,
+    lighthouse,
+    open_page,
+    show_widgets,
+)
 from matplotlib import colormaps
 
 from attnlab.view import plots
 
-AXE = ROOT / "book" / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = book_pages()
 PHONE = {"width": 390, "height": 844}
 # The chapters and the closing chapter, which Lighthouse scores.
 CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + [
     "book/after.html"
 ]
-
-# Runs axe on the whole document; returns each violated rule with where it fails.
-RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-    .map(v => ({id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}))"""
-
-
-def _axe(page):
-    if not AXE.is_file():
-        pytest.fail(
-            f"axe-core is missing at {AXE}: run `make vendor` (npm ci from "
-            "book/vendor/package-lock.json)"
-        )
-    # Evaluated by the test harness, which the page's Content-Security-Policy does not
-    # govern (a <script> added to the page would be refused by it, as it should be).
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    return page.evaluate(RUN_AXE)
 
 
 @pytest.mark.slow
@@ -53,7 +42,7 @@ def test_axe_finds_no_serious_violation(site, browser, path, scheme):
     assert page.evaluate("document.documentElement.dataset.theme") == scheme
     show_widgets(page)
     page.wait_for_timeout(300)
-    violations = _axe(page)
+    violations = axe_violations(page)
     page.close()
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     for v in violations:

@@ -13,6 +13,7 @@ from helpers import (
     ROOT,
     assert_offline_and_clean,
     assert_transformer_weights,
+    axe_violations,
     open_page,
     show_widgets,
     sphinx_project,
@@ -493,6 +494,172 @@ def test_the_browser_decodes_as_pytorch(
     )
     for sentence, ours in zip(sentences, results):
         assert_browser_matches_pytorch(model, data, sentence, ours)
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+# What a beam test reads of each hypothesis the page's beamSearch returns.
+BEAM_FIELDS = """h => ({ids: h.ids, logp: h.logp, score: h.score, parent: h.parent,
+                 ended: h.ended, place: h.place})"""
+
+
+def _browser_beams(browser, site, name, cases, max_len=None):
+    """The page's beamSearch on each (sentence, width, α) of ``cases``; with
+    ``max_len``, the model's manifest says that many steps at most."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
+    if max_len is not None:
+
+        def shorter(route):
+            manifest = json.loads(route.fetch().text())
+            route.fulfill(json={**manifest, "max_len": max_len})
+
+        page.route(re.compile(rf"/models/{name}/manifest\.json(\?.*)?$"), shorter)
+    results = page.evaluate(
+        """async ([name, cases]) => {
+        const base = new URL("../_static/", location.href);
+        const { beamSearch } = await import(new URL("live/translate.mjs", base).href);
+        const out = [];
+        for (const [s, beamSize, alpha] of cases) {
+            const r = await beamSearch(new URL(`models/${name}/`, base), new URL("vendor/", base),
+                                       s, { beamSize, alpha });
+            out.push({ steps: r.steps.map((step) => step.map(%s)), best: (%s)(r.best),
+                       tokens: r.tokens, text: r.text });
+        }
+        return out;
+    }"""
+        % (BEAM_FIELDS, BEAM_FIELDS),
+        [name, cases],
+    )
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LIVE_MODELS))
+def test_the_browser_beam_searches_as_pytorch(
+    site, browser, built_book, name, fra_eng_dir, monkeypatch
+):
+    """On the static page, 50 held-out sentences per model at beam 5, α 0.6, and 10 of
+    them at three other settings and cut to 2 steps: every step reads PyTorch's
+    candidates in PyTorch's order (tokens, the place each extends, whether it ended or
+    goes on, and where), with log-probabilities and normalised scores within 1e-4, and
+    chooses PyTorch's translation (an ended hypothesis, or the best live one)."""
+    from attnlab.infer.beams import beam_translate
+
+    html, _ = built_book
+    model = _trained(html, name)
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    data = _smoke_data()
+    sentences = [" ".join(s) for s in data.references("test")[0][:50]]
+    cases = [(s, 5, 0.6) for s in sentences] + [
+        (s, k, alpha)
+        for s in sentences[:10]
+        for k, alpha in ((1, 0.6), (3, 0.0), (8, 1.0))
+    ]
+    cut = [(s, 4, 0.6) for s in sentences[10:20]]
+    compared = {"ended": 0, "live": 0}
+    for max_len, batch in ((export.MAX_LEN, cases), (2, cut)):
+        results = _browser_beams(
+            browser, site, name, batch, None if max_len == export.MAX_LEN else max_len
+        )
+        for (sentence, k, alpha), ours in zip(batch, results, strict=True):
+            theirs = beam_translate(
+                model,
+                sentence,
+                data.src_vocab,
+                data.tgt_vocab,
+                beam_size=k,
+                alpha=alpha,
+                max_len=max_len,
+            )
+            where = (sentence, k, alpha, max_len)
+            assert [
+                [(h["ids"], h["parent"], h["ended"], h["place"]) for h in step]
+                for step in ours["steps"]
+            ] == [
+                [(list(h.ids), h.parent, h.ended, h.place) for h in step]
+                for step in theirs.steps
+            ], where
+            for step, their_step in zip(ours["steps"], theirs.steps):
+                for h, their in zip(step, their_step):
+                    assert h["logp"] == pytest.approx(their.logp, abs=1e-4), where
+                    assert h["score"] == pytest.approx(their.score, abs=1e-4), where
+            assert ours["best"]["ids"] == list(theirs.best.ids), where
+            assert ours["best"]["score"] == pytest.approx(theirs.best.score, abs=1e-4)
+            assert (ours["tokens"], ours["text"]) == (theirs.tokens, theirs.text)
+            compared["ended" if theirs.best.ended else "live"] += 1
+    print(f"{name}: chose an ended hypothesis / a live one: {compared}")
+    # Cut to 2 steps, the smoke build's GRU and Transformer choose a live hypothesis
+    # (none ended) on some sentences; its Bahdanau model ended one on every sentence.
+    assert compared["ended"] >= 50
+
+
+@pytest.mark.slow
+def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
+    """Chapter 5's live box: the beam view lists every step's candidates with their
+    scores, marks the one chosen, shows where the model looked for a candidate on focus,
+    has no serious axe violation, and searches again when the width or α changes; a
+    width out of range is refused with a message."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    box = page.locator(".attnlab-live")
+    box.locator("input[type=text]").fill("I think we should leave.")
+    box.locator("button").click()
+    beam = box.locator(".attnlab-live-beam")
+    beam.wait_for(timeout=120_000)
+    assert beam.locator(".attnlab-live-beam-steps").count() == 0  # searched when opened
+    beam.locator("summary").click()
+    page.wait_for_function(
+        "b => b && b.textContent.includes('Beam of 5')",
+        arg=beam.element_handle(timeout=120_000),
+        timeout=120_000,
+    )
+    steps = beam.locator(".attnlab-live-beam-steps > li")
+    assert steps.count() >= 1
+    first = steps.nth(0).locator("li")
+    assert 1 <= first.count() <= 10  # 2k read at most
+    assert "log p" in first.nth(0).inner_text()
+    assert beam.locator(".attnlab-live-beam-best").count() == 1
+    first.nth(0).focus()
+    looked = beam.locator(".attnlab-live-beam-looked")
+    assert "Where the model looked" in looked.inner_text()
+    assert (
+        looked.locator("span").count() == len("I think we should leave .".split()) + 1
+    )
+    serious = [
+        v for v in axe_violations(page) if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+    beam.locator("select[aria-label='beam width']").select_option("2")
+    page.wait_for_function(
+        "b => b.textContent.includes('Beam of 2')", arg=beam.element_handle()
+    )
+    assert all(steps.nth(i).locator("li").count() <= 4 for i in range(steps.count()))
+    beam.locator("select[aria-label='length penalty α']").select_option("0")
+    page.wait_for_function(
+        "b => b.textContent.includes('α = 0:')", arg=beam.element_handle()
+    )
+    refused = page.evaluate(
+        """async () => {
+        const base = new URL("../_static/", location.href);
+        const { beamSearch } = await import(new URL("live/translate.mjs", base).href);
+        const url = new URL("models/transformer-fra-eng/", base);
+        const vendor = new URL("vendor/", base);
+        const out = [];
+        for (const options of [{ beamSize: 0 }, { beamSize: 9 }, { beamSize: 2.5 },
+                               { alpha: -1 }, { alpha: NaN }]) {
+            try { await beamSearch(url, vendor, "I am here.", options); out.push("accepted"); }
+            catch (error) { out.push(error.message); }
+        }
+        return out;
+    }"""
+    )
+    assert [m.split(",")[0] for m in refused[:3]] == [
+        "the beam width must be a whole number from 1 to 8"
+    ] * 3
+    assert all(
+        "length penalty α must be a number of at least 0" in m for m in refused[3:]
+    )
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 

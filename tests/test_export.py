@@ -143,6 +143,37 @@ def test_exported_graph_decodes_as_pytorch(kind, tmp_path):
         export.onnx_translate(session, manifest, *vocabs, "  \u00a0 ")
 
 
+@pytest.mark.parametrize("kind", ["gru", "bahdanau", "transformer"])
+def test_a_batch_of_prefixes_is_each_prefix_alone(kind, tmp_path):
+    """Beam search's call: one sentence repeated, a different prefix a row. Each row
+    of every output is the graph's answer to that prefix alone, and PyTorch's."""
+    model = _small(kind)
+    manifest_path = export.export_for_browser(
+        model, TOY_SRC, TOY_TGT, tmp_path, name=kind, profile="smoke", max_len=12
+    )
+    session, manifest, _ = _session(manifest_path)
+    width = manifest["fixed_prefix"] or 4
+    prefixes = np.array(
+        [[1] + row + [0] * (width - 4) for row in ([4, 5, 6], [6, 6, 4], [5, 4, 7])],
+        dtype=np.int64,
+    )
+    src = np.array([[4, 5, 6, 7, 2]] * 3, dtype=np.int64)
+    feeds = {"src": src, "src_len": np.array([5] * 3), "tgt_in": prefixes}
+    names = [i.name for i in session.get_inputs()]
+    batch = session.run(None, {n: feeds[n] for n in names})
+    for row in range(3):
+        alone = session.run(None, {n: feeds[n][row : row + 1] for n in names})
+        for together, single in zip(batch, alone):
+            np.testing.assert_allclose(together[row], single[0], atol=1e-5)
+    with torch.no_grad():
+        theirs = model(
+            src=torch.from_numpy(src),
+            src_len=torch.tensor([5] * 3),
+            tgt_in=torch.from_numpy(prefixes[:, :4]),
+        )
+    np.testing.assert_allclose(batch[0][:, :4], theirs.logits.numpy(), atol=1e-4)
+
+
 def test_a_file_that_does_not_match_its_hash_is_refused(tmp_path):
     manifest_path = export.export_for_browser(
         _small("gru"), TOY_SRC, TOY_TGT, tmp_path, name="toy", profile="smoke"
@@ -293,14 +324,18 @@ def test_a_manifest_must_name_exactly_the_export_files(tmp_path, files):
     [
         ("{not json", "no readable manifest.json"),
         ("[1, 2]", "manifest format"),
-        ('{"format": 2}', "manifest format 2, expected 3"),
+        # the format before this one
         (
-            '{"format": 3, "graph": "model.onnx", "vocabularies": {}}',
+            f'{{"format": {export.FORMAT - 1}}}',
+            f"manifest format {export.FORMAT - 1}, expected {export.FORMAT}",
+        ),
+        (
+            f'{{"format": {export.FORMAT}, "graph": "model.onnx", "vocabularies": {{}}}}',
             "does not name model.onnx.gz",
         ),
         (
-            '{"format": 3, "graph": "model.onnx.gz", "vocabularies": {"src": "src-vocab.json", '
-            '"tgt": "tgt-vocab.json"}, "files": "model.onnx.gz"}',
+            f'{{"format": {export.FORMAT}, "graph": "model.onnx.gz", "vocabularies": '
+            '{"src": "src-vocab.json", "tgt": "tgt-vocab.json"}, "files": "model.onnx.gz"}',
             "not exactly",
         ),
     ],

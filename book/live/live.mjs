@@ -125,7 +125,115 @@ function transformerView(result, rows) {
   return el("div", { class: "attnlab-live-layers" }, el("div", {}, kind, " ", layer, " ", head), view);
 }
 
-function resultView(name, result) {
+// The words of `words` not in `other` at the same place after their longest common
+// run (a word-level diff): marked in the beam's translation where greedy differs.
+function differs(words, other) {
+  const n = words.length;
+  const m = other.length;
+  const common = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i -= 1) {
+    for (let j = m - 1; j >= 0; j -= 1) {
+      common[i][j] = words[i] === other[j] ? common[i + 1][j + 1] + 1
+        : Math.max(common[i + 1][j], common[i][j + 1]);
+    }
+  }
+  const marked = [];
+  let [i, j] = [0, 0];
+  while (i < n) {
+    if (j < m && words[i] === other[j]) { marked.push(false); i += 1; j += 1; }
+    else if (j < m && common[i][j + 1] >= common[i + 1][j]) j += 1;
+    else { marked.push(true); i += 1; }
+  }
+  return marked;
+}
+
+const ALPHAS = [0, 0.2, 0.4, 0.6, 0.8, 1, 1.5, 2];
+const fixed = (x) => (x === -Infinity ? "−∞" : x.toFixed(2).replace("-", "−"));
+
+// Beam search, live: width and length penalty as controls, every step's candidates
+// ranked with their log-probabilities (raw and length-normalised), and on hover or focus
+// the attention that chose each one's last word.
+function beamView(result, search) {
+  const width = select("beam width", [...Array(8).keys()].map((i) => [String(i + 1), `beam of ${i + 1}`]));
+  width.value = "5";
+  const alpha = select("length penalty α", ALPHAS.map((a) => [String(a), `α = ${a}`]));
+  alpha.value = "0.6";
+  const status = el("p", { role: "status", class: "attnlab-live-beam-status", style: "min-height:1.2em" });
+  const view = el("div", { class: "attnlab-live-beam-view" });
+  const source = [...result.source, "<eos>"];
+  const looked = el("div", { class: "attnlab-live-beam-looked", style: "font-family:monospace;min-height:3.2em" });
+  const showAttention = (h) => {
+    if (!h.attention) {
+      looked.replaceChildren(note("This model has no attention: nothing to show for a hypothesis."));
+      return;
+    }
+    looked.replaceChildren(
+      el("p", { style: "margin:4px 0" }, "Where the model looked when it chose ",
+         el("b", { text: h.words[h.words.length - 1] }), ":"),
+      ...source.map((token, j) => el("span", {
+        style: `${cellStyle(h.attention[j])};padding:3px 6px;margin:1px;border-radius:3px;display:inline-block`,
+        title: h.attention[j].toFixed(2) }, token)));
+  };
+  const draw = (beam) => {
+    const greedy = result.tokens;
+    const marks = differs(beam.tokens, greedy);
+    const words = beam.tokens.length
+      ? beam.tokens.map((w, i) => el(marks[i] ? "mark" : "span", { text: w }))
+      : [el("span", { text: "(nothing: it chose <eos> first)" })];
+    const same = beam.tokens.join(" ") === greedy.join(" ");
+    const chosen = beam.best;
+    const steps = el("ol", { class: "attnlab-live-beam-steps",
+      style: "max-height:24em;overflow:auto;padding-left:2.5em;font-size:90%" });
+    beam.steps.forEach((step, t) => {
+      const items = el("ol", { style: "padding-left:1.5em" });
+      for (const h of step) {
+        const fate = h.ended ? "ended" : h.place !== null ? `goes on (place ${h.place + 1})` : "dropped: the search is done";
+        const isBest = h === chosen;
+        const item = el("li", { tabindex: "0", class: isBest ? "attnlab-live-beam-best" : "",
+          style: isBest ? "outline:2px solid #d9822b;font-weight:bold" : "" },
+          el("span", { style: "font-family:monospace", text: h.words.slice(0, -1).join(" ") + (h.words.length > 1 ? " " : "") }),
+          el("b", { style: "font-family:monospace", text: h.words[h.words.length - 1] }),
+          el("span", { style: `color:${MUTED}`,
+            text: ` · log p ${fixed(h.logp)} · normalised ${fixed(h.score)} · ${fate}${isBest ? " · chosen" : ""}` }));
+        for (const event of ["mouseenter", "focus"]) item.addEventListener(event, () => showAttention(h));
+        items.append(item);
+      }
+      steps.append(el("li", {}, el("span", { text: `step ${t + 1}: ${step.length} candidates read, best first` }), items));
+    });
+    view.replaceChildren(
+      el("p", {}, `Beam of ${beam.beamSize}, α = ${beam.alpha}: `, ...words.flatMap((w) => [w, " "])),
+      note(same ? "The same translation as greedy decoding."
+        : `Greedy decoding wrote: ${greedy.join(" ") || "(nothing)"}. Highlighted: the beam's words greedy does not have there.`),
+      note(`Chosen: ${chosen.ended ? "the ended hypothesis with the best normalised score" : "no hypothesis ended, so the live one with the best log-probability"} (log p ${fixed(chosen.logp)}, normalised ${fixed(chosen.score)}).`),
+      looked, steps);
+  };
+  let latest = 0; // only the last search asked for is drawn
+  const run = async () => {
+    const asked = ++latest;
+    status.textContent = "Searching…";
+    try {
+      const beam = await search({ beamSize: Number(width.value), alpha: Number(alpha.value) });
+      if (asked !== latest) return;
+      draw(beam);
+      status.textContent = "";
+    } catch (error) {
+      if (asked !== latest) return;
+      view.replaceChildren();
+      status.textContent = `Beam search failed: ${error.message}`;
+    }
+  };
+  for (const control of [width, alpha]) control.addEventListener("change", run);
+  // Searched when the reader opens it, not before.
+  const details = el("details", { class: "attnlab-live-beam" },
+    el("summary", { text: "Beam search, step by step" }),
+    note("Try a wider beam or a larger α and watch which hypotheses survive each step; "
+      + "hover over or tab to a candidate to see where the model looked when it chose its last word."),
+    el("div", {}, width, " ", alpha), status, view);
+  details.addEventListener("toggle", () => { if (details.open && latest === 0) run(); });
+  return details;
+}
+
+function resultView(name, result, search = null) {
   const rows = result.rows;
   const bleu = result.manifest.test_bleu;
   const box = el("div", { class: "attnlab-live-result", "data-model": name },
@@ -145,11 +253,14 @@ function resultView(name, result) {
   if (result.manifest.kind === "bahdanau") box.append(bahdanauView(result, rows));
   else if (result.manifest.kind === "transformer") box.append(transformerView(result, rows));
   else box.append(note("This model has no attention: its decoder sees the source only through one context vector."));
+  if (search) box.append(beamView(result, search));
   return box;
 }
 
 function mount(container) {
   const names = (container.dataset.models || "").split(/\s+/).filter(Boolean);
+  // What the box lets a reader explore beyond the greedy translation ("beam").
+  const explore = new Set((container.dataset.explore || "").split(/\s+/).filter(Boolean));
   // At most the box's width: on a phone, 50 characters would push the page sideways.
   const input = el("input", { type: "text", size: "50", maxlength: "5000",
                               style: "max-width:100%;box-sizing:border-box",
@@ -169,15 +280,19 @@ function mount(container) {
     status.textContent = "Loading and translating…";
     try {
       engine = engine || import(new URL("live/translate.mjs", STATIC).href);
-      const { translate, NothingToTranslate } = await engine;
+      const { translate, beamSearch, NothingToTranslate } = await engine;
       const vendor = new URL("vendor/", STATIC);
       // Each model on its own: one that fails to load says so in its place, and the
       // others still translate.
       const failed = [];
       for (const name of names) {
         try {
-          const result = await translate(new URL(`models/${name}/`, STATIC), vendor, input.value);
-          results.append(resultView(name, result));
+          const url = new URL(`models/${name}/`, STATIC);
+          const sentence = input.value;
+          const result = await translate(url, vendor, sentence);
+          const search = explore.has("beam")
+            ? (options) => beamSearch(url, vendor, sentence, options) : null;
+          results.append(resultView(name, result, search));
         } catch (error) {
           if (error instanceof NothingToTranslate) throw error; // the reader's, not a model's
           const title = error.title || name; // known once its manifest was read

@@ -148,7 +148,7 @@ export function loadModel(modelUrl, vendorUrl) {
       } catch (error) {
         throw new LiveError(`its manifest.json is not readable: ${error.message}`);
       }
-      if (manifest?.format !== 3 || typeof manifest.files !== "object" || manifest.files === null) {
+      if (manifest?.format !== 4 || typeof manifest.files !== "object" || manifest.files === null) {
         throw new LiveError(`its manifest.json has an unknown format (${manifest?.format})`);
       }
       // The manifest names its files (attnlab.web.export writes them): the graph, then the
@@ -215,33 +215,59 @@ function nested(tensor, keep) {
   return build(0, 0);
 }
 
-export async function translate(modelUrl, vendorUrl, sentence) {
+// The reader's sentence as the model reads it: tokens cut to max_src_len, unknown words
+// read as <unk>, <eos> last.
+async function readSource(modelUrl, vendorUrl, sentence) {
   const all = tokenize(sentence);
   if (all.length === 0) {
     throw new NothingToTranslate("type a sentence first: there is nothing to translate");
   }
-  const { ort, manifest, session, src, tgt } = await loadModel(modelUrl, vendorUrl);
-  const truncated = all.length > manifest.max_src_len;
+  const model = await loadModel(modelUrl, vendorUrl);
+  const { manifest, src } = model;
   const tokens = all.slice(0, manifest.max_src_len);
   const index = new Map(src.map((token, i) => [token, i]));
-  const special = manifest.special;
-  const ids = tokens.map((t) => (index.has(t) ? index.get(t) : special.unk)).concat([special.eos]);
-  const unknown = tokens.filter((t) => !index.has(t));
+  const ids = tokens.map((t) => (index.has(t) ? index.get(t) : manifest.special.unk))
+    .concat([manifest.special.eos]);
+  return { model, tokens, ids, unknown: tokens.filter((t) => !index.has(t)),
+           truncated: all.length > manifest.max_src_len };
+}
+
+// onnxruntime's WebAssembly runs one graph at a time: every run waits for the one before
+// (a beam search and a translation asked for at once take turns).
+let running = Promise.resolve();
+function oneAtATime(task) {
+  const turn = running.then(task);
+  running = turn.catch(() => {});
+  return turn;
+}
+
+// One run of the graph on a batch of prefixes of equal length (each starts with <bos>),
+// the source repeated a row: the graph's outputs by name.
+async function runPrefixes({ ort, manifest, session }, ids, prefixes) {
+  const rows = prefixes.length;
+  const width = manifest.fixed_prefix || prefixes[0].length;
+  const tgtIds = prefixes.flatMap((p) => p.concat(new Array(width - p.length).fill(manifest.special.pad)));
+  const int64 = (values, dims) => new ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
   const feeds = {
-    src: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
-    src_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(ids.length)]), [1]),
+    src: int64(Array.from({ length: rows }, () => ids).flat(), [rows, ids.length]),
+    src_len: int64(new Array(rows).fill(ids.length), [rows]),
+    tgt_in: int64(tgtIds, [rows, width]),
   };
+  // only the inputs the graph takes (the GRU's leaves out src_len, which it never reads)
+  return oneAtATime(() => session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]]))));
+}
+
+export async function translate(modelUrl, vendorUrl, sentence) {
+  const { model, tokens, ids, unknown, truncated } = await readSource(modelUrl, vendorUrl, sentence);
+  const { manifest, tgt } = model;
+  const special = manifest.special;
   const prefix = [special.bos];
   const written = [];
   let outputs = null;
   let steps = 0;
   let ended = false;
   for (let t = 0; t < manifest.max_len; t += 1) {
-    const width = manifest.fixed_prefix || prefix.length;
-    const tgtIds = prefix.concat(new Array(width - prefix.length).fill(special.pad));
-    feeds.tgt_in = new ort.Tensor("int64", BigInt64Array.from(tgtIds, BigInt), [1, width]);
-    // only the inputs the graph takes (the GRU's leaves out src_len, which it never reads)
-    outputs = await session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]])));
+    outputs = await runPrefixes(model, ids, [prefix]);
     steps = prefix.length;
     const logits = outputs.logits;
     const vocab = logits.dims[2];
@@ -255,17 +281,137 @@ export async function translate(modelUrl, vendorUrl, sentence) {
   }
   // As the library's translate: <pad> and <bos>, should a model write them, are not words.
   const words = written.filter((i) => i !== special.pad && i !== special.bos).map((i) => tgt[i]);
+  // The batch's one sentence (axis 0), cut to the steps taken.
   const weights = {};
   for (const name of manifest.outputs.slice(1)) {
     const tensor = outputs[name];
     if (name === "attention") weights[name] = nested(tensor, [1, steps])[0];
-    else if (name === "decoder_self") weights[name] = nested(tensor, [undefined, undefined, steps, steps]);
-    else if (name === "cross") weights[name] = nested(tensor, [undefined, undefined, steps]);
-    else weights[name] = nested(tensor, []);
+    else if (name === "decoder_self") weights[name] = nested(tensor, [1, undefined, undefined, steps, steps])[0];
+    else if (name === "cross") weights[name] = nested(tensor, [1, undefined, undefined, steps])[0];
+    else weights[name] = nested(tensor, [1])[0];
   }
   // rows: what each decoding step wrote, <eos> included (the rows of the weights)
   const writtenTokens = written.map((i) => tgt[i]);
   const rows = ended ? [...writtenTokens, "<eos>"] : writtenTokens;
   return { source: tokens, unknown, truncated, tokens: words, rows, text: detokenize(words),
            weights, manifest };
+}
+
+export const BEAM_SIZES = [1, 8]; // the widths a reader may ask for, smallest and largest
+
+// Wu et al. (2016)'s length normalisation, as attnlab.infer.decoding.length_penalty.
+export function lengthPenalty(length, alpha) {
+  return ((5 + length) / 6) ** alpha;
+}
+
+// Hypothesis i's log-probabilities of every next token at position t (log-softmax of its
+// logits, in float64), and the attention over the source that chose them (the last
+// layer's cross-attention averaged over its heads for the Transformer, as its
+// decode_step reports it; null for a model without attention).
+function stepRows(outputs, t) {
+  const { dims, data } = outputs.logits;
+  const [rows, width, vocab] = dims;
+  const logProbs = [];
+  for (let i = 0; i < rows; i += 1) {
+    const offset = (i * width + t) * vocab;
+    let max = -Infinity;
+    for (let j = 0; j < vocab; j += 1) max = Math.max(max, data[offset + j]);
+    let sum = 0;
+    for (let j = 0; j < vocab; j += 1) sum += Math.exp(data[offset + j] - max);
+    const shift = max + Math.log(sum);
+    const row = new Float64Array(vocab);
+    for (let j = 0; j < vocab; j += 1) row[j] = data[offset + j] - shift;
+    logProbs.push(row);
+  }
+  let attention = null;
+  if (outputs.attention) {
+    attention = nested(outputs.attention, [undefined, undefined]).map((rowsOf) => rowsOf[t]);
+  } else if (outputs.cross) {
+    const [, layers, heads] = outputs.cross.dims;
+    attention = nested(outputs.cross, []).map((byLayer) => {
+      const last = byLayer[layers - 1];
+      return last[0][t].map((_, j) => last.reduce((s, head) => s + head[t][j], 0) / heads);
+    });
+  }
+  return { logProbs, attention };
+}
+
+// The n best (hypothesis, next token) pairs over every live hypothesis, best first; of
+// equal scores the one met first (hypothesis by hypothesis, token by token) comes first.
+function topCandidates(beam, logProbs, n) {
+  const best = []; // sorted, best first, at most n
+  beam.forEach((hypothesis, parent) => {
+    const row = logProbs[parent];
+    for (let token = 0; token < row.length; token += 1) {
+      const logp = hypothesis.logp + row[token];
+      if (best.length === n && !(logp > best[n - 1].logp)) continue;
+      let at = best.length;
+      while (at > 0 && logp > best[at - 1].logp) at -= 1;
+      best.splice(at, 0, { parent, token, logp });
+      if (best.length > n) best.pop();
+    }
+  });
+  return best;
+}
+
+// Beam search on the reader's sentence, step by step: the algorithm of
+// attnlab.infer.decoding.beam_search, for one sentence. At each step the 2k best
+// candidates are read best first: one that ends with <eos> joins the ended hypotheses,
+// any other goes on into the next beam; reading stops once k have gone on or k have
+// ended (then the search is done). The translation is the ended hypothesis with the best
+// length-normalised score (the first of equals), or if none ended, the live one with the
+// best log-probability. Returns every step's candidates read, as
+// attnlab.infer.beams.beam_translate does.
+export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, alpha = 0.6 } = {}) {
+  if (!Number.isInteger(beamSize) || beamSize < BEAM_SIZES[0] || beamSize > BEAM_SIZES[1]) {
+    throw new LiveError(`the beam width must be a whole number from ${BEAM_SIZES[0]} to ${BEAM_SIZES[1]}, not ${beamSize}`);
+  }
+  if (typeof alpha !== "number" || !Number.isFinite(alpha) || alpha < 0) {
+    throw new LiveError(`the length penalty α must be a number of at least 0, not ${alpha}`);
+  }
+  const { model, tokens, ids, unknown, truncated } = await readSource(modelUrl, vendorUrl, sentence);
+  const { manifest, tgt } = model;
+  const { bos, eos } = manifest.special;
+  const k = beamSize;
+  let beam = [{ ids: [], logp: 0 }];
+  const ended = [];
+  const steps = [];
+  for (let t = 0; t < manifest.max_len && ended.length < k && beam.length > 0; t += 1) {
+    const outputs = await runPrefixes(model, ids, beam.map((h) => [bos, ...h.ids]));
+    const { logProbs, attention } = stepRows(outputs, t);
+    const step = [];
+    const goesOn = [];
+    let endsHere = 0;
+    for (const candidate of topCandidates(beam, logProbs, 2 * k)) {
+      if (candidate.logp === -Infinity || ended.length + endsHere >= k || goesOn.length >= k) break;
+      const hypothesis = {
+        ids: [...beam[candidate.parent].ids, candidate.token],
+        logp: candidate.logp,
+        score: candidate.logp / lengthPenalty(t + 1, alpha),
+        parent: candidate.parent,
+        ended: candidate.token === eos,
+        place: null,
+        attention: attention && attention[candidate.parent],
+      };
+      hypothesis.words = hypothesis.ids.map((i) => tgt[i]);
+      if (hypothesis.ended) endsHere += 1;
+      else goesOn.push(hypothesis);
+      step.push(hypothesis);
+    }
+    ended.push(...step.filter((h) => h.ended));
+    // a search with k ended hypotheses is done: none goes on
+    beam = ended.length < k ? goesOn : [];
+    beam.forEach((h, place) => { h.place = place; });
+    steps.push(step);
+  }
+  const first = (list, key) => list.reduce((a, b) => (b[key] > a[key] ? b : a));
+  const best = ended.length ? first(ended, "score") : first(steps[steps.length - 1].filter((h) => h.place !== null), "logp");
+  // as the library's Vocab.decode: up to <eos>, without <pad> or <bos>
+  const words = [];
+  for (const i of best.ids) {
+    if (i === eos) break;
+    if (i !== manifest.special.pad && i !== bos) words.push(tgt[i]);
+  }
+  return { source: tokens, unknown, truncated, beamSize: k, alpha, steps, best,
+           tokens: words, text: detokenize(words), manifest };
 }

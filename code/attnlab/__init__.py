@@ -25,8 +25,8 @@ One line a subpackage:
   models (contract, rnn, bahdanau, selfattention, transformer).
 - ``train``: the loss, the step, the trainer; resume points; the model cache
   (training, resume, checkpoints).
-- ``infer``: greedy decoding, beam search, the attention behind a translation
-  (decoding, inspection).
+- ``infer``: greedy decoding, beam search, one sentence's beam step by step, the
+  attention behind a translation (decoding, beams, inspection).
 - ``measure``: timing, BLEU, held-out evaluation, analyses, recorded results
   (timing, metrics, evaluation, analysis, results).
 - ``recipes``: the shared settings, budgets and model factories (experiments).

@@ -198,21 +198,7 @@ def translate(
     * a sentence longer than ``max_src_len`` tokens is cut to its first
       ``max_src_len`` tokens, with a ``UserWarning`` (and ``truncated=True``).
     """
-    if not isinstance(sentence, str):
-        raise TypeError(f"translate() takes a string, got {type(sentence).__name__}")
-    tokens = tokenize(sentence)
-    if not tokens:
-        raise ValueError("cannot translate an empty sentence")
-    truncated = len(tokens) > max_src_len
-    if truncated:
-        warnings.warn(
-            f"the sentence has {len(tokens)} tokens; "
-            f"only its first {max_src_len} are translated "
-            "(max_src_len)",
-            UserWarning,
-            stacklevel=2,
-        )
-        tokens = tokens[:max_src_len]
+    tokens, truncated = source_tokens(sentence, max_src_len)
     device = next(model.parameters()).device
     ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
     out = greedy_decode(
@@ -248,6 +234,29 @@ def translate(
         truncated=truncated,
         attention=out.attention[0, :n].cpu() if out.attention is not None else None,
     )
+
+
+def source_tokens(
+    sentence: str, max_src_len: int, *, stacklevel: int = 2
+) -> tuple[list[str], bool]:
+    """A raw sentence's tokens as a model reads them, cut to ``max_src_len`` (with a
+    ``UserWarning`` at ``stacklevel`` above the function that calls this one), and
+    whether they were cut; an empty sentence is refused."""
+    if not isinstance(sentence, str):
+        raise TypeError(f"translate() takes a string, got {type(sentence).__name__}")
+    tokens = tokenize(sentence)
+    if not tokens:
+        raise ValueError("cannot translate an empty sentence")
+    truncated = len(tokens) > max_src_len
+    if truncated:
+        warnings.warn(
+            f"the sentence has {len(tokens)} tokens; "
+            f"only its first {max_src_len} are translated "
+            "(max_src_len)",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return tokens[:max_src_len], truncated
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -290,6 +299,7 @@ def beam_search(
     alpha: float = 0.6,
     pad_id: int = 0,
     stop_every: int | None = None,
+    trace: list | None = None,
 ) -> list[list[int]]:
     """The most likely translations under a beam of ``beam_size`` hypotheses per
     sentence.
@@ -305,7 +315,8 @@ def beam_search(
 
     All the bookkeeping stays in tensors on the model's device: a step never waits
     for it (whether all are done is read every ``stop_every`` steps, as in
-    :func:`greedy_decode`).
+    :func:`greedy_decode`). Given a ``trace`` list, each step appends its
+    :class:`BeamRecord` to it (:func:`attnlab.infer.beams.beam_translate` reads it).
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(
@@ -337,11 +348,32 @@ def beam_search(
         ended.add(read & ends, ends_before, normalised, written)
         # the ones that go on are the next beam; a sentence that is done idles
         goes_on = read & ~ends & (ended.count < k)[:, None]
+        if trace is not None:
+            trace.append(
+                BeamRecord(read, parent, token, top, normalised, ends, goes_on)
+            )
         index = beam.advance(goes_on, goes_on_before, row, token, top)
         state = step.state.select(index)
         if (t + 1) % stop_every == 0 and bool((ended.count >= k).all()):
             break
     return ended.best_or(beam)
+
+
+@dataclass
+class BeamRecord:
+    """One step of :func:`beam_search`: its best candidates, best first, as (B, n)
+    tensors. Candidate j extends beam ``parent`` (0..k-1, the places of the step
+    before) with ``token``; ``logp`` is its log-probability, ``score`` that divided by
+    :func:`length_penalty`. Only the ``read`` ones count: of those, the ``ends`` joined
+    the ended hypotheses, and the ``goes_on`` ones (in order) are the next beam."""
+
+    read: torch.Tensor
+    parent: torch.Tensor
+    token: torch.Tensor
+    logp: torch.Tensor
+    score: torch.Tensor
+    ends: torch.Tensor
+    goes_on: torch.Tensor
 
 
 @dataclass

@@ -10,20 +10,21 @@ because a static host such as GitHub Pages sends ``.onnx`` files as they are: th
 page decompresses it itself. The weights stay float32, so the browser's numbers are
 PyTorch's to float32 rounding (float32 weights compress little: under a tenth).
 
-Every model is exported as one graph over a whole prefix:
-``(src (1, S), src_len (1,), tgt_in (1, T)) -> logits (1, T, V)``, plus the attention
+Every model is exported as one graph over a batch of whole prefixes:
+``(src (B, S), src_len (B,), tgt_in (B, T)) -> logits (B, T, V)``, plus the attention
 weights the model has. Greedy decoding calls it once per output word, with the words
-written so far, and reads the last position. Recomputing the prefix costs little for
-sentences this short, and the page keeps no state between calls, so its loop is the
-same for the three models. Two details of the graphs:
+written so far (B = 1), and reads the last position; beam search calls it once a step
+with each live hypothesis as a row (the source repeated). Recomputing the prefix costs
+little for sentences this short, and the page keeps no state between calls, so its
+loops are the same for the three models. Two details of the graphs:
 
 * Bahdanau's decoder is a loop over target positions, which the exporter unrolls: its
   graph takes a prefix of fixed length ``max_len`` (padded with ``<pad>``; a position's
   outputs depend only on the positions before it, so the padding changes nothing the
   page reads);
-* the Transformer returns every layer's and head's weights, stacked by layer:
-  encoder (L, h, S, S), decoder self-attention (L, h, T, T), cross-attention
-  (L, h, T, S).
+* the Transformer returns every layer's and head's weights, stacked by layer after
+  the batch: encoder (B, L, h, S, S), decoder self-attention (B, L, h, T, T),
+  cross-attention (B, L, h, T, S).
 
 Shapes: S source length, T prefix length, V target vocabulary, L layers, h heads.
 """
@@ -52,7 +53,7 @@ from attnlab.models.bahdanau import AttentionEncoderDecoder
 from attnlab.models.rnn import EncoderDecoder
 from attnlab.models.transformer import Transformer
 
-FORMAT = 3  # the manifest's format; a page refuses a manifest it does not know
+FORMAT = 4  # the manifest's format; a page refuses a manifest it does not know
 MODEL_FILE = "model.onnx.gz"  # the graph as served (gzip); see the module's docstring
 VOCAB_FILES = {"src": "src-vocab.json", "tgt": "tgt-vocab.json"}
 # Exactly the files a manifest lists, and with it all that the site copies of an export.
@@ -91,9 +92,9 @@ class _Prefix(nn.Module):
             layers = out.layers
             return (
                 out.logits,
-                torch.cat(layers.encoder),
-                torch.cat(layers.decoder_self),
-                torch.cat(layers.cross),
+                torch.stack(layers.encoder, dim=1),
+                torch.stack(layers.decoder_self, dim=1),
+                torch.stack(layers.cross, dim=1),
             )
         out = self.model(src=src, src_len=src_len, tgt_in=tgt_in)
         return (out.logits,) if out.attention is None else (out.logits, out.attention)
@@ -131,26 +132,29 @@ def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layo
     """Write ``model``'s prefix graph to ``path``, one self-contained ``.onnx`` file."""
     layout = layout_of(model, max_len)
     model = model.cpu().eval()
-    src = torch.tensor([[4, 5, 6, 2]])
+    # Traced on a batch of two (one sentence twice, as beam search feeds it), so that
+    # nothing of a batch of one is taken for a constant.
+    src = torch.tensor([[4, 5, 6, 2]] * 2)
     prefix = layout.fixed_prefix or 3
-    tgt_in = torch.tensor([[1] + [4] * (prefix - 1)])
-    # Which axes vary: S always; T unless the graph's prefix has a fixed length.
+    tgt_in = torch.tensor([[1] + [4] * (prefix - 1), [1] + [5] * (prefix - 1)])
+    # Which axes vary: B and S always; T unless the graph's prefix has a fixed length.
     axes = {
-        "src": {1: "S"},
-        "tgt_in": {1: "T"},
-        "logits": {1: "T"},
-        "attention": {2: "S"},
-        "encoder": {2: "S", 3: "S"},
-        "decoder_self": {2: "T", 3: "T"},
-        "cross": {2: "T", 3: "S"},
+        "src": {0: "B", 1: "S"},
+        "src_len": {0: "B"},
+        "tgt_in": {0: "B", 1: "T"},
+        "logits": {0: "B", 1: "T"},
+        "attention": {0: "B", 1: "T", 2: "S"},
+        "encoder": {0: "B", 3: "S", 4: "S"},
+        "decoder_self": {0: "B", 3: "T", 4: "T"},
+        "cross": {0: "B", 3: "T", 4: "S"},
     }
     dynamic = {
         name: {
             axis: dim
             for axis, dim in axes[name].items()
-            if dim == "S" or not layout.fixed_prefix
+            if dim != "T" or not layout.fixed_prefix
         }
-        for name in ("src", "tgt_in", *layout.outputs)
+        for name in ("src", "src_len", "tgt_in", *layout.outputs)
     }
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The legacy exporter traces the Python code once: the one branch it sees is the
@@ -158,7 +162,7 @@ def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layo
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _Prefix(model),
-            (src, torch.tensor([src.shape[1]]), tgt_in),
+            (src, torch.tensor([src.shape[1]] * 2), tgt_in),
             str(tmp),
             input_names=["src", "src_len", "tgt_in"],
             output_names=list(layout.outputs),
@@ -362,8 +366,9 @@ def onnx_translate(
     # greedy decoding reports them; a fixed-length graph's padded rows are dropped.
     weights = {}
     for name, value in zip(manifest["outputs"][1:], outputs[1:]):
+        value = value[0]  # the one sentence of the batch
         if name == "attention":
-            value = value[0, :steps]  # (T, S)
+            value = value[:steps]  # (T, S)
         elif name == "decoder_self":
             value = value[:, :, :steps, :steps]
         elif name == "cross":

@@ -1,0 +1,155 @@
+"""One sentence's beam search step by step (attnlab.infer.beams): what the website's beam
+view shows, checked against beam_search's choice and against the model's own
+probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnlab.core import runtime
+from attnlab.data.vocab import RESERVED, Vocab
+from attnlab.infer import decoding
+from attnlab.infer.beams import beam_translate
+from attnlab.models import bahdanau, rnn
+from attnlab.models.transformer import Transformer
+
+SRC = Vocab(tokens=[*RESERVED, *(f"w{i}" for i in range(16))])
+# Two words: a model untrained on them still ends many hypotheses with <eos>.
+TGT = Vocab(tokens=[*RESERVED, "oui", "non"])
+SENTENCES = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9 w10", "w11 w12 zebra", "w3 w3 w3 w3"]
+
+
+def _models():
+    runtime.seed_everything(3)
+    sizes = len(SRC), len(TGT)
+    return {
+        "gru": rnn.EncoderDecoder(
+            *sizes, embed_size=8, hidden_size=16, proj_size=8, dropout=0.0
+        ),
+        "bahdanau": bahdanau.AttentionEncoderDecoder(
+            *sizes,
+            embed_size=8,
+            hidden_size=16,
+            attention_size=8,
+            proj_size=8,
+            dropout=0.0,
+        ),
+        "transformer": Transformer(
+            *sizes, d_model=16, num_heads=2, num_layers=1, d_ff=32, dropout=0.0
+        ),
+    }
+
+
+def _ending(model):
+    """``model`` with its output layer favouring <eos> a little, so that an untrained
+    model ends some hypotheses early and others late."""
+    (out,) = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m.out_features == len(TGT)
+    ]
+    with torch.no_grad():
+        out.bias[TGT.eos_id] += 0.3
+    return model.eval()
+
+
+MODELS = {name: _ending(model) for name, model in _models().items()}
+
+
+def _log_probability(model, sentence, ids) -> float:
+    """The model's log-probability of ``ids`` after ``sentence``, teacher-forced."""
+    src = SRC.encode(sentence.split()) + [SRC.eos_id]
+    with torch.no_grad():
+        out = model.eval()(
+            src=torch.tensor([src]),
+            src_len=torch.tensor([len(src)]),
+            tgt_in=torch.tensor([[TGT.bos_id, *ids[:-1]]]),
+        )
+    log_probs = torch.log_softmax(out.logits[0].double(), dim=-1)
+    return float(log_probs[torch.arange(len(ids)), torch.tensor(ids)].sum())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_step_is_what_the_model_gives_and_the_choice_is_beam_searchs(name):
+    model, ended = MODELS[name], 0
+    for sentence in SENTENCES:
+        for beam_size in (1, 2, 3, 5):
+            for alpha in (0.0, 0.6, 1.0):
+                for max_len in (3, 12):
+                    result = beam_translate(
+                        model,
+                        sentence,
+                        SRC,
+                        TGT,
+                        beam_size=beam_size,
+                        alpha=alpha,
+                        max_len=max_len,
+                    )
+                    (chosen,) = decoding.translate_tokens(
+                        model,
+                        [sentence.split()],
+                        SRC,
+                        TGT,
+                        max_len=max_len,
+                        beam_size=beam_size,
+                        alpha=alpha,
+                    )
+                    if beam_size > 1:  # translate_tokens' beam of one is greedy
+                        assert result.tokens == chosen
+                    beam = [()]
+                    for t, step in enumerate(result.steps):
+                        assert 0 < len(step) <= 2 * beam_size
+                        assert [h.logp for h in step] == sorted(
+                            (h.logp for h in step), reverse=True
+                        )
+                        going = [h for h in step if h.place is not None]
+                        assert [h.place for h in going] == list(range(len(going)))
+                        assert len(going) <= beam_size
+                        for h in step:
+                            assert len(h.ids) == t + 1
+                            assert h.ids[:-1] == beam[h.parent]
+                            assert h.ended == (h.ids[-1] == TGT.eos_id)
+                            assert not (h.ended and h.place is not None)
+                            assert h.logp == pytest.approx(
+                                _log_probability(model, sentence, h.ids), abs=1e-5
+                            )
+                            penalty = decoding.length_penalty(t + 1, alpha)
+                            assert h.score == pytest.approx(h.logp / penalty)
+                        beam = [h.ids for h in going]
+                    finished = [h for s in result.steps for h in s if h.ended]
+                    assert len(finished) <= beam_size
+                    if finished:
+                        ended += 1
+                        assert result.best.ended
+                        assert result.best.score == max(h.score for h in finished)
+                    else:
+                        assert len(result.steps) == max_len and not result.best.ended
+                    assert result.tokens == TGT.decode(list(result.best.ids))
+    assert 20 < ended < 5 * 4 * 3 * 2  # both ways of ending are exercised
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_beam_of_one_is_greedy_translation(name):
+    for sentence in SENTENCES:
+        greedy = decoding.translate(MODELS[name], sentence, SRC, TGT, max_len=12)
+        beam = beam_translate(MODELS[name], sentence, SRC, TGT, beam_size=1, max_len=12)
+        assert beam.tokens == greedy.tokens and beam.text == greedy.text
+        assert beam.source == greedy.source and beam.unknown == greedy.unknown
+        assert math.exp(beam.best.logp) == pytest.approx(
+            math.prod(greedy.probs), rel=1e-4
+        )
+
+
+def test_the_source_is_read_as_translate_reads_it():
+    model = MODELS["transformer"]
+    with pytest.warns(UserWarning, match="only its first 5"):
+        result = beam_translate(model, "w1 zebra w2 w3 w4 w5", SRC, TGT, max_src_len=5)
+    assert result.truncated and result.source == ["w1", "zebra", "w2", "w3", "w4"]
+    assert result.unknown == ["zebra"]
+    with pytest.raises(ValueError, match="empty"):
+        beam_translate(model, "   ", SRC, TGT)
+    with pytest.raises(ValueError, match="beam_size"):
+        beam_translate(model, "w1", SRC, TGT, beam_size=0)
