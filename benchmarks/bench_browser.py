@@ -12,7 +12,10 @@ profile (empty cache), and measures:
 * the time from pressing Enter to the translation on the page: the first time
   (everything loads) and then the median of ``--repeats`` presses, for a
   ten-word sentence; on chapter 6's page, which translates with the three models
-  in turn, each model's share is the time between its result and the one before.
+  in turn, each model's share is the time between its result and the one before;
+* on the pages with a beam view (chapters 5 and 6), each model's beam search of
+  the same sentence at beam 5: the first search, then the median of ``--repeats``
+  searches again (each asked for by a new length penalty α), with its steps.
 
 Bytes are the bodies as served (``encodedBodySize``): the files are compressed by
 the build where that pays, so a host that compresses nothing sends exactly these.
@@ -92,6 +95,41 @@ PRESS = """async ([sentence, presses]) => {
         runs.push({ appeared, total });
     }
     return runs;
+}"""
+
+# Opens the beam view of every result that has one (beam of 5, the view's default) and
+# times the first search, then ``presses`` searches again, each asked for by changing α
+# (0.6 and 0.8 in turn), from the change to the view redrawn; with each model's steps.
+BEAM = """async ([presses]) => {
+    const out = {};
+    for (const result of document.querySelectorAll(".attnlab-live-result")) {
+        const details = result.querySelector(".attnlab-live-beam");
+        if (!details) continue;
+        const alpha = details.querySelector("select[aria-label='length penalty α']");
+        const status = details.querySelector(".attnlab-live-beam-status");
+        const timed = (ask) => new Promise((resolve, reject) => {
+            const start = performance.now();
+            new MutationObserver((changes, observer) => {
+                if (status.textContent.startsWith("Beam search failed")) reject(new Error(status.textContent));
+                if (status.textContent === "") {
+                    observer.disconnect();
+                    resolve(performance.now() - start);
+                }
+            }).observe(status, { childList: true, characterData: true, subtree: true });
+            ask();
+        });
+        const first = await timed(() => { details.open = true; });
+        const runs = [];
+        for (let i = 0; i < presses; i += 1) {
+            runs.push(await timed(() => {
+                alpha.value = i % 2 ? "0.6" : "0.8";
+                alpha.dispatchEvent(new Event("change"));
+            }));
+        }
+        const steps = details.querySelectorAll(".attnlab-live-beam-steps > li").length;
+        out[result.dataset.model] = { first, runs, steps };
+    }
+    return out;
 }"""
 
 # Every byte the page has loaded so far, by URL (the document and its resources),
@@ -227,6 +265,7 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
     for u, b in new.items():
         fetched[part(u)] = fetched.get(part(u), 0) + b
     texts = page.locator(".attnlab-live-text").all_inner_texts()
+    beams = page.evaluate(BEAM, [presses])
     context.close()
     first, rest = runs[0], runs[1:]
 
@@ -253,6 +292,20 @@ def measure_page(browser, url: str, models: list[str], presses: int) -> dict:
         "model_ms": {m: statistics.median(shares(r)[m] for r in rest) for m in models},
         "first_model_ms": shares(first),
         "translations": texts[: len(models)],
+        # Beam of 5 in the beam view, where the page has one: its first search, then
+        # the median of searching again (a new α), and the steps it took.
+        "beam_ms": {
+            m: {
+                "first": b["first"],
+                "median": statistics.median(b["runs"]),
+                "min": min(b["runs"]),
+                "max": max(b["runs"]),
+                "runs": len(b["runs"]),
+                "beam_size": 5,
+                "steps": b["steps"],
+            }
+            for m, b in beams.items()
+        },
     }
 
 
@@ -332,6 +385,11 @@ def main() -> int:
                     + " ".join(
                         f"{m.split('-')[0]} {t:.1f}"
                         for m, t in result["model_ms"].items()
+                    )
+                    + "".join(
+                        f"; beam of 5, {m.split('-')[0]}: {b['median']:.1f} ms "
+                        f"({b['steps']} steps)"
+                        for m, b in result["beam_ms"].items()
                     ),
                     flush=True,
                 )

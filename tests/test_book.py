@@ -599,8 +599,8 @@ def test_the_browser_beam_searches_as_pytorch(
 def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
     """Chapter 5's live box: the beam view lists every step's candidates with their
     scores, marks the one chosen, shows where the model looked for a candidate on focus,
-    has no serious axe violation, and searches again when the width or α changes; a
-    width out of range is refused with a message."""
+    has no serious axe violation, fits a phone's width, and searches again when the
+    width or α changes; a width out of range is refused with a message."""
     page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
     box = page.locator(".attnlab-live")
     box.locator("input[type=text]").fill("I think we should leave.")
@@ -630,6 +630,8 @@ def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
         v for v in axe_violations(page) if v["impact"] in ("serious", "critical")
     ]
     assert serious == [], serious
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     beam.locator("select[aria-label='beam width']").select_option("2")
     page.wait_for_function(
         "b => b.textContent.includes('Beam of 2')", arg=beam.element_handle()
@@ -913,6 +915,15 @@ def test_browser_benchmark_runs_quick(built_book, tmp_path):
         )
         assert len(m["translations"]) == len(m["models"]) and all(m["translations"])
         assert m["profile"] == ["smoke"]
+    beams = {stem: set(m["beam_ms"]) for stem, m in pages.items()}
+    assert beams == {
+        "03_bahdanau_attention": set(),
+        "05_transformer": {"transformer-fra-eng"},
+        "06_comparison": set(LIVE_MODELS),
+    }
+    for beam in [b for m in pages.values() for b in m["beam_ms"].values()]:
+        assert beam["runs"] == 2 and 0 < beam["min"] <= beam["median"] <= beam["max"]
+        assert beam["steps"] >= 1 and beam["beam_size"] == 5
     files = pages["06_comparison"]["first_use_files"]
     wasm = files["vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm.gz"]
     assert wasm < 5e6  # served compressed (14 MB plain)
