@@ -212,10 +212,7 @@ def test_chapter_5_explorer_by_keyboard(site, browser):
 def test_live_box_by_keyboard(site, browser):
     """Tab to the live translation box, type a sentence, press Enter: a translation."""
     page, _, errors = open_page(browser, f"{site}/chapters/03_bahdanau_attention.html")
-    _tab_to(page, "e => e.tagName === 'INPUT' && e.closest('.attnlab-live') !== null")
-    page.keyboard.press("Control+A")
-    page.keyboard.type("I am happy.")
-    page.keyboard.press("Enter")
+    _live_translation_by_keyboard(page, "I am happy.")
     box = page.locator(".attnlab-live")
     page.wait_for_function(
         "r => r.textContent.includes('Translation:')",
@@ -223,6 +220,54 @@ def test_live_box_by_keyboard(site, browser):
         timeout=120_000,
     )
     assert box.locator(".attnlab-live-status").inner_text() == ""
+    assert errors == []
+    page.close()
+
+
+def _live_translation_by_keyboard(page, sentence):
+    _tab_to(page, "e => e.tagName === 'INPUT' && e.closest('.attnlab-live') !== null")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(sentence)
+    page.keyboard.press("Enter")
+    page.locator(".attnlab-live-result").first.wait_for(timeout=120_000)
+
+
+@pytest.mark.slow
+def test_beam_heads_and_prefix_views_by_keyboard(site, browser):
+    """Chapter 6's live box, by keyboard alone: open the beam view with Enter and tab
+    to a candidate (the view of where the model looked answers); open the heads panel
+    and switch a head off with Space (a new translation shows); open the prefix view,
+    type words and press Enter (the forced translation shows)."""
+    page, _, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
+    _live_translation_by_keyboard(page, "I think we should leave.")
+    box = page.locator(".attnlab-live")
+    page.wait_for_function(
+        "b => b.querySelectorAll('.attnlab-live-result').length === 3",
+        arg=box.element_handle(),
+        timeout=120_000,
+    )
+    summary = "e => e.tagName === 'SUMMARY' && e.textContent === '{}'"
+    _tab_and_press(page, summary.format("Beam search, step by step"), "Enter")
+    _tab_to(page, "e => e.tagName === 'LI' && e.closest('.attnlab-live-beam-steps')")
+    # the first box is the GRU's, which has no attention to show, and says so
+    looked = page.locator(".attnlab-live-beam-looked").first
+    assert "This model has no attention" in looked.inner_text()
+    _tab_and_press(page, summary.format("Switch heads off"), "Enter")
+    _tab_and_press(page, "e => e.type === 'checkbox'", "Space")
+    page.wait_for_function(
+        "() => document.querySelector('.attnlab-live-heads-view')"
+        ".textContent.includes('Without 1 head')",
+        timeout=60_000,
+    )
+    _tab_and_press(page, summary.format("Force the first words"), "Enter")
+    _tab_to(page, "e => e.ariaLabel === 'first words of the translation'")
+    page.keyboard.type("je")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.attnlab-live-prefix-view')]"
+        ".some((v) => v.textContent.includes('Forced, then'))",
+        timeout=60_000,
+    )
     assert errors == []
     page.close()
 

@@ -22,6 +22,9 @@ from helpers import (
 from attnlab.web import export
 
 sys.path.insert(0, str(ROOT / "book"))
+
+# The live box's own sentence field and button (the views below a result have theirs).
+MAIN_INPUT, MAIN_BUTTON = ":scope > form input[type=text]", ":scope > form button"
 import notebooks  # noqa: E402  (book/notebooks.py)
 
 
@@ -602,11 +605,7 @@ def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
     has no serious axe violation, fits a phone's width, and searches again when the
     width or α changes; a width out of range is refused with a message."""
     page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
-    box = page.locator(".attnlab-live")
-    box.locator("input[type=text]").fill("I think we should leave.")
-    box.locator("button").click()
-    beam = box.locator(".attnlab-live-beam")
-    beam.wait_for(timeout=120_000)
+    beam = _view_below_a_translation(page, ".attnlab-live-beam")
     assert beam.locator(".attnlab-live-beam-steps").count() == 0  # searched when opened
     beam.locator("summary").click()
     page.wait_for_function(
@@ -620,6 +619,8 @@ def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
     assert 1 <= first.count() <= 10  # 2k read at most
     assert "log p" in first.nth(0).inner_text()
     assert beam.locator(".attnlab-live-beam-best").count() == 1
+    if steps.count() > 1:  # a later step says which place each candidate extends
+        assert "extends place" in steps.nth(1).inner_text()
     first.nth(0).focus()
     looked = beam.locator(".attnlab-live-beam-looked")
     assert "Where the model looked" in looked.inner_text()
@@ -664,6 +665,249 @@ def test_the_beam_view_shows_each_step_and_redecodes(site, browser):
     )
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
+
+
+@pytest.mark.slow
+def test_the_browser_switches_heads_off_as_pytorch(
+    site, browser, built_book, fra_eng_dir, monkeypatch
+):
+    """On the static page, 20 held-out sentences and four sets of heads switched off
+    (one head; a layer's cross-attention; one head of each kind; all heads but one):
+    the browser's greedy tokens are PyTorch's with the same heads off, and every
+    layer's weights are within 1e-4."""
+    from attnlab.infer import heads
+
+    html, _ = built_book
+    model = _trained(html, "transformer-fra-eng")
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    data = _smoke_data()
+    sentences = [" ".join(s) for s in data.references("test")[0][:20]]
+    kinds, layers, count = heads.mask_shape(model)
+    every = [
+        (k, layer, h)
+        for k in range(kinds)
+        for layer in range(layers)
+        for h in range(count)
+    ]
+    names = list(heads.attention_modules(model))
+    sets = [
+        [(0, 0, 1)],
+        [(2, layers - 1, h) for h in range(count)],
+        [(k, k % layers, k % count) for k in range(kinds)],
+        every[1:],
+    ]
+    masks = [
+        heads.mask_of(model, [(names[k], layer, h) for k, layer, h in off])
+        for off in sets
+    ]
+    page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    results = page.evaluate(
+        """async ([sentences, masks]) => {
+        const base = new URL("../_static/", location.href);
+        const { translate } = await import(new URL("live/translate.mjs", base).href);
+        const url = new URL("models/transformer-fra-eng/", base);
+        const out = [];
+        for (const heads of masks) {
+            for (const s of sentences) {
+                const r = await translate(url, new URL("vendor/", base), s, { heads });
+                out.push({ tokens: r.tokens, weights: r.weights });
+            }
+        }
+        return out;
+    }""",
+        [sentences, [m.int().tolist() for m in masks]],
+    )
+    on = {s: _translate(model, data, s).tokens for s in sentences}
+    changed = 0
+    for i, mask in enumerate(masks):
+        asked = results[i * len(sentences) : (i + 1) * len(sentences)]
+        with heads.heads_off(model, mask):
+            for sentence, ours in zip(sentences, asked, strict=True):
+                assert_browser_matches_pytorch(model, data, sentence, ours)
+        changed += sum(ours["tokens"] != on[s] for s, ours in zip(sentences, asked))
+    print(f"{changed} of {len(masks) * len(sentences)} translations changed")
+    assert changed > 0  # switching heads off is seen in what the model writes
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def _translate(model, data, sentence):
+    from attnlab.infer import decoding
+
+    return decoding.translate(model, sentence, data.src_vocab, data.tgt_vocab)
+
+
+@pytest.mark.slow
+def test_the_heads_view_translates_without_the_unchecked_heads(
+    site, browser, built_book
+):
+    """Chapter 5's live box: unchecking a head translates again and shows that
+    translation with its attention (no serious axe violation); every head off, a mask
+    of the wrong shape, and heads asked of a model without them are refused with a
+    message."""
+    page, requests, errors = open_page(browser, f"{site}/chapters/05_transformer.html")
+    panel = _view_below_a_translation(page, ".attnlab-live-heads-panel")
+    panel.locator("summary").click()
+    checks = panel.locator("input[type=checkbox]")
+    manifest = json.loads(
+        (built_book[0] / "_static/models/transformer-fra-eng/manifest.json").read_text()
+    )
+    kinds, layers, count = manifest["head_mask"]
+    assert checks.count() == kinds * layers * count
+    checks.nth(0).uncheck()
+    view = panel.locator(".attnlab-live-heads-view")
+    page.wait_for_function(
+        "v => v.textContent.includes('Without 1 head')", arg=view.element_handle()
+    )
+    assert view.locator(".attnlab-live-map tr").count() >= 2
+    serious = [
+        v for v in axe_violations(page) if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+    checks.nth(0).check()
+    page.wait_for_function(
+        "v => v.textContent.includes('Every head is on')", arg=view.element_handle()
+    )
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    refused = page.evaluate(
+        """async () => {
+        const base = new URL("../_static/", location.href);
+        const { translate } = await import(new URL("live/translate.mjs", base).href);
+        const vendor = new URL("vendor/", base);
+        const transformer = new URL("models/transformer-fra-eng/", base);
+        const { manifest } = await translate(transformer, vendor, "I am here.");
+        const [kinds, layers, count] = manifest.head_mask;
+        const off = [...Array(kinds)].map(() => [...Array(layers)].map(() => new Array(count).fill(0)));
+        const out = [];
+        for (const [url, heads] of [[transformer, off], [transformer, [[1]]],
+                                    [new URL("models/gru-fra-eng/", base), off]]) {
+            try { await translate(url, vendor, "I am here.", { heads }); out.push("accepted"); }
+            catch (error) { out.push(error.message); }
+        }
+        return out;
+    }"""
+    )
+    assert "every head is switched off" in refused[0]
+    assert "the heads to keep must be 3 kinds" in refused[1]
+    assert "no attention heads to switch off" in refused[2]
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LIVE_MODELS))
+def test_the_browser_forces_a_prefix_as_pytorch(
+    site, browser, built_book, name, fra_eng_dir, monkeypatch
+):
+    """On the static page, 20 held-out sentences, each with the first one to three
+    words of its reference forced (one with a word the model does not know): the
+    browser reads the forced words as PyTorch does, gives each PyTorch's probability
+    within 1e-4, and goes on with PyTorch's words and attention."""
+    import numpy as np
+
+    from attnlab.infer.forcing import force_prefix
+
+    html, _ = built_book
+    model = _trained(html, name)
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    data = _smoke_data()
+    sources, references = data.references("test")
+    cases = [
+        (" ".join(src), " ".join(refs[0].split()[: 1 + i % 3]))
+        for i, (src, refs) in enumerate(zip(sources[:20], references))
+    ]
+    cases[0] = (cases[0][0], "zorglub " + cases[0][1])
+    page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
+    results = page.evaluate(
+        """async ([name, cases]) => {
+        const base = new URL("../_static/", location.href);
+        const { translate } = await import(new URL("live/translate.mjs", base).href);
+        const out = [];
+        for (const [s, prefix] of cases) {
+            const r = await translate(new URL(`models/${name}/`, base), new URL("vendor/", base),
+                                      s, { prefix });
+            out.push({ tokens: r.tokens, forced: r.forced, weights: r.weights });
+        }
+        return out;
+    }""",
+        [name, cases],
+    )
+    for (sentence, prefix), ours in zip(cases, results, strict=True):
+        theirs = force_prefix(model, sentence, prefix, data.src_vocab, data.tgt_vocab)
+        assert ours["tokens"] == theirs.tokens, (sentence, prefix)
+        assert ours["forced"]["words"] == theirs.forced
+        assert ours["forced"]["unknown"] == theirs.forced_unknown
+        np.testing.assert_allclose(
+            ours["forced"]["probs"], theirs.forced_probs, atol=1e-4
+        )
+        weights = ours["weights"]
+        if "attention" in weights:
+            seen = np.array(weights["attention"])
+        elif "cross" in weights:
+            seen = np.array(weights["cross"])[-1].mean(0)
+        else:
+            assert theirs.attention is None
+            continue
+        np.testing.assert_allclose(seen, theirs.attention.numpy(), atol=1e-4)
+    assert results[0]["forced"]["unknown"] == ["zorglub"]
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+@pytest.mark.slow
+def test_the_prefix_view_continues_from_the_reader_s_words(site, browser):
+    """Chapter 3's live box: forcing the first words shows the translation that follows
+    them, the probability of each forced word and the attention, forced rows first (no
+    serious axe violation); an empty prefix and one longer than the model's limit get
+    a message."""
+    page, requests, errors = open_page(
+        browser, f"{site}/chapters/03_bahdanau_attention.html"
+    )
+    panel = _view_below_a_translation(page, ".attnlab-live-prefix")
+    panel.locator("summary").click()
+    field, button = panel.locator("input[type=text]"), panel.locator("button")
+    status = panel.locator(".attnlab-live-prefix-status")
+
+    def force(text):
+        field.fill(text)
+        button.click()
+        page.wait_for_function(
+            "b => !b.disabled", arg=button.element_handle(), timeout=60_000
+        )
+        return status.inner_text(), panel.locator(".attnlab-live-prefix-view")
+
+    message, view = force("je ne")
+    assert message == "" and "Forced, then the model's own" in view.inner_text()
+    assert view.locator(".attnlab-live-prefix-probs tr").count() == 3  # header, je, ne
+    assert "%" in view.locator(".attnlab-live-prefix-probs").inner_text()
+    assert view.locator("mark").count() == 2
+    assert view.locator(".attnlab-live-steps input[type=range]").count() == 1
+    serious = [
+        v for v in axe_violations(page) if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+    message, _ = force("   ")
+    assert "the forced prefix is empty" in message
+    message, _ = force("non " * 40)
+    assert "the forced prefix has 40 words; at most" in message
+    message, view = force("zorglub")
+    assert message == "" and "Read as <unk>" in view.inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert_offline_and_clean(site, page, requests, errors)
+    page.close()
+
+
+def _view_below_a_translation(page, view):
+    """Translate a sentence in the page's live box; returns the ``view`` (a selector)
+    below its first result, still closed."""
+    box = page.locator(".attnlab-live")
+    box.locator(MAIN_INPUT).fill("I think we should leave.")
+    box.locator(MAIN_BUTTON).click()
+    found = box.locator(view).first
+    found.wait_for(timeout=120_000)
+    return found
 
 
 def _smoke_data():
@@ -717,7 +961,7 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     box = page.locator(".attnlab-live")
-    field, button = box.locator("input[type=text]"), box.locator("button")
+    field, button = box.locator(MAIN_INPUT), box.locator(MAIN_BUTTON)
     status, results = (
         box.locator(".attnlab-live-status"),
         box.locator(".attnlab-live-results"),
@@ -807,11 +1051,11 @@ def test_live_box_handles_bad_input_and_broken_files(site, browser):
         )
         page.route(pattern, route)
         box = page.locator(".attnlab-live")
-        box.locator("input[type=text]").fill("The cat is on the mat.")
-        box.locator("button").click()
+        box.locator(MAIN_INPUT).fill("The cat is on the mat.")
+        box.locator(MAIN_BUTTON).click()
         page.wait_for_function(
             "b => !b.disabled",
-            arg=box.locator("button").element_handle(),
+            arg=box.locator(MAIN_BUTTON).element_handle(),
             timeout=60_000,
         )
         assert expected in box.locator(".attnlab-live-status").inner_text()
@@ -858,10 +1102,12 @@ def test_one_model_failing_leaves_the_others_translating(site, browser):
         lambda r: r.fulfill(status=404, body="gone"),
     )
     box = page.locator(".attnlab-live")
-    box.locator("input[type=text]").fill("The cat is on the mat.")
-    box.locator("button").click()
+    box.locator(MAIN_INPUT).fill("The cat is on the mat.")
+    box.locator(MAIN_BUTTON).click()
     page.wait_for_function(
-        "b => !b.disabled", arg=box.locator("button").element_handle(), timeout=90_000
+        "b => !b.disabled",
+        arg=box.locator(MAIN_BUTTON).element_handle(),
+        timeout=90_000,
     )
     assert (
         "Not every model could be used"
@@ -981,10 +1227,12 @@ def test_live_box_takes_files_a_host_has_already_decompressed(
         lambda r: r.fulfill(status=200, body=plain["wasm"]),
     )
     box = page.locator(".attnlab-live")
-    box.locator("input[type=text]").fill("The cat is on the mat.")
-    box.locator("button").click()
+    box.locator(MAIN_INPUT).fill("The cat is on the mat.")
+    box.locator(MAIN_BUTTON).click()
     page.wait_for_function(
-        "b => !b.disabled", arg=box.locator("button").element_handle(), timeout=60_000
+        "b => !b.disabled",
+        arg=box.locator(MAIN_BUTTON).element_handle(),
+        timeout=60_000,
     )
     assert box.locator(".attnlab-live-status").inner_text() == ""
     assert "Translation:" in box.locator(".attnlab-live-results").inner_text()

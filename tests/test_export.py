@@ -160,9 +160,13 @@ def test_a_batch_of_prefixes_is_each_prefix_alone(kind, tmp_path):
     src = np.array([[4, 5, 6, 7, 2]] * 3, dtype=np.int64)
     feeds = {"src": src, "src_len": np.array([5] * 3), "tgt_in": prefixes}
     names = [i.name for i in session.get_inputs()]
-    batch = session.run(None, {n: feeds[n] for n in names})
+    # the Transformer's heads, all on, for the whole batch
+    mask = {"head_mask": np.ones(manifest["head_mask"] or (), dtype=np.float32)}
+    batch = session.run(None, {n: {**feeds, **mask}[n] for n in names})
     for row in range(3):
-        alone = session.run(None, {n: feeds[n][row : row + 1] for n in names})
+        alone = session.run(
+            None, {n: feeds[n][row : row + 1] if n in feeds else mask[n] for n in names}
+        )
         for together, single in zip(batch, alone):
             np.testing.assert_allclose(together[row], single[0], atol=1e-5)
     with torch.no_grad():

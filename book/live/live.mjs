@@ -194,7 +194,7 @@ function beamView(result, search) {
           el("span", { style: "font-family:monospace", text: h.words.slice(0, -1).join(" ") + (h.words.length > 1 ? " " : "") }),
           el("b", { style: "font-family:monospace", text: h.words[h.words.length - 1] }),
           el("span", { style: `color:${MUTED}`,
-            text: ` · log p ${fixed(h.logp)} · normalised ${fixed(h.score)} · ${fate}${isBest ? " · chosen" : ""}` }));
+            text: `${t > 0 ? ` · extends place ${h.parent + 1}` : ""} · log p ${fixed(h.logp)} · normalised ${fixed(h.score)} · ${fate}${isBest ? " · chosen" : ""}` }));
         for (const event of ["mouseenter", "focus"]) item.addEventListener(event, () => showAttention(h));
         items.append(item);
       }
@@ -233,7 +233,124 @@ function beamView(result, search) {
   return details;
 }
 
-function resultView(name, result, search = null) {
+// Switch heads off (the Transformer): a checkbox per head of each kind and layer; each
+// change translates again without the unchecked heads and shows that translation, with
+// its attention, under the one with every head on.
+function headsView(result, retranslate) {
+  const [, layers, count] = result.manifest.head_mask;
+  const kinds = result.manifest.attention_kinds;
+  const boxes = kinds.map(() => [...Array(layers)].map(() => []));
+  const head = el("tr", {}, el("th", { text: "on?" }));
+  for (let l = 0; l < layers; l += 1) {
+    for (let h = 0; h < count; h += 1) {
+      head.append(el("th", { text: `L${l + 1} h${h + 1}`, style: "font-weight:normal;padding:0 2px" }));
+    }
+  }
+  const table = el("table", { class: "attnlab-live-heads", style: "border-collapse:collapse;font-size:85%" }, head);
+  kinds.forEach((kind, k) => {
+    const row = el("tr", {}, el("th", { text: kind.name, style: "text-align:right;font-weight:normal;padding-right:6px" }));
+    for (let l = 0; l < layers; l += 1) {
+      for (let h = 0; h < count; h += 1) {
+        const box = el("input", { type: "checkbox", style: "width:24px;height:24px;margin:0",
+                                  "aria-label": `${kind.name}, layer ${l + 1}, head ${h + 1}` });
+        box.checked = true;
+        boxes[k][l].push(box);
+        row.append(el("td", { style: "text-align:center" }, box));
+      }
+    }
+    table.append(row);
+  });
+  const status = el("p", { role: "status", class: "attnlab-live-heads-status", style: "min-height:1.2em" });
+  const view = el("div", { class: "attnlab-live-heads-view" });
+  let latest = 0; // only the last translation asked for is drawn
+  const run = async () => {
+    const asked = ++latest;
+    const heads = boxes.map((byLayer) => byLayer.map((row) => row.map((box) => (box.checked ? 1 : 0))));
+    const off = heads.flat(2).filter((x) => x === 0).length;
+    if (off === 0) {
+      view.replaceChildren(note("Every head is on: the translation is the one above."));
+      status.textContent = "";
+      return;
+    }
+    status.textContent = "Translating…";
+    try {
+      const masked = await retranslate({ heads });
+      if (asked !== latest) return;
+      const marks = differs(masked.tokens, result.tokens);
+      const same = masked.tokens.join(" ") === result.tokens.join(" ");
+      view.replaceChildren(
+        el("p", {}, `Without ${off} head${off === 1 ? "" : "s"}: `,
+           ...(masked.tokens.length ? masked.tokens : ["(nothing: it wrote <eos> first)"])
+             .flatMap((w, i) => [el(marks[i] ? "mark" : "b", { text: w }), " "])),
+        note(same ? "The same translation as with every head on."
+          : `With every head on: ${result.tokens.join(" ")}. Highlighted: the words that changed.`),
+        transformerView(masked, masked.rows));
+      status.textContent = "";
+    } catch (error) {
+      if (asked !== latest) return;
+      view.replaceChildren();
+      status.textContent = `Could not translate: ${error.message}`;
+    }
+  };
+  for (const box of boxes.flat(2)) box.addEventListener("change", run);
+  return el("details", { class: "attnlab-live-heads-panel" },
+    el("summary", { text: "Switch heads off" }),
+    note("Uncheck a head and the model translates again without it (its output is set to zero before "
+      + "the layer combines its heads). Try switching off every cross-attention head of a layer, "
+      + "or one head at a time, and look for the words that change."),
+    el("div", { style: "overflow-x:auto" }, table), status, view);
+}
+
+// Force a prefix: the reader types the first words of the translation; the model reads
+// them as its own (teacher forcing) and goes on greedily. Shows the probability it gave
+// each forced word, the translation, and its attention, forced rows first.
+function prefixView(result, retranslate) {
+  const input = el("input", { type: "text", size: "30", maxlength: "500",
+                              style: "max-width:100%;box-sizing:border-box",
+                              placeholder: "The first French words", "aria-label": "first words of the translation" });
+  const button = el("button", { type: "submit", text: "Continue from these words" });
+  const form = el("form", {}, input, " ", button);
+  const status = el("p", { role: "status", class: "attnlab-live-prefix-status", style: "min-height:1.2em" });
+  const view = el("div", { class: "attnlab-live-prefix-view" });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    status.textContent = "Translating…";
+    try {
+      const forced = await retranslate({ prefix: input.value });
+      const n = forced.forced.words.length;
+      const rows = el("table", { class: "attnlab-live-prefix-probs", style: "font-size:90%" },
+        el("tr", {}, el("th", { text: "forced word" }), el("th", { text: "the model's probability" })));
+      forced.forced.words.forEach((w, i) => rows.append(el("tr", {},
+        el("td", { text: w, style: "font-family:monospace" }),
+        el("td", { text: `${(100 * forced.forced.probs[i]).toFixed(1)} %` }))));
+      const attention = forced.manifest.kind === "bahdanau" ? bahdanauView(forced, forced.rows)
+        : forced.manifest.kind === "transformer" ? transformerView(forced, forced.rows)
+          : note("This model has no attention: its decoder sees the source only through one context vector.");
+      view.replaceChildren(
+        el("p", {}, "Forced, then the model's own: ",
+           ...forced.tokens.flatMap((w, i) => [el(i < n ? "mark" : "b", { text: w }), " "])),
+        note(`Without a forced prefix it wrote: ${result.tokens.join(" ") || "(nothing)"}.`),
+        ...(forced.forced.unknown.length
+          ? [note(`Read as <unk> (not in the model's French vocabulary): ${forced.forced.unknown.join(", ")}`)] : []),
+        rows, attention);
+      status.textContent = "";
+    } catch (error) {
+      view.replaceChildren();
+      status.textContent = `Could not continue: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el("details", { class: "attnlab-live-prefix" },
+    el("summary", { text: "Force the first words" }),
+    note("Type the first words of a translation, yours or a wrong one, and the model goes on from them "
+      + "as it does in training (teacher forcing). Look at the probability it gave each word you forced, "
+      + "and at how its attention moves once it has to follow words it would not have chosen."),
+    form, status, view);
+}
+
+function resultView(name, result, search = null, retranslate = null, explore = new Set()) {
   const rows = result.rows;
   const bleu = result.manifest.test_bleu;
   const box = el("div", { class: "attnlab-live-result", "data-model": name },
@@ -253,13 +370,16 @@ function resultView(name, result, search = null) {
   if (result.manifest.kind === "bahdanau") box.append(bahdanauView(result, rows));
   else if (result.manifest.kind === "transformer") box.append(transformerView(result, rows));
   else box.append(note("This model has no attention: its decoder sees the source only through one context vector."));
+  if (retranslate && explore.has("heads") && result.manifest.head_mask) box.append(headsView(result, retranslate));
+  if (retranslate && explore.has("prefix")) box.append(prefixView(result, retranslate));
   if (search) box.append(beamView(result, search));
   return box;
 }
 
 function mount(container) {
   const names = (container.dataset.models || "").split(/\s+/).filter(Boolean);
-  // What the box lets a reader explore beyond the greedy translation ("beam").
+  // What the box lets a reader explore beyond the greedy translation: "beam" search,
+  // switching "heads" off, forcing a "prefix".
   const explore = new Set((container.dataset.explore || "").split(/\s+/).filter(Boolean));
   // At most the box's width: on a phone, 50 characters would push the page sideways.
   const input = el("input", { type: "text", size: "50", maxlength: "5000",
@@ -292,7 +412,8 @@ function mount(container) {
           const result = await translate(url, vendor, sentence);
           const search = explore.has("beam")
             ? (options) => beamSearch(url, vendor, sentence, options) : null;
-          results.append(resultView(name, result, search));
+          const retranslate = (options) => translate(url, vendor, sentence, options);
+          results.append(resultView(name, result, search, retranslate, explore));
         } catch (error) {
           if (error instanceof NothingToTranslate) throw error; // the reader's, not a model's
           const title = error.title || name; // known once its manifest was read

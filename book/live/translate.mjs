@@ -241,9 +241,33 @@ function oneAtATime(task) {
   return turn;
 }
 
+// The Transformer's head mask, (3, L, h) as the graph takes it (attnlab.infer.heads): 1
+// for a head on, 0 for one switched off; `heads` nested as [kind][layer][head], or null
+// for every head on. A model without heads takes none.
+function headMask(ort, manifest, heads) {
+  const shape = manifest.head_mask;
+  if (!shape) {
+    if (heads) throw new LiveError("this model has no attention heads to switch off");
+    return null;
+  }
+  const [kinds, layers, count] = shape;
+  const fits = heads === null || heads === undefined
+    || (Array.isArray(heads) && heads.length === kinds && heads.every((layer) =>
+      Array.isArray(layer) && layer.length === layers && layer.every((row) =>
+        Array.isArray(row) && row.length === count && row.every((x) => x === 0 || x === 1))));
+  if (!fits) {
+    throw new LiveError(`the heads to keep must be ${kinds} kinds × ${layers} layers × ${count} heads of 0 or 1`);
+  }
+  const values = heads ? heads.flat(2) : new Array(kinds * layers * count).fill(1);
+  if (!values.includes(1)) {
+    throw new LiveError("every head is switched off: leave at least one on");
+  }
+  return new ort.Tensor("float32", Float32Array.from(values), shape);
+}
+
 // One run of the graph on a batch of prefixes of equal length (each starts with <bos>),
 // the source repeated a row: the graph's outputs by name.
-async function runPrefixes({ ort, manifest, session }, ids, prefixes) {
+async function runPrefixes({ ort, manifest, session }, ids, prefixes, mask = null) {
   const rows = prefixes.length;
   const width = manifest.fixed_prefix || prefixes[0].length;
   const tgtIds = prefixes.flatMap((p) => p.concat(new Array(width - p.length).fill(manifest.special.pad)));
@@ -252,14 +276,55 @@ async function runPrefixes({ ort, manifest, session }, ids, prefixes) {
     src: int64(Array.from({ length: rows }, () => ids).flat(), [rows, ids.length]),
     src_len: int64(new Array(rows).fill(ids.length), [rows]),
     tgt_in: int64(tgtIds, [rows, width]),
+    head_mask: mask,
   };
   // only the inputs the graph takes (the GRU's leaves out src_len, which it never reads)
   return oneAtATime(() => session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]]))));
 }
 
-export async function translate(modelUrl, vendorUrl, sentence) {
+// The first words of the translation the reader forces, as the model reads them (as
+// attnlab.infer.forcing.force_prefix): tokenised as the corpus is, an unknown word read
+// as <unk>; the reserved tokens and more than max_len - 1 words are refused.
+function forcedWords(prefix, manifest, tgt) {
+  if (typeof prefix !== "string") throw new LiveError("the forced prefix must be text");
+  const words = tokenize(prefix);
+  if (words.length === 0) {
+    throw new LiveError("the forced prefix is empty: type the first words of the translation");
+  }
+  const reserved = words.filter((w) => ["<pad>", "<bos>", "<eos>"].includes(w));
+  if (reserved.length) {
+    throw new LiveError(`the forced prefix cannot hold ${reserved.join(", ")}: only words are forced`);
+  }
+  if (words.length >= manifest.max_len) {
+    throw new LiveError(`the forced prefix has ${words.length} words; at most ${manifest.max_len - 1} can be forced`);
+  }
+  const index = new Map(tgt.map((token, i) => [token, i]));
+  const unk = index.get("<unk>");
+  return { ids: words.map((w) => (index.has(w) ? index.get(w) : unk)),
+           unknown: words.filter((w) => !index.has(w)) };
+}
+
+// The probability of `token` in row `row` of a (1, T, V) logits tensor.
+function probabilityOf(logits, row, token) {
+  const vocab = logits.dims[2];
+  const offset = row * vocab;
+  let max = -Infinity;
+  for (let j = 0; j < vocab; j += 1) max = Math.max(max, logits.data[offset + j]);
+  let sum = 0;
+  for (let j = 0; j < vocab; j += 1) sum += Math.exp(logits.data[offset + j] - max);
+  return Math.exp(logits.data[offset + token] - max) / sum;
+}
+
+// Greedy decoding of the reader's sentence, with every head on or, for the Transformer,
+// some switched off (`heads`, see headMask); with a `prefix`, the translation's first
+// words are forced to it, and the probability the model gave each is returned.
+export async function translate(modelUrl, vendorUrl, sentence, { heads = null, prefix: forcedText = null } = {}) {
   const { model, tokens, ids, unknown, truncated } = await readSource(modelUrl, vendorUrl, sentence);
   const { manifest, tgt } = model;
+  const mask = headMask(model.ort, manifest, heads);
+  const forced = forcedText === null ? null : forcedWords(forcedText, manifest, tgt);
+  const forcedIds = forced ? forced.ids : [];
+  const forcedProbs = [];
   const special = manifest.special;
   const prefix = [special.bos];
   const written = [];
@@ -267,10 +332,16 @@ export async function translate(modelUrl, vendorUrl, sentence) {
   let steps = 0;
   let ended = false;
   for (let t = 0; t < manifest.max_len; t += 1) {
-    outputs = await runPrefixes(model, ids, [prefix]);
+    outputs = await runPrefixes(model, ids, [prefix], mask);
     steps = prefix.length;
     const logits = outputs.logits;
     const vocab = logits.dims[2];
+    if (t < forcedIds.length) {
+      forcedProbs.push(probabilityOf(logits, steps - 1, forcedIds[t]));
+      written.push(forcedIds[t]);
+      prefix.push(forcedIds[t]);
+      continue;
+    }
     const token = argmaxRow(logits.data, steps - 1, vocab);
     if (token === special.eos) {
       ended = true;
@@ -294,7 +365,9 @@ export async function translate(modelUrl, vendorUrl, sentence) {
   const writtenTokens = written.map((i) => tgt[i]);
   const rows = ended ? [...writtenTokens, "<eos>"] : writtenTokens;
   return { source: tokens, unknown, truncated, tokens: words, rows, text: detokenize(words),
-           weights, manifest };
+           weights, manifest, heads,
+           forced: forced && { words: forcedIds.map((i) => tgt[i]), unknown: forced.unknown,
+                               probs: forcedProbs } };
 }
 
 export const BEAM_SIZES = [1, 8]; // the widths a reader may ask for, smallest and largest
@@ -371,13 +444,14 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
   }
   const { model, tokens, ids, unknown, truncated } = await readSource(modelUrl, vendorUrl, sentence);
   const { manifest, tgt } = model;
+  const mask = headMask(model.ort, manifest, null);
   const { bos, eos } = manifest.special;
   const k = beamSize;
   let beam = [{ ids: [], logp: 0 }];
   const ended = [];
   const steps = [];
   for (let t = 0; t < manifest.max_len && ended.length < k && beam.length > 0; t += 1) {
-    const outputs = await runPrefixes(model, ids, beam.map((h) => [bos, ...h.ids]));
+    const outputs = await runPrefixes(model, ids, beam.map((h) => [bos, ...h.ids]), mask);
     const { logProbs, attention } = stepRows(outputs, t);
     const step = [];
     const goesOn = [];

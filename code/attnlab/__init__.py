@@ -25,8 +25,9 @@ One line a subpackage:
   models (contract, rnn, bahdanau, selfattention, transformer).
 - ``train``: the loss, the step, the trainer; resume points; the model cache
   (training, resume, checkpoints).
-- ``infer``: greedy decoding, beam search, one sentence's beam step by step, the
-  attention behind a translation (decoding, beams, inspection).
+- ``infer``: greedy decoding, beam search, one sentence's beam step by step, a
+  forced prefix, heads switched off, the attention behind a translation
+  (decoding, beams, forcing, heads, inspection).
 - ``measure``: timing, BLEU, held-out evaluation, analyses, recorded results
   (timing, metrics, evaluation, analysis, results).
 - ``recipes``: the shared settings, budgets and model factories (experiments).

@@ -24,7 +24,9 @@ loops are the same for the three models. Two details of the graphs:
   page reads);
 * the Transformer returns every layer's and head's weights, stacked by layer after
   the batch: encoder (B, L, h, S, S), decoder self-attention (B, L, h, T, T),
-  cross-attention (B, L, h, T, S).
+  cross-attention (B, L, h, T, S); and it takes a fourth input, ``head_mask``
+  (3, L, h), 1 for each head on and 0 for each head switched off
+  (:mod:`attnlab.infer.heads`; all ones: the model as trained).
 
 Shapes: S source length, T prefix length, V target vocabulary, L layers, h heads.
 """
@@ -47,6 +49,7 @@ from torch import nn
 from attnlab.core.files import atomic_path, atomic_write_text
 from attnlab.data.corpus import detokenize, tokenize
 from attnlab.data.vocab import Vocab
+from attnlab.infer import heads
 from attnlab.infer.decoding import Translation, translate
 from attnlab.infer.inspection import ATTENTION_KINDS
 from attnlab.models.bahdanau import AttentionEncoderDecoder
@@ -85,10 +88,19 @@ class _Prefix(nn.Module):
         self.model = model
 
     def forward(
-        self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        head_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         if isinstance(self.model, Transformer):
-            out = self.model(src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True)
+            if head_mask is None:
+                head_mask = heads.all_on(self.model)
+            with heads.heads_off(self.model, head_mask):
+                out = self.model(
+                    src=src, src_len=src_len, tgt_in=tgt_in, need_weights=True
+                )
             layers = out.layers
             return (
                 out.logits,
@@ -105,19 +117,26 @@ class Layout:
     """What one exported graph takes and returns."""
 
     kind: str  # "gru", "bahdanau" or "transformer"
+    inputs: tuple[str, ...]  # the graph's input names
     outputs: tuple[str, ...]  # the graph's output names, logits first
     fixed_prefix: int | None  # the prefix length the graph needs, if it is fixed
+
+
+PREFIX_INPUTS = ("src", "src_len", "tgt_in")  # what every graph takes
 
 
 def layout_of(model: nn.Module, max_len: int = MAX_LEN) -> Layout:
     if isinstance(model, Transformer):
         return Layout(
-            "transformer", ("logits", "encoder", "decoder_self", "cross"), None
+            "transformer",
+            (*PREFIX_INPUTS, "head_mask"),
+            ("logits", "encoder", "decoder_self", "cross"),
+            None,
         )
     if isinstance(model, AttentionEncoderDecoder):
-        return Layout("bahdanau", ("logits", "attention"), max_len)
+        return Layout("bahdanau", PREFIX_INPUTS, ("logits", "attention"), max_len)
     if isinstance(model, EncoderDecoder):
-        return Layout("gru", ("logits",), None)
+        return Layout("gru", PREFIX_INPUTS, ("logits",), None)
     raise TypeError(
         f"no browser export for {type(model).__name__}: export takes the "
         "course's EncoderDecoder, AttentionEncoderDecoder or Transformer"
@@ -156,15 +175,18 @@ def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layo
         }
         for name in ("src", "src_len", "tgt_in", *layout.outputs)
     }
+    example = (src, torch.tensor([src.shape[1]] * 2), tgt_in)
+    if "head_mask" in layout.inputs:
+        example += (heads.all_on(model),)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The legacy exporter traces the Python code once: the one branch it sees is the
         # one a single sentence always takes (no padding to pack). It warns about both.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _Prefix(model),
-            (src, torch.tensor([src.shape[1]] * 2), tgt_in),
+            example,
             str(tmp),
-            input_names=["src", "src_len", "tgt_in"],
+            input_names=list(layout.inputs),
             output_names=list(layout.outputs),
             dynamic_axes=dynamic,
             opset_version=17,
@@ -210,6 +232,10 @@ def export_for_browser(
         "title": TITLES[layout.kind],
         "profile": profile,
         "outputs": list(layout.outputs),
+        # (kinds, layers, heads) of the graph's head_mask input; None: it has none
+        "head_mask": (
+            list(heads.mask_shape(model)) if "head_mask" in layout.inputs else None
+        ),
         # the kinds of attention whose every layer the graph outputs, as the page
         # labels them (the Transformer's)
         "attention_kinds": [
@@ -315,12 +341,14 @@ def onnx_translate(
     sentence: str,
     *,
     top_k: int = 5,
+    head_mask=None,
 ) -> Translation:
     """Greedy decoding with an exported graph (an ``onnxruntime.InferenceSession``),
     step by step as the page does it: the same
     :class:`~attnlab.infer.decoding.Translation` as
     :func:`~attnlab.infer.decoding.translate`, with every layer's weights (``layers``)
-    where the graph gives them."""
+    where the graph gives them. ``head_mask`` (3, L, h): the Transformer's heads to
+    switch off (0), as :func:`attnlab.infer.heads.heads_off` takes it."""
     import numpy as np
 
     tokens = tokenize(sentence)
@@ -339,12 +367,19 @@ def onnx_translate(
     # no padding), and the exporter leaves it out.
     inputs = [i.name for i in session.get_inputs()]
     outputs, steps, probs, candidates = None, 0, [], []
+    # The Transformer's heads, all on unless ``head_mask`` (3, L, h) switches some off.
+    mask = None
+    if manifest["head_mask"] is not None:
+        mask = np.ones(manifest["head_mask"], dtype=np.float32)
+        if head_mask is not None:
+            mask = np.asarray(head_mask, dtype=np.float32).reshape(mask.shape)
     for _ in range(manifest["max_len"]):
         tgt = prefix + [special["pad"]] * ((fixed or 0) - len(prefix))
         feeds = {
             "src": src,
             "src_len": src_len,
             "tgt_in": np.array([tgt], dtype=np.int64),
+            "head_mask": mask,
         }
         outputs = session.run(None, {name: feeds[name] for name in inputs})
         steps = len(prefix)
