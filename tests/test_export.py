@@ -15,7 +15,7 @@ from helpers import TOY_SRC, TOY_TGT, assert_transformer_weights
 from attnlab.core import runtime
 from attnlab.core.runtime import get_profile
 from attnlab.infer import decoding
-from attnlab.models.bahdanau import AttentionEncoderDecoder
+from attnlab.models.bahdanau import AttentionEncoderDecoder, AttentionState
 from attnlab.models.rnn import EncoderDecoder
 from attnlab.models.transformer import Transformer
 from attnlab.recipes import experiments
@@ -143,7 +143,22 @@ def test_exported_graph_decodes_as_pytorch(kind, tmp_path):
         export.onnx_translate(session, manifest, *vocabs, "  \u00a0 ")
 
 
-@pytest.mark.parametrize("kind", ["gru", "bahdanau", "transformer"])
+def _run_rows(session, feeds):
+    """The graph on the whole batch of ``feeds``, and on each row alone."""
+    names = [i.name for i in session.get_inputs()]
+    batch = session.run(None, {n: feeds[n] for n in names})
+    rows = len(feeds["src"])
+    shared = {"head_mask"}  # the same for every row
+    alone = [
+        session.run(
+            None, {n: feeds[n] if n in shared else feeds[n][r : r + 1] for n in names}
+        )
+        for r in range(rows)
+    ]
+    return batch, alone
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
 def test_a_batch_of_prefixes_is_each_prefix_alone(kind, tmp_path):
     """Beam search's call: one sentence repeated, a different prefix a row. Each row
     of every output is the graph's answer to that prefix alone, and PyTorch's."""
@@ -152,30 +167,58 @@ def test_a_batch_of_prefixes_is_each_prefix_alone(kind, tmp_path):
         model, TOY_SRC, TOY_TGT, tmp_path, name=kind, profile="smoke", max_len=12
     )
     session, manifest, _ = _session(manifest_path)
-    width = manifest["fixed_prefix"] or 4
-    prefixes = np.array(
-        [[1] + row + [0] * (width - 4) for row in ([4, 5, 6], [6, 6, 4], [5, 4, 7])],
-        dtype=np.int64,
-    )
+    assert manifest["decoder"] == "prefix"
+    prefixes = np.array([[1, 4, 5, 6], [1, 6, 6, 4], [1, 5, 4, 7]], dtype=np.int64)
     src = np.array([[4, 5, 6, 7, 2]] * 3, dtype=np.int64)
     feeds = {"src": src, "src_len": np.array([5] * 3), "tgt_in": prefixes}
-    names = [i.name for i in session.get_inputs()]
-    # the Transformer's heads, all on, for the whole batch
-    mask = {"head_mask": np.ones(manifest["head_mask"] or (), dtype=np.float32)}
-    batch = session.run(None, {n: {**feeds, **mask}[n] for n in names})
-    for row in range(3):
-        alone = session.run(
-            None, {n: feeds[n][row : row + 1] if n in feeds else mask[n] for n in names}
-        )
-        for together, single in zip(batch, alone):
-            np.testing.assert_allclose(together[row], single[0], atol=1e-5)
+    feeds["head_mask"] = np.ones(manifest["head_mask"] or (), dtype=np.float32)
+    batch, alone = _run_rows(session, feeds)
+    for row, single in enumerate(alone):
+        for together, one in zip(batch, single):
+            np.testing.assert_allclose(together[row], one[0], atol=1e-5)
     with torch.no_grad():
         theirs = model(
             src=torch.from_numpy(src),
             src_len=torch.tensor([5] * 3),
-            tgt_in=torch.from_numpy(prefixes[:, :4]),
+            tgt_in=torch.from_numpy(prefixes),
         )
-    np.testing.assert_allclose(batch[0][:, :4], theirs.logits.numpy(), atol=1e-4)
+    np.testing.assert_allclose(batch[0], theirs.logits.numpy(), atol=1e-4)
+
+
+def test_bahdanau_s_step_graph_is_its_decode_step_row_by_row(tmp_path):
+    """Bahdanau's graph is one decoder step for a batch of hypotheses, each with its
+    own previous word and state; a row not yet started begins from the encoder's
+    summary. Each row is the graph's answer for that row alone, and decode_step's."""
+    model = _small("bahdanau")
+    manifest_path = export.export_for_browser(
+        model, TOY_SRC, TOY_TGT, tmp_path, name="b", profile="smoke", max_len=12
+    )
+    session, manifest, _ = _session(manifest_path)
+    assert manifest["decoder"] == "step" and manifest["hidden_size"] == 16
+    src = np.array([[4, 5, 6, 7, 2]] * 3, dtype=np.int64)
+    hidden = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    feeds = {
+        "src": src,
+        "src_len": np.array([5] * 3),
+        "prev": np.array([1, 6, 4]),
+        "hidden": hidden,
+        "started": np.array([0.0, 1.0, 1.0], dtype=np.float32),
+    }
+    batch, alone = _run_rows(session, feeds)
+    for row, single in enumerate(alone):
+        for together, one in zip(batch, single):
+            np.testing.assert_allclose(together[row], one[0], atol=1e-5)
+    with torch.no_grad():
+        memory = model.encode(torch.from_numpy(src), torch.tensor([5] * 3))
+        state = torch.from_numpy(hidden)
+        state[0] = memory.initial_state[0]  # the row not started
+        step = model.decode_step(
+            torch.from_numpy(feeds["prev"]), memory, AttentionState(state)
+        )
+    logits, next_hidden, attention = batch
+    np.testing.assert_allclose(logits, step.logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(next_hidden, step.state.hidden.numpy(), atol=1e-5)
+    np.testing.assert_allclose(attention, step.attention.numpy(), atol=1e-5)
 
 
 def test_a_file_that_does_not_match_its_hash_is_refused(tmp_path):

@@ -3,7 +3,10 @@
 // The same steps as attnlab.web.export.onnx_translate (Python), which the tests hold to
 // PyTorch: tokenize exactly as the library does, read unknown words as <unk>, cut the
 // sentence to max_src_len tokens, then decode greedily, running the model's graph once
-// per output word on the words written so far. Nothing is fetched until a reader asks
+// per output word: on the words written so far (the GRU's and the Transformer's prefix
+// graphs), or on the last word and the decoder's state (Bahdanau's step graph). Beam
+// search, a forced prefix and heads switched off use the same step (nextStep). Nothing
+// is fetched until a reader asks
 // for a translation; every file is checked against its SHA-256 (the model's in its
 // manifest, the runtime's in runtime.json, both written when the book was built) before
 // it is used.
@@ -183,11 +186,12 @@ export function loadModel(modelUrl, vendorUrl) {
   return loaded.get(key);
 }
 
-function argmaxRow(data, row, width) {
+// The index of the largest of data[offset .. offset + width - 1] (the first of equals).
+function argmaxAt(data, offset, width) {
   let best = 0;
   let bestValue = -Infinity;
   for (let j = 0; j < width; j += 1) {
-    const value = data[row * width + j];
+    const value = data[offset + j];
     if (value > bestValue) {
       bestValue = value;
       best = j;
@@ -267,10 +271,10 @@ function headMask(ort, manifest, heads) {
 
 // One run of the graph on a batch of prefixes of equal length (each starts with <bos>),
 // the source repeated a row: the graph's outputs by name.
-async function runPrefixes({ ort, manifest, session }, ids, prefixes, mask = null) {
+async function runPrefixes({ ort, session }, ids, prefixes, mask = null) {
   const rows = prefixes.length;
-  const width = manifest.fixed_prefix || prefixes[0].length;
-  const tgtIds = prefixes.flatMap((p) => p.concat(new Array(width - p.length).fill(manifest.special.pad)));
+  const width = prefixes[0].length;
+  const tgtIds = prefixes.flat();
   const int64 = (values, dims) => new ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
   const feeds = {
     src: int64(Array.from({ length: rows }, () => ids).flat(), [rows, ids.length]),
@@ -280,6 +284,65 @@ async function runPrefixes({ ort, manifest, session }, ids, prefixes, mask = nul
   };
   // only the inputs the graph takes (the GRU's leaves out src_len, which it never reads)
   return oneAtATime(() => session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]]))));
+}
+
+// One run of a step graph (Bahdanau's decoder, attnlab.web.export): each hypothesis's
+// last word (<bos> at the first step) and state, the source repeated a row.
+async function runStep({ ort, manifest, session }, ids, hypotheses, t) {
+  const rows = hypotheses.length;
+  const size = manifest.hidden_size;
+  const hidden = new Float32Array(rows * size); // zeros at the first step: not read
+  if (t > 0) hypotheses.forEach((h, i) => hidden.set(h.state, i * size));
+  const int64 = (values, dims) => new ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
+  const feeds = {
+    src: int64(Array.from({ length: rows }, () => ids).flat(), [rows, ids.length]),
+    src_len: int64(new Array(rows).fill(ids.length), [rows]),
+    prev: int64(hypotheses.map((h) => (t > 0 ? h.ids[h.ids.length - 1] : manifest.special.bos)), [rows]),
+    hidden: new ort.Tensor("float32", hidden, [rows, size]),
+    started: new ort.Tensor("float32", new Float32Array(rows).fill(t > 0 ? 1 : 0), [rows]),
+  };
+  return oneAtATime(() => session.run(feeds));
+}
+
+// One decoding step for a batch of hypotheses ({ids: the words so far, state}) at step
+// t, whichever graph the model has: where each one's next-token logits are (`data` from
+// `offsets[i]`, `vocab` of them), the attention over the source that chose them (the
+// last layer's cross-attention averaged over its heads for the Transformer, as its
+// decode_step reports it; null for a model without attention), each one's next state
+// (a step graph's; null otherwise) and the graph's outputs.
+async function nextStep(model, ids, hypotheses, t, mask) {
+  const { manifest } = model;
+  const rows = hypotheses.length;
+  if (manifest.decoder === "step") {
+    const outputs = await runStep(model, ids, hypotheses, t);
+    const [, vocab] = outputs.logits.dims;
+    const size = manifest.hidden_size;
+    return {
+      logits: { data: outputs.logits.data, vocab, offsets: [...Array(rows).keys()].map((i) => i * vocab) },
+      attention: nested(outputs.attention, []),
+      states: [...Array(rows).keys()].map((i) => outputs.next_hidden.data.slice(i * size, (i + 1) * size)),
+      outputs,
+    };
+  }
+  const { bos } = manifest.special;
+  const outputs = await runPrefixes(model, ids, hypotheses.map((h) => [bos, ...h.ids]), mask);
+  const [, width, vocab] = outputs.logits.dims;
+  let attention = null;
+  if (outputs.attention) {
+    attention = nested(outputs.attention, []).map((rowsOf) => rowsOf[t]);
+  } else if (outputs.cross) {
+    const [, layers, heads] = outputs.cross.dims;
+    attention = nested(outputs.cross, []).map((byLayer) => {
+      const last = byLayer[layers - 1];
+      return last[0][t].map((_, j) => last.reduce((sum, head) => sum + head[t][j], 0) / heads);
+    });
+  }
+  return {
+    logits: { data: outputs.logits.data, vocab, offsets: [...Array(rows).keys()].map((i) => (i * width + t) * vocab) },
+    attention,
+    states: null,
+    outputs,
+  };
 }
 
 // The first words of the translation the reader forces, as the model reads them (as
@@ -304,15 +367,16 @@ function forcedWords(prefix, manifest, tgt) {
            unknown: words.filter((w) => !index.has(w)) };
 }
 
-// The probability of `token` in row `row` of a (1, T, V) logits tensor.
-function probabilityOf(logits, row, token) {
-  const vocab = logits.dims[2];
-  const offset = row * vocab;
+// Log-softmax of the `vocab` logits from data[offset], in float64.
+function logSoftmaxAt(data, offset, vocab) {
   let max = -Infinity;
-  for (let j = 0; j < vocab; j += 1) max = Math.max(max, logits.data[offset + j]);
+  for (let j = 0; j < vocab; j += 1) max = Math.max(max, data[offset + j]);
   let sum = 0;
-  for (let j = 0; j < vocab; j += 1) sum += Math.exp(logits.data[offset + j] - max);
-  return Math.exp(logits.data[offset + token] - max) / sum;
+  for (let j = 0; j < vocab; j += 1) sum += Math.exp(data[offset + j] - max);
+  const shift = max + Math.log(sum);
+  const row = new Float64Array(vocab);
+  for (let j = 0; j < vocab; j += 1) row[j] = data[offset + j] - shift;
+  return row;
 }
 
 // Greedy decoding of the reader's sentence, with every head on or, for the Transformer,
@@ -326,35 +390,37 @@ export async function translate(modelUrl, vendorUrl, sentence, { heads = null, p
   const forcedIds = forced ? forced.ids : [];
   const forcedProbs = [];
   const special = manifest.special;
-  const prefix = [special.bos];
-  const written = [];
+  let hypothesis = { ids: [], state: null };
+  const written = hypothesis.ids;
+  const attentionRows = []; // a step graph's, step by step
   let outputs = null;
   let steps = 0;
   let ended = false;
   for (let t = 0; t < manifest.max_len; t += 1) {
-    outputs = await runPrefixes(model, ids, [prefix], mask);
-    steps = prefix.length;
-    const logits = outputs.logits;
-    const vocab = logits.dims[2];
+    const next = await nextStep(model, ids, [hypothesis], t, mask);
+    outputs = next.outputs;
+    steps = t + 1;
+    if (next.attention) attentionRows.push(next.attention[0]);
+    const { data, vocab, offsets: [offset] } = next.logits;
+    let token;
     if (t < forcedIds.length) {
-      forcedProbs.push(probabilityOf(logits, steps - 1, forcedIds[t]));
-      written.push(forcedIds[t]);
-      prefix.push(forcedIds[t]);
-      continue;
-    }
-    const token = argmaxRow(logits.data, steps - 1, vocab);
-    if (token === special.eos) {
-      ended = true;
-      break;
+      token = forcedIds[t];
+      forcedProbs.push(Math.exp(logSoftmaxAt(data, offset, vocab)[token]));
+    } else {
+      token = argmaxAt(data, offset, vocab);
+      if (token === special.eos) {
+        ended = true;
+        break;
+      }
     }
     written.push(token);
-    prefix.push(token);
+    hypothesis = { ids: written, state: next.states && next.states[0] };
   }
   // As the library's translate: <pad> and <bos>, should a model write them, are not words.
   const words = written.filter((i) => i !== special.pad && i !== special.bos).map((i) => tgt[i]);
-  // The batch's one sentence (axis 0), cut to the steps taken.
-  const weights = {};
-  for (const name of manifest.outputs.slice(1)) {
+  // The batch's one sentence (axis 0), cut to the steps taken; a step graph's rows.
+  const weights = manifest.decoder === "step" ? { attention: attentionRows } : {};
+  for (const name of manifest.decoder === "step" ? [] : manifest.outputs.slice(1)) {
     const tensor = outputs[name];
     if (name === "attention") weights[name] = nested(tensor, [1, steps])[0];
     else if (name === "decoder_self") weights[name] = nested(tensor, [1, undefined, undefined, steps, steps])[0];
@@ -375,38 +441,6 @@ export const BEAM_SIZES = [1, 8]; // the widths a reader may ask for, smallest a
 // Wu et al. (2016)'s length normalisation, as attnlab.infer.decoding.length_penalty.
 export function lengthPenalty(length, alpha) {
   return ((5 + length) / 6) ** alpha;
-}
-
-// Hypothesis i's log-probabilities of every next token at position t (log-softmax of its
-// logits, in float64), and the attention over the source that chose them (the last
-// layer's cross-attention averaged over its heads for the Transformer, as its
-// decode_step reports it; null for a model without attention).
-function stepRows(outputs, t) {
-  const { dims, data } = outputs.logits;
-  const [rows, width, vocab] = dims;
-  const logProbs = [];
-  for (let i = 0; i < rows; i += 1) {
-    const offset = (i * width + t) * vocab;
-    let max = -Infinity;
-    for (let j = 0; j < vocab; j += 1) max = Math.max(max, data[offset + j]);
-    let sum = 0;
-    for (let j = 0; j < vocab; j += 1) sum += Math.exp(data[offset + j] - max);
-    const shift = max + Math.log(sum);
-    const row = new Float64Array(vocab);
-    for (let j = 0; j < vocab; j += 1) row[j] = data[offset + j] - shift;
-    logProbs.push(row);
-  }
-  let attention = null;
-  if (outputs.attention) {
-    attention = nested(outputs.attention, [undefined, undefined]).map((rowsOf) => rowsOf[t]);
-  } else if (outputs.cross) {
-    const [, layers, heads] = outputs.cross.dims;
-    attention = nested(outputs.cross, []).map((byLayer) => {
-      const last = byLayer[layers - 1];
-      return last[0][t].map((_, j) => last.reduce((s, head) => s + head[t][j], 0) / heads);
-    });
-  }
-  return { logProbs, attention };
 }
 
 // The n best (hypothesis, next token) pairs over every live hypothesis, best first; of
@@ -447,12 +481,12 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
   const mask = headMask(model.ort, manifest, null);
   const { bos, eos } = manifest.special;
   const k = beamSize;
-  let beam = [{ ids: [], logp: 0 }];
+  let beam = [{ ids: [], logp: 0, state: null }];
   const ended = [];
   const steps = [];
   for (let t = 0; t < manifest.max_len && ended.length < k && beam.length > 0; t += 1) {
-    const outputs = await runPrefixes(model, ids, beam.map((h) => [bos, ...h.ids]), mask);
-    const { logProbs, attention } = stepRows(outputs, t);
+    const { logits, attention, states } = await nextStep(model, ids, beam, t, mask);
+    const logProbs = logits.offsets.map((offset) => logSoftmaxAt(logits.data, offset, logits.vocab));
     const step = [];
     const goesOn = [];
     let endsHere = 0;
@@ -466,6 +500,7 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
         ended: candidate.token === eos,
         place: null,
         attention: attention && attention[candidate.parent],
+        state: states && states[candidate.parent], // what the next step reads
       };
       hypothesis.words = hypothesis.ids.map((i) => tgt[i]);
       if (hypothesis.ended) endsHere += 1;

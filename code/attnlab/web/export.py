@@ -10,19 +10,23 @@ because a static host such as GitHub Pages sends ``.onnx`` files as they are: th
 page decompresses it itself. The weights stay float32, so the browser's numbers are
 PyTorch's to float32 rounding (float32 weights compress little: under a tenth).
 
-Every model is exported as one graph over a batch of whole prefixes:
+The GRU and the Transformer are exported as one graph over a batch of whole prefixes
+(``decoder: "prefix"`` in the manifest):
 ``(src (B, S), src_len (B,), tgt_in (B, T)) -> logits (B, T, V)``, plus the attention
 weights the model has. Greedy decoding calls it once per output word, with the words
 written so far (B = 1), and reads the last position; beam search calls it once a step
 with each live hypothesis as a row (the source repeated). Recomputing the prefix costs
-little for sentences this short, and the page keeps no state between calls, so its
-loops are the same for the three models. Two details of the graphs:
+little for sentences this short, and the page keeps no state between calls.
 
-* Bahdanau's decoder is a loop over target positions, which the exporter unrolls: its
-  graph takes a prefix of fixed length ``max_len`` (padded with ``<pad>``; a position's
-  outputs depend only on the positions before it, so the padding changes nothing the
-  page reads);
-* the Transformer returns every layer's and head's weights, stacked by layer after
+Bahdanau's decoder is a loop over target positions, which the exporter would unroll to
+a fixed length; so its graph is one step of the decoder instead (``decoder:
+"step"``): ``(src (B, S), src_len (B,), prev (B,), hidden (B, H), started (B,)) ->
+logits (B, V), next_hidden (B, H), attention (B, S)``. The page keeps each
+hypothesis's ``hidden``; a row with ``started`` 0 begins from the encoder's summary
+(the decoder's first state), whatever ``hidden`` holds. The encoder runs again at every
+step, which costs little next to a decoder step over the vocabulary.
+
+The Transformer returns every layer's and head's weights, stacked by layer after
   the batch: encoder (B, L, h, S, S), decoder self-attention (B, L, h, T, T),
   cross-attention (B, L, h, T, S); and it takes a fourth input, ``head_mask``
   (3, L, h), 1 for each head on and 0 for each head switched off
@@ -52,7 +56,7 @@ from attnlab.data.vocab import Vocab
 from attnlab.infer import heads
 from attnlab.infer.decoding import Translation, translate
 from attnlab.infer.inspection import ATTENTION_KINDS
-from attnlab.models.bahdanau import AttentionEncoderDecoder
+from attnlab.models.bahdanau import AttentionEncoderDecoder, AttentionState
 from attnlab.models.rnn import EncoderDecoder
 from attnlab.models.transformer import Transformer
 
@@ -78,6 +82,21 @@ class ExportError(ValueError):
 _DEFAULTS = inspect.signature(translate).parameters
 MAX_SRC_LEN = _DEFAULTS["max_src_len"].default
 MAX_LEN = _DEFAULTS["max_len"].default
+
+
+class _Step(nn.Module):
+    """Bahdanau's decode_step as a graph of plain tensors (see the module's
+    docstring)."""
+
+    def __init__(self, model: AttentionEncoderDecoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src, src_len, prev, hidden, started):
+        memory = self.model.encode(src, src_len)
+        state = torch.where(started[:, None] > 0, hidden, memory.initial_state)
+        step = self.model.decode_step(prev, memory, AttentionState(state))
+        return step.logits, step.state.hidden, step.attention
 
 
 class _Prefix(nn.Module):
@@ -119,71 +138,84 @@ class Layout:
     kind: str  # "gru", "bahdanau" or "transformer"
     inputs: tuple[str, ...]  # the graph's input names
     outputs: tuple[str, ...]  # the graph's output names, logits first
-    fixed_prefix: int | None  # the prefix length the graph needs, if it is fixed
+    decoder: str = "prefix"  # "prefix": a batch of whole prefixes; "step": one step
 
 
-PREFIX_INPUTS = ("src", "src_len", "tgt_in")  # what every graph takes
+PREFIX_INPUTS = ("src", "src_len", "tgt_in")  # what a prefix graph takes
+STEP_INPUTS = ("src", "src_len", "prev", "hidden", "started")  # a step graph
 
 
-def layout_of(model: nn.Module, max_len: int = MAX_LEN) -> Layout:
+def layout_of(model: nn.Module) -> Layout:
     if isinstance(model, Transformer):
         return Layout(
             "transformer",
             (*PREFIX_INPUTS, "head_mask"),
             ("logits", "encoder", "decoder_self", "cross"),
-            None,
         )
     if isinstance(model, AttentionEncoderDecoder):
-        return Layout("bahdanau", PREFIX_INPUTS, ("logits", "attention"), max_len)
+        return Layout(
+            "bahdanau", STEP_INPUTS, ("logits", "next_hidden", "attention"), "step"
+        )
     if isinstance(model, EncoderDecoder):
-        return Layout("gru", PREFIX_INPUTS, ("logits",), None)
+        return Layout("gru", PREFIX_INPUTS, ("logits",))
     raise TypeError(
         f"no browser export for {type(model).__name__}: export takes the "
         "course's EncoderDecoder, AttentionEncoderDecoder or Transformer"
     )
 
 
+def hidden_size(model: AttentionEncoderDecoder) -> int:
+    """The width of Bahdanau's decoder state."""
+    return model.decoder.cell.hidden_size
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def export_onnx(model: nn.Module, path: Path, *, max_len: int = MAX_LEN) -> Layout:
-    """Write ``model``'s prefix graph to ``path``, one self-contained ``.onnx`` file."""
-    layout = layout_of(model, max_len)
+def export_onnx(model: nn.Module, path: Path) -> Layout:
+    """Write ``model``'s graph to ``path``, one self-contained ``.onnx`` file."""
+    layout = layout_of(model)
     model = model.cpu().eval()
     # Traced on a batch of two (one sentence twice, as beam search feeds it), so that
     # nothing of a batch of one is taken for a constant.
     src = torch.tensor([[4, 5, 6, 2]] * 2)
-    prefix = layout.fixed_prefix or 3
-    tgt_in = torch.tensor([[1] + [4] * (prefix - 1), [1] + [5] * (prefix - 1)])
-    # Which axes vary: B and S always; T unless the graph's prefix has a fixed length.
+    src_len = torch.tensor([src.shape[1]] * 2)
+    # Which axes vary: B, S and T.
     axes = {
         "src": {0: "B", 1: "S"},
         "src_len": {0: "B"},
         "tgt_in": {0: "B", 1: "T"},
+        "prev": {0: "B"},
+        "hidden": {0: "B"},
+        "started": {0: "B"},
         "logits": {0: "B", 1: "T"},
+        "next_hidden": {0: "B"},
         "attention": {0: "B", 1: "T", 2: "S"},
         "encoder": {0: "B", 3: "S", 4: "S"},
         "decoder_self": {0: "B", 3: "T", 4: "T"},
         "cross": {0: "B", 3: "T", 4: "S"},
     }
-    dynamic = {
-        name: {
-            axis: dim
-            for axis, dim in axes[name].items()
-            if dim != "T" or not layout.fixed_prefix
-        }
-        for name in ("src", "src_len", "tgt_in", *layout.outputs)
-    }
-    example = (src, torch.tensor([src.shape[1]] * 2), tgt_in)
-    if "head_mask" in layout.inputs:
-        example += (heads.all_on(model),)
+    if layout.decoder == "step":
+        # one row started, one not: both branches of the first state are traced
+        hidden = torch.zeros(2, hidden_size(model))
+        example = (src, src_len, torch.tensor([1, 4]), hidden, torch.tensor([0.0, 1.0]))
+        wrapper = _Step(model)
+        axes.update(logits={0: "B"}, attention={0: "B", 1: "S"})
+    else:
+        tgt_in = torch.tensor([[1, 4, 4], [1, 5, 5]])
+        example = (src, src_len, tgt_in)
+        if "head_mask" in layout.inputs:
+            example += (heads.all_on(model),)
+        wrapper = _Prefix(model)
+    # (the head mask is the same for every batch: no axis of it varies)
+    dynamic = {n: axes[n] for n in (*layout.inputs, *layout.outputs) if n in axes}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The legacy exporter traces the Python code once: the one branch it sees is the
         # one a single sentence always takes (no padding to pack). It warns about both.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Prefix(model),
+            wrapper,
             example,
             str(tmp),
             input_names=list(layout.inputs),
@@ -213,7 +245,7 @@ def export_for_browser(
     # The plain graph is written to a scratch folder; only its gzip is kept.
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as scratch:
         plain = Path(scratch) / "model.onnx"
-        layout = export_onnx(model, plain, max_len=max_len)
+        layout = export_onnx(model, plain)
         graph = plain.read_bytes()
     with atomic_path(out / MODEL_FILE) as tmp:
         # mtime=0: the same graph always gives the same bytes (and hash)
@@ -243,7 +275,9 @@ def export_for_browser(
         ],
         "graph": MODEL_FILE,
         "vocabularies": VOCAB_FILES,
-        "fixed_prefix": layout.fixed_prefix,
+        "decoder": layout.decoder,
+        # the size of a step graph's hidden state (None for a prefix graph)
+        "hidden_size": hidden_size(model) if layout.decoder == "step" else None,
         "max_len": max_len,
         "max_src_len": MAX_SRC_LEN,
         "test_bleu": test_bleu,
@@ -362,7 +396,9 @@ def onnx_translate(
     src = np.array([ids], dtype=np.int64)
     src_len = np.array([len(ids)], dtype=np.int64)
     prefix, written = [special["bos"]], []
-    fixed = manifest["fixed_prefix"]
+    step_graph = manifest["decoder"] == "step"
+    hidden = np.zeros((1, manifest["hidden_size"] or 0), dtype=np.float32)
+    rows = []  # a step graph's weights, step by step
     # A graph takes the inputs it uses: the GRU's never reads src_len (one sentence has
     # no padding), and the exporter leaves it out.
     inputs = [i.name for i in session.get_inputs()]
@@ -374,16 +410,23 @@ def onnx_translate(
         if head_mask is not None:
             mask = np.asarray(head_mask, dtype=np.float32).reshape(mask.shape)
     for _ in range(manifest["max_len"]):
-        tgt = prefix + [special["pad"]] * ((fixed or 0) - len(prefix))
+        steps = len(prefix)
         feeds = {
             "src": src,
             "src_len": src_len,
-            "tgt_in": np.array([tgt], dtype=np.int64),
+            "tgt_in": np.array([prefix], dtype=np.int64),
             "head_mask": mask,
+            "prev": np.array([prefix[-1]], dtype=np.int64),
+            "hidden": hidden,
+            "started": np.array([float(steps > 1)], dtype=np.float32),
         }
         outputs = session.run(None, {name: feeds[name] for name in inputs})
-        steps = len(prefix)
-        logits = outputs[0][0, steps - 1].astype(np.float64)
+        if step_graph:
+            logits, hidden, attention = outputs
+            rows.append(attention[0])
+            logits = logits[0].astype(np.float64)
+        else:
+            logits = outputs[0][0, steps - 1].astype(np.float64)
         distribution = np.exp(logits - logits.max())
         distribution /= distribution.sum()
         token = int(logits.argmax())
@@ -398,9 +441,9 @@ def onnx_translate(
     # words.
     words = [tgt_vocab[i] for i in written if i not in (special["pad"], special["bos"])]
     # One row per step taken (the step that wrote <eos> included), as PyTorch's
-    # greedy decoding reports them; a fixed-length graph's padded rows are dropped.
-    weights = {}
-    for name, value in zip(manifest["outputs"][1:], outputs[1:]):
+    # greedy decoding reports them.
+    weights = {"attention": np.stack(rows)} if step_graph else {}
+    for name, value in zip(manifest["outputs"][1:], outputs[1:] * (not step_graph)):
         value = value[0]  # the one sentence of the batch
         if name == "attention":
             value = value[:steps]  # (T, S)
