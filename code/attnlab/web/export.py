@@ -26,13 +26,14 @@ hypothesis's ``hidden``; a row with ``started`` 0 begins from the encoder's summ
 (the decoder's first state), whatever ``hidden`` holds. The encoder runs again at every
 step, which costs little next to a decoder step over the vocabulary.
 
-The Transformer returns every layer's and head's weights, stacked by layer after
-  the batch: encoder (B, L, h, S, S), decoder self-attention (B, L, h, T, T),
-  cross-attention (B, L, h, T, S); and it takes a fourth input, ``head_mask``
-  (3, L, h), 1 for each head on and 0 for each head switched off
-  (:mod:`attnlab.infer.heads`; all ones: the model as trained).
+The Transformer returns every layer's and head's weights, stacked by layer after the
+batch: encoder (B, L, h, S, S), decoder self-attention (B, L, h, T, T), cross-attention
+(B, L, h, T, S); and it takes a fourth input, ``head_mask`` (3, L, h), 1 for each head
+on and 0 for each head switched off (:mod:`attnlab.infer.heads`; all ones: the model as
+trained).
 
-Shapes: S source length, T prefix length, V target vocabulary, L layers, h heads.
+Shapes: B hypotheses, S source length, T prefix length, V target vocabulary, H the
+decoder state's width, L layers, h heads.
 """
 
 from __future__ import annotations
