@@ -153,3 +153,28 @@ def test_the_source_is_read_as_translate_reads_it():
         beam_translate(model, "   ", SRC, TGT)
     with pytest.raises(ValueError, match="beam_size"):
         beam_translate(model, "w1", SRC, TGT, beam_size=0)
+
+
+def test_steps_are_the_same_however_often_the_search_checks_it_is_done():
+    """On an accelerator beam_search reads whether it is done every few steps and may
+    idle after; the steps read from its trace are those of a search that stops at once."""
+    from attnlab.infer.beams import _steps
+
+    model = MODELS["transformer"]
+    src = SRC.encode("w1 w2 w3".split()) + [SRC.eos_id]
+    traces = {}
+    for stop_every in (1, 5):
+        traces[stop_every] = []
+        decoding.beam_search(
+            model,
+            torch.tensor([src]),
+            torch.tensor([len(src)]),
+            bos_id=TGT.bos_id,
+            eos_id=TGT.eos_id,
+            max_len=12,
+            beam_size=2,
+            stop_every=stop_every,
+            trace=traces[stop_every],
+        )
+    assert len(traces[5]) > len(traces[1])  # it idled
+    assert _steps(traces[5], TGT) == _steps(traces[1], TGT)

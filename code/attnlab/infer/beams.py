@@ -98,6 +98,8 @@ def _steps(trace: list, tgt_vocab: Vocab) -> list[list[Hypothesis]]:
     steps, beam = [], [()]  # beam: the live prefixes, by place
     for record in trace:
         r = {f.name: getattr(record, f.name)[0].tolist() for f in fields(record)}
+        if not any(r["read"]):
+            break  # done: on an accelerator the loop may idle a few steps after
         step, next_beam = [], []
         for j, read in enumerate(r["read"]):
             if not read:
