@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from attnlab.core import runtime
+from attnlab.data.batching import pad
 from attnlab.data.vocab import RESERVED, Vocab
 from attnlab.infer import decoding
 from attnlab.infer.beams import beam_translate
+from attnlab.infer.forcing import force_prefix
 from attnlab.models import bahdanau, rnn
 from attnlab.models.transformer import Transformer
 
@@ -178,3 +181,93 @@ def test_steps_are_the_same_however_often_the_search_checks_it_is_done():
         )
     assert len(traces[5]) > len(traces[1])  # it idled
     assert _steps(traces[5], TGT) == _steps(traces[1], TGT)
+
+
+PREFIXES = ["oui", "non oui", "non non non"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_forced_prefix_starts_every_hypothesis_and_counts_in_its_score(name):
+    model, compared = MODELS[name], 0
+    for sentence in SENTENCES:
+        for prefix in PREFIXES:
+            forced = TGT.encode(prefix.split())
+            greedy = force_prefix(model, sentence, prefix, SRC, TGT, max_len=8)
+            for beam_size, alpha in ((1, 0.6), (3, 0.0), (5, 1.0)):
+                result = beam_translate(
+                    model,
+                    sentence,
+                    SRC,
+                    TGT,
+                    beam_size=beam_size,
+                    alpha=alpha,
+                    max_len=8,
+                    prefix=prefix,
+                )
+                assert result.forced == prefix.split() and not result.forced_unknown
+                for t, step in enumerate(result.steps):
+                    if t < len(forced):  # one candidate: the forced word
+                        (only,) = step
+                        assert list(only.ids) == forced[: t + 1] and only.place == 0
+                    for h in step:
+                        assert list(h.ids[: len(forced)]) == forced[: len(h.ids)]
+                        assert h.logp == pytest.approx(
+                            _log_probability(model, sentence, h.ids), abs=1e-5
+                        )
+                assert result.tokens[: len(forced)] == prefix.split()
+                np.testing.assert_allclose(
+                    result.forced_probs, greedy.forced_probs, rtol=1e-4
+                )
+                if beam_size == 1:  # a beam of one from a prefix is forced greedy
+                    assert result.tokens == greedy.tokens
+                compared += 1
+    assert compared == len(SENTENCES) * len(PREFIXES) * 3
+
+
+def test_a_batch_forced_row_by_row_is_each_sentence_forced_alone():
+    model = MODELS["bahdanau"]
+    prefixes = [["oui", "non"], ["non", "non"], ["oui", "oui"], ["non", "oui"]]
+    sentences = SENTENCES[: len(prefixes)]
+    ids = [SRC.encode(s.split()) + [SRC.eos_id] for s in sentences]
+    for beam_size in (1, 4):
+        rows = decoding.beam_search(
+            model,
+            pad(ids, SRC.pad_id),
+            torch.tensor([len(i) for i in ids]),
+            bos_id=TGT.bos_id,
+            eos_id=TGT.eos_id,
+            max_len=9,
+            beam_size=beam_size,
+            prefix=torch.tensor([TGT.encode(p) for p in prefixes]),
+        )
+        for sentence, prefix, row in zip(sentences, prefixes, rows):
+            alone = beam_translate(
+                model,
+                sentence,
+                SRC,
+                TGT,
+                beam_size=beam_size,
+                max_len=9,
+                prefix=" ".join(prefix),
+            )
+            assert tuple(row) == alone.best.ids
+
+
+def test_a_prefix_that_cannot_be_forced_is_refused():
+    model = MODELS["gru"]
+    src, src_len = torch.tensor([[4, 5, SRC.eos_id]]), torch.tensor([3])
+    special = dict(bos_id=TGT.bos_id, eos_id=TGT.eos_id, max_len=4)
+    oui = TGT.encode(["oui"])[0]
+    for decode in (decoding.greedy_decode, decoding.beam_search):
+        with pytest.raises(ValueError, match=r"\(B, P\) = \(1, P\) ids, got \(3,\)"):
+            decode(model, src, src_len, **special, prefix=torch.tensor([oui] * 3))
+        with pytest.raises(ValueError, match="has 4 tokens; at most 3 can be forced"):
+            decode(model, src, src_len, **special, prefix=torch.tensor([[oui] * 4]))
+        with pytest.raises(ValueError, match="cannot hold <eos>"):
+            decode(model, src, src_len, **special, prefix=torch.tensor([[TGT.eos_id]]))
+    with pytest.raises(ValueError, match="the forced prefix is empty"):
+        beam_translate(model, "w1", SRC, TGT, prefix=" ")
+    with pytest.raises(ValueError, match="at most 4 can be forced"):
+        beam_translate(model, "w1", SRC, TGT, prefix="oui " * 5, max_len=5)
+    unknown = beam_translate(model, "w1", SRC, TGT, prefix="oui zorglub", max_len=5)
+    assert unknown.forced == ["oui", "<unk>"] and unknown.forced_unknown == ["zorglub"]

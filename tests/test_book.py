@@ -507,8 +507,8 @@ BEAM_FIELDS = """h => ({ids: h.ids, logp: h.logp, score: h.score, parent: h.pare
 
 
 def _browser_beams(browser, site, name, cases, max_len=None):
-    """The page's beamSearch on each (sentence, width, α) of ``cases``; with
-    ``max_len``, the model's manifest says that many steps at most."""
+    """The page's beamSearch on each (sentence, width, α[, forced prefix]) of ``cases``;
+    with ``max_len``, the model's manifest says that many steps at most."""
     page, requests, errors = open_page(browser, f"{site}/chapters/06_comparison.html")
     if max_len is not None:
 
@@ -522,11 +522,12 @@ def _browser_beams(browser, site, name, cases, max_len=None):
         const base = new URL("../_static/", location.href);
         const { beamSearch } = await import(new URL("live/translate.mjs", base).href);
         const out = [];
-        for (const [s, beamSize, alpha] of cases) {
+        for (const [s, beamSize, alpha, prefix = null] of cases) {
             const r = await beamSearch(new URL(`models/${name}/`, base), new URL("vendor/", base),
-                                       s, { beamSize, alpha });
+                                       s, { beamSize, alpha, prefix });
             out.push({ steps: r.steps.map((step) => step.map(%s)), best: (%s)(r.best),
-                       tokens: r.tokens, text: r.text });
+                       tokens: r.tokens, text: r.text, forced: r.forced,
+                       path: r.path.map((h) => h.ids) });
         }
         return out;
     }"""
@@ -576,26 +577,79 @@ def test_the_browser_beam_searches_as_pytorch(
                 alpha=alpha,
                 max_len=max_len,
             )
-            where = (sentence, k, alpha, max_len)
-            assert [
-                [(h["ids"], h["parent"], h["ended"], h["place"]) for h in step]
-                for step in ours["steps"]
-            ] == [
-                [(list(h.ids), h.parent, h.ended, h.place) for h in step]
-                for step in theirs.steps
-            ], where
-            for step, their_step in zip(ours["steps"], theirs.steps):
-                for h, their in zip(step, their_step):
-                    assert h["logp"] == pytest.approx(their.logp, abs=1e-4), where
-                    assert h["score"] == pytest.approx(their.score, abs=1e-4), where
-            assert ours["best"]["ids"] == list(theirs.best.ids), where
-            assert ours["best"]["score"] == pytest.approx(theirs.best.score, abs=1e-4)
-            assert (ours["tokens"], ours["text"]) == (theirs.tokens, theirs.text)
+            _assert_same_search(ours, theirs, (sentence, k, alpha, max_len))
             compared["ended" if theirs.best.ended else "live"] += 1
     print(f"{name}: chose an ended hypothesis / a live one: {compared}")
     # Cut to 2 steps, the smoke build's GRU and Transformer choose a live hypothesis
     # (none ended) on some sentences; its Bahdanau model ended one on every sentence.
     assert compared["ended"] >= 50
+
+
+def _assert_same_search(ours, theirs, where):
+    """The page's beam search (``ours``, as _browser_beams reads it) is beam_translate's
+    (``theirs``): the same candidates read at every step, in the same order, the same
+    fates, scores within 1e-4, the same choice and words; its path leads to its choice."""
+    assert [
+        [(h["ids"], h["parent"], h["ended"], h["place"]) for h in step]
+        for step in ours["steps"]
+    ] == [
+        [(list(h.ids), h.parent, h.ended, h.place) for h in step]
+        for step in theirs.steps
+    ], where
+    for step, their_step in zip(ours["steps"], theirs.steps):
+        for h, their in zip(step, their_step):
+            assert h["logp"] == pytest.approx(their.logp, abs=1e-4), where
+            assert h["score"] == pytest.approx(their.score, abs=1e-4), where
+    assert ours["best"]["ids"] == list(theirs.best.ids), where
+    assert ours["best"]["score"] == pytest.approx(theirs.best.score, abs=1e-4), where
+    assert (ours["tokens"], ours["text"]) == (theirs.tokens, theirs.text), where
+    best = ours["best"]["ids"]
+    assert ours["path"] == [best[: i + 1] for i in range(len(best))], where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LIVE_MODELS))
+def test_the_browser_beam_searches_from_a_forced_prefix_as_pytorch(
+    site, browser, built_book, name, fra_eng_dir, monkeypatch
+):
+    """On the static page, 20 held-out sentences with the first one to three words of
+    a reference forced (one with a word the model lacks), at beam 5, α 0.6, and 5 of them
+    at beam 3, α 0: the search is PyTorch's step by step (a forced step's one candidate
+    included), and the probability of each forced word is PyTorch's within 1e-4."""
+    import numpy as np
+
+    from attnlab.infer.beams import beam_translate
+
+    html, _ = built_book
+    model = _trained(html, name)
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    data = _smoke_data()
+    sources, references = data.references("test")
+    pairs = [
+        (" ".join(src), " ".join(refs[0].split()[: 1 + i % 3]))
+        for i, (src, refs) in enumerate(zip(sources[20:40], references[20:40]))
+    ]
+    pairs[0] = (pairs[0][0], pairs[0][1] + " zorglub")
+    cases = [(s, 5, 0.6, p) for s, p in pairs] + [(s, 3, 0.0, p) for s, p in pairs[:5]]
+    results = _browser_beams(browser, site, name, cases)
+    for (sentence, k, alpha, prefix), ours in zip(cases, results, strict=True):
+        theirs = beam_translate(
+            model,
+            sentence,
+            data.src_vocab,
+            data.tgt_vocab,
+            beam_size=k,
+            alpha=alpha,
+            prefix=prefix,
+        )
+        _assert_same_search(ours, theirs, (sentence, k, alpha, prefix))
+        assert ours["forced"]["words"] == theirs.forced
+        assert ours["forced"]["unknown"] == theirs.forced_unknown
+        np.testing.assert_allclose(
+            ours["forced"]["probs"], theirs.forced_probs, atol=1e-4
+        )
+        assert all(len(step) == 1 for step in ours["steps"][: len(theirs.forced)])
+    assert results[0]["forced"]["unknown"] == ["zorglub"]
 
 
 @pytest.mark.slow
@@ -858,9 +912,9 @@ def test_the_browser_forces_a_prefix_as_pytorch(
 @pytest.mark.slow
 def test_the_prefix_view_continues_from_the_reader_s_words(site, browser):
     """Chapter 3's live box: forcing the first words shows the translation that follows
-    them, the probability of each forced word and the attention, forced rows first (no
-    serious axe violation); an empty prefix and one longer than the model's limit get
-    a message."""
+    them, greedy or from a beam, the probability of each forced word and the attention,
+    forced rows first (no serious axe violation); an empty prefix and one longer than the
+    model's limit get a message."""
     page, requests, errors = open_page(
         browser, f"{site}/chapters/03_bahdanau_attention.html"
     )
@@ -893,6 +947,15 @@ def test_the_prefix_view_continues_from_the_reader_s_words(site, browser):
     assert "the forced prefix has 40 words; at most" in message
     message, view = force("zorglub")
     assert message == "" and "Read as <unk>" in view.inner_text()
+    panel.locator("select[aria-label='continue with']").select_option("5")
+    message, view = force("je ne")
+    assert message == "" and "Forced, then a beam of 5 from there" in view.inner_text()
+    assert view.locator(".attnlab-live-prefix-probs tr").count() == 3
+    words = view.locator("p").nth(0).locator("mark, b").count()
+    assert view.locator("mark").count() == 2 and words >= 2
+    # the chosen hypothesis's attention: a header row, then one row a word it wrote
+    path = view.locator(".attnlab-live-path table tr")
+    assert path.count() in (words + 1, words + 2)  # with the <eos> step or without
     page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert_offline_and_clean(site, page, requests, errors)

@@ -301,15 +301,31 @@ function headsView(result, retranslate) {
     el("div", { style: "overflow-x:auto" }, table), status, view);
 }
 
+// The attention along a beam's chosen hypothesis: the row that chose each of its words
+// (for the Transformer, its last layer's cross-attention averaged over the heads).
+function pathView(beam) {
+  if (!beam.path[0].attention) {
+    return note("This model has no attention: its decoder sees the source only through one context vector.");
+  }
+  const words = beam.path.map((h) => h.words[h.words.length - 1]);
+  const kind = beam.manifest.kind === "transformer" ? " (the last layer's cross-attention, mean of the heads)" : "";
+  return el("div", { class: "attnlab-live-path" },
+    matrix(beam.path.map((h) => h.attention), words, [...beam.source, "<eos>"]),
+    note(`Rows: the chosen hypothesis's words; columns: source words${kind}; stronger blue = more weight.`));
+}
+
 // Force a prefix: the reader types the first words of the translation; the model reads
-// them as its own (teacher forcing) and goes on greedily. Shows the probability it gave
-// each forced word, the translation, and its attention, forced rows first.
-function prefixView(result, retranslate) {
+// them as its own (teacher forcing) and goes on greedily or with a beam. Shows the
+// probability it gave each forced word, the translation, and its attention, forced rows
+// first.
+function prefixView(result, retranslate, search) {
   const input = el("input", { type: "text", size: "30", maxlength: "500",
                               style: "max-width:100%;box-sizing:border-box",
                               placeholder: "The first French words", "aria-label": "first words of the translation" });
+  const how = select("continue with", [["greedy", "then greedy decoding"],
+    ...[3, 5, 8].map((k) => [String(k), `then a beam of ${k} (α = 0.6)`])]);
   const button = el("button", { type: "submit", text: "Continue from these words" });
-  const form = el("form", {}, input, " ", button);
+  const form = el("form", {}, input, " ", how, " ", button);
   const status = el("p", { role: "status", class: "attnlab-live-prefix-status", style: "min-height:1.2em" });
   const view = el("div", { class: "attnlab-live-prefix-view" });
   form.addEventListener("submit", async (event) => {
@@ -317,20 +333,23 @@ function prefixView(result, retranslate) {
     button.disabled = true;
     status.textContent = "Translating…";
     try {
-      const forced = await retranslate({ prefix: input.value });
+      const greedy = how.value === "greedy";
+      const forced = greedy ? await retranslate({ prefix: input.value })
+        : await search({ prefix: input.value, beamSize: Number(how.value), alpha: 0.6 });
       const n = forced.forced.words.length;
       const rows = el("table", { class: "attnlab-live-prefix-probs", style: "font-size:90%" },
         el("tr", {}, el("th", { text: "forced word" }), el("th", { text: "the model's probability" })));
       forced.forced.words.forEach((w, i) => rows.append(el("tr", {},
         el("td", { text: w, style: "font-family:monospace" }),
         el("td", { text: `${(100 * forced.forced.probs[i]).toFixed(1)} %` }))));
-      const attention = forced.manifest.kind === "bahdanau" ? bahdanauView(forced, forced.rows)
-        : forced.manifest.kind === "transformer" ? transformerView(forced, forced.rows)
-          : note("This model has no attention: its decoder sees the source only through one context vector.");
+      const attention = !greedy ? pathView(forced)
+        : forced.manifest.kind === "bahdanau" ? bahdanauView(forced, forced.rows)
+          : forced.manifest.kind === "transformer" ? transformerView(forced, forced.rows)
+            : note("This model has no attention: its decoder sees the source only through one context vector.");
       view.replaceChildren(
-        el("p", {}, "Forced, then the model's own: ",
+        el("p", {}, greedy ? "Forced, then the model's own: " : `Forced, then a beam of ${forced.beamSize} from there: `,
            ...forced.tokens.flatMap((w, i) => [el(i < n ? "mark" : "b", { text: w }), " "])),
-        note(`Without a forced prefix it wrote: ${result.tokens.join(" ") || "(nothing)"}.`),
+        note(`Without a forced prefix, greedy decoding wrote: ${result.tokens.join(" ") || "(nothing)"}.`),
         ...(forced.forced.unknown.length
           ? [note(`Read as <unk> (not in the model's French vocabulary): ${forced.forced.unknown.join(", ")}`)] : []),
         rows, attention);
@@ -345,12 +364,13 @@ function prefixView(result, retranslate) {
   return el("details", { class: "attnlab-live-prefix" },
     el("summary", { text: "Force the first words" }),
     note("Type the first words of a translation, yours or a wrong one, and the model goes on from them "
-      + "as it does in training (teacher forcing). Look at the probability it gave each word you forced, "
-      + "and at how its attention moves once it has to follow words it would not have chosen."),
+      + "as it does in training (teacher forcing), greedily or with a beam. Look at the probability it "
+      + "gave each word you forced, and at how its attention moves once it has to follow words it "
+      + "would not have chosen."),
     form, status, view);
 }
 
-function resultView(name, result, search = null, retranslate = null, explore = new Set()) {
+function resultView(name, result, search, retranslate, explore) {
   const rows = result.rows;
   const bleu = result.manifest.test_bleu;
   const box = el("div", { class: "attnlab-live-result", "data-model": name },
@@ -370,9 +390,9 @@ function resultView(name, result, search = null, retranslate = null, explore = n
   if (result.manifest.kind === "bahdanau") box.append(bahdanauView(result, rows));
   else if (result.manifest.kind === "transformer") box.append(transformerView(result, rows));
   else box.append(note("This model has no attention: its decoder sees the source only through one context vector."));
-  if (retranslate && explore.has("heads") && result.manifest.head_mask) box.append(headsView(result, retranslate));
-  if (retranslate && explore.has("prefix")) box.append(prefixView(result, retranslate));
-  if (search) box.append(beamView(result, search));
+  if (explore.has("heads") && result.manifest.head_mask) box.append(headsView(result, retranslate));
+  if (explore.has("prefix")) box.append(prefixView(result, retranslate, search));
+  if (explore.has("beam")) box.append(beamView(result, search));
   return box;
 }
 
@@ -410,8 +430,7 @@ function mount(container) {
           const url = new URL(`models/${name}/`, STATIC);
           const sentence = input.value;
           const result = await translate(url, vendor, sentence);
-          const search = explore.has("beam")
-            ? (options) => beamSearch(url, vendor, sentence, options) : null;
+          const search = (options) => beamSearch(url, vendor, sentence, options);
           const retranslate = (options) => translate(url, vendor, sentence, options);
           results.append(resultView(name, result, search, retranslate, explore));
         } catch (error) {

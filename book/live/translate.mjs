@@ -468,8 +468,10 @@ function topCandidates(beam, logProbs, n) {
 // ended (then the search is done). The translation is the ended hypothesis with the best
 // length-normalised score (the first of equals), or if none ended, the live one with the
 // best log-probability. Returns every step's candidates read, as
-// attnlab.infer.beams.beam_translate does.
-export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, alpha = 0.6 } = {}) {
+// attnlab.infer.beams.beam_translate does, and the chosen one's `path`: the hypothesis it
+// grew from at each step, itself last. With a `prefix`, the first words are forced (as
+// translate forces them): at those steps the forced word is the only candidate.
+export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, alpha = 0.6, prefix: forcedText = null } = {}) {
   if (!Number.isInteger(beamSize) || beamSize < BEAM_SIZES[0] || beamSize > BEAM_SIZES[1]) {
     throw new LiveError(`the beam width must be a whole number from ${BEAM_SIZES[0]} to ${BEAM_SIZES[1]}, not ${beamSize}`);
   }
@@ -479,6 +481,9 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
   const { model, tokens, ids, unknown, truncated } = await readSource(modelUrl, vendorUrl, sentence);
   const { manifest, tgt } = model;
   const mask = headMask(model.ort, manifest, null);
+  const forced = forcedText === null ? null : forcedWords(forcedText, manifest, tgt);
+  const forcedIds = forced ? forced.ids : [];
+  const forcedProbs = [];
   const { bos, eos } = manifest.special;
   const k = beamSize;
   let beam = [{ ids: [], logp: 0, state: null }];
@@ -486,7 +491,16 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
   const steps = [];
   for (let t = 0; t < manifest.max_len && ended.length < k && beam.length > 0; t += 1) {
     const { logits, attention, states } = await nextStep(model, ids, beam, t, mask);
-    const logProbs = logits.offsets.map((offset) => logSoftmaxAt(logits.data, offset, logits.vocab));
+    let logProbs = logits.offsets.map((offset) => logSoftmaxAt(logits.data, offset, logits.vocab));
+    if (t < forcedIds.length) { // only the forced word: every other is impossible
+      const token = forcedIds[t];
+      forcedProbs.push(Math.exp(logProbs[0][token]));
+      logProbs = logProbs.map((row) => {
+        const only = new Float64Array(row.length).fill(-Infinity);
+        only[token] = row[token];
+        return only;
+      });
+    }
     const step = [];
     const goesOn = [];
     let endsHere = 0;
@@ -521,6 +535,12 @@ export async function beamSearch(modelUrl, vendorUrl, sentence, { beamSize = 5, 
     if (i === eos) break;
     if (i !== manifest.special.pad && i !== bos) words.push(tgt[i]);
   }
-  return { source: tokens, unknown, truncated, beamSize: k, alpha, steps, best,
-           tokens: words, text: detokenize(words), manifest };
+  const path = [best];
+  for (let t = best.ids.length - 2; t >= 0; t -= 1) {
+    path.unshift(steps[t].find((h) => h.place === path[0].parent));
+  }
+  return { source: tokens, unknown, truncated, beamSize: k, alpha, steps, best, path,
+           tokens: words, text: detokenize(words), manifest,
+           forced: forced && { words: forcedIds.map((i) => tgt[i]), unknown: forced.unknown,
+                               probs: forcedProbs } };
 }

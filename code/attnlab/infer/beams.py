@@ -10,13 +10,15 @@ ended and where it goes on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from attnlab.data.corpus import detokenize
 from attnlab.data.vocab import Vocab
-from attnlab.infer.decoding import beam_search, source_tokens
+from attnlab.infer.decoding import beam_search, read_source
+from attnlab.infer.forcing import read_prefix
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class BeamTranslation:
     best: Hypothesis  # the translation: the best ended hypothesis, or best live one
     tokens: list[str]  # the translation's words, without <eos>
     text: str  # the same, detokenised
+    # The forced first words, as the model read them (<unk> for one it lacks), those
+    # it lacks, and the probability it gave each; empty lists when none were forced
+    forced: list[str] = field(default_factory=list)
+    forced_unknown: list[str] = field(default_factory=list)
+    forced_probs: list[float] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -58,17 +65,21 @@ def beam_translate(
     alpha: float = 0.6,
     max_len: int = 30,
     max_src_len: int = 50,
+    prefix: str | None = None,
 ) -> BeamTranslation:
     """Translate one raw sentence with beam search, keeping every step (source read as
-    :func:`~attnlab.infer.decoding.translate` reads it)."""
-    tokens, truncated = source_tokens(sentence, max_src_len)
-    device = next(model.parameters()).device
-    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
+    :func:`~attnlab.infer.decoding.translate` reads it); with a ``prefix``, the
+    translation's first words are forced to it, as
+    :func:`~attnlab.infer.forcing.force_prefix` forces them."""
+    source = read_source(sentence, src_vocab, max_src_len, model=model)
+    forced = None
+    if prefix is not None:  # an empty one is refused, not ignored
+        forced = read_prefix(prefix, tgt_vocab, max_len, model=model)
     trace: list = []
     (best_ids,) = beam_search(
         model,
-        torch.tensor([ids], device=device),
-        torch.tensor([len(ids)], device=device),
+        source.src,
+        source.src_len,
         bos_id=tgt_vocab.bos_id,
         eos_id=tgt_vocab.eos_id,
         max_len=max_len,
@@ -76,20 +87,29 @@ def beam_translate(
         alpha=alpha,
         pad_id=tgt_vocab.pad_id,
         trace=trace,
+        prefix=forced.ids if forced else None,
     )
     steps = _steps(trace, tgt_vocab)
     best = _find(steps, tuple(best_ids))
     words = tgt_vocab.decode(list(best.ids))
+    # A forced step has one candidate: the log-probability it adds is its word's.
+    logps = [
+        0.0,
+        *(step[0].logp for step in steps[: len(forced.words) if forced else 0]),
+    ]
     return BeamTranslation(
-        source=tokens,
-        unknown=[t for t in tokens if t not in src_vocab],
-        truncated=truncated,
+        source=source.tokens,
+        unknown=source.unknown,
+        truncated=source.truncated,
         beam_size=beam_size,
         alpha=alpha,
         steps=steps,
         best=best,
         tokens=words,
         text=detokenize(words),
+        forced=forced.words if forced else [],
+        forced_unknown=forced.unknown if forced else [],
+        forced_probs=[math.exp(b - a) for a, b in zip(logps, logps[1:])],
     )
 
 

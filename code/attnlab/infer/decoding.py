@@ -54,6 +54,7 @@ def greedy_decode(
     pad_id: int = 0,
     top_k: int = 0,
     stop_every: int | None = None,
+    prefix: torch.Tensor | None = None,
 ) -> Decoded:
     """Pick the most likely token at every step, for a whole batch at once.
 
@@ -62,9 +63,13 @@ def greedy_decode(
     all have stopped is read every ``stop_every`` steps (default: every step on a CPU,
     where the read costs nothing; every 8 on a GPU, where it waits for the device),
     and the steps run past the last ``<eos>`` are cut off at the end.
+
+    A ``prefix`` (B, P) of ids forces the first P tokens: the model reads them as its
+    own, as in teacher forcing, and ``probs`` holds the probability it gave each.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
+    forced = _check_prefix(prefix, src.shape[0], eos_id, max_len)
     stop_every = stop_every or _stop_every(src.device)
     model.eval()
     batch = src.shape[0]
@@ -77,7 +82,11 @@ def greedy_decode(
         step = model.decode_step(prev, memory, state)
         state, weights = step.state, step.attention
         distribution = torch.softmax(step.logits.float(), dim=-1)  # (B, V)
-        p, token = distribution.max(dim=-1)
+        if t < forced:
+            token = prefix[:, t]
+            p = distribution.gather(1, token[:, None])[:, 0]
+        else:
+            p, token = distribution.max(dim=-1)
         token = token.masked_fill(finished, pad_id)
         steps.append(token)
         probs.append(p.masked_fill(finished, 0.0))
@@ -104,6 +113,25 @@ def greedy_decode(
         top_probs=stacked([t.values for t in tops]),
         attention=stacked(attention),
     )
+
+
+def _check_prefix(prefix, batch: int, eos_id: int, max_len: int) -> int:
+    """How many tokens ``prefix`` forces (0 for none), once it is known to fit: (B, P)
+    ids without ``<eos>``, P < max_len."""
+    if prefix is None:
+        return 0
+    if prefix.dim() != 2 or prefix.shape[0] != batch:
+        raise ValueError(
+            f"a forced prefix is (B, P) = ({batch}, P) ids, got {tuple(prefix.shape)}"
+        )
+    if prefix.shape[1] >= max_len:
+        raise ValueError(
+            f"the forced prefix has {prefix.shape[1]} tokens; at most {max_len - 1} "
+            f"can be forced (max_len is {max_len})"
+        )
+    if bool((prefix == eos_id).any()):
+        raise ValueError("a forced prefix cannot hold <eos>: only words are forced")
+    return prefix.shape[1]
 
 
 def _stop_every(device: torch.device) -> int:
@@ -198,13 +226,11 @@ def translate(
     * a sentence longer than ``max_src_len`` tokens is cut to its first
       ``max_src_len`` tokens, with a ``UserWarning`` (and ``truncated=True``).
     """
-    tokens, truncated = source_tokens(sentence, max_src_len)
-    device = next(model.parameters()).device
-    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
+    source = read_source(sentence, src_vocab, max_src_len, model=model)
     out = greedy_decode(
         model,
-        torch.tensor([ids], device=device),
-        torch.tensor([len(ids)], device=device),
+        source.src,
+        source.src_len,
         bos_id=tgt_vocab.bos_id,
         eos_id=tgt_vocab.eos_id,
         max_len=max_len,
@@ -225,13 +251,13 @@ def translate(
                 ]
             )
     return Translation(
-        source=tokens,
+        source=source.tokens,
         tokens=produced,
         text=detokenize(produced),
         probs=out.probs[0, :n].tolist(),
         candidates=candidates,
-        unknown=[t for t in tokens if t not in src_vocab],
-        truncated=truncated,
+        unknown=source.unknown,
+        truncated=source.truncated,
         attention=out.attention[0, :n].cpu() if out.attention is not None else None,
     )
 
@@ -257,6 +283,36 @@ def source_tokens(
             stacklevel=stacklevel + 1,
         )
     return tokens[:max_src_len], truncated
+
+
+@dataclass
+class Source:
+    """One raw sentence as a model reads it (:func:`read_source`)."""
+
+    tokens: list[str]  # its tokens, cut to max_src_len
+    truncated: bool  # whether they were cut
+    unknown: list[str]  # the tokens the vocabulary lacks (read as <unk>)
+    src: torch.Tensor  # (1, S) their ids, <eos> last, on the model's device
+    src_len: torch.Tensor  # (1,) S
+
+
+def read_source(
+    sentence: str, src_vocab: Vocab, max_src_len: int, *, model, stacklevel: int = 2
+) -> Source:
+    """``sentence`` as one batch row for ``model``: what :func:`translate`,
+    :func:`attnlab.infer.beams.beam_translate` and
+    :func:`attnlab.infer.forcing.force_prefix` all decode (see :func:`source_tokens`
+    for an empty or too long sentence)."""
+    tokens, truncated = source_tokens(sentence, max_src_len, stacklevel=stacklevel + 1)
+    device = next(model.parameters()).device
+    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
+    return Source(
+        tokens=tokens,
+        truncated=truncated,
+        unknown=[t for t in tokens if t not in src_vocab],
+        src=torch.tensor([ids], device=device),
+        src_len=torch.tensor([len(ids)], device=device),
+    )
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -300,6 +356,7 @@ def beam_search(
     pad_id: int = 0,
     stop_every: int | None = None,
     trace: list | None = None,
+    prefix: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """The most likely translations under a beam of ``beam_size`` hypotheses per
     sentence.
@@ -317,11 +374,16 @@ def beam_search(
     for it (whether all are done is read every ``stop_every`` steps, as in
     :func:`greedy_decode`). Given a ``trace`` list, each step appends its
     :class:`BeamRecord` to it (:func:`attnlab.infer.beams.beam_translate` reads it).
+
+    A ``prefix`` (B, P) of ids forces the first P tokens, as in :func:`greedy_decode`:
+    at those steps each sentence has one candidate, its forced token, whose
+    log-probability counts in the hypotheses' scores as any other token's.
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(
             f"beam_size and max_len must be at least 1, got {beam_size}, {max_len}"
         )
+    forced = _check_prefix(prefix, src.shape[0], eos_id, max_len)
     stop_every = stop_every or _stop_every(src.device)
     model.eval()
     batch, k, device = src.shape[0], beam_size, src.device
@@ -333,6 +395,11 @@ def beam_search(
     for t in range(max_len):
         step = model.decode_step(beam.last, memory, state)
         log_probs = torch.log_softmax(step.logits.float(), dim=-1)  # (B * k, V)
+        if t < forced:  # only the forced token: every other is impossible
+            token = prefix[:, t].repeat_interleave(k)[:, None]  # (B * k, 1)
+            log_probs = torch.full_like(log_probs, float("-inf")).scatter_(
+                1, token, log_probs.gather(1, token)
+            )
         # 2k candidates: even if k of them end with <eos>, k others go on
         top, parent, token = top_candidates(beam.scores, log_probs, 2 * k)  # (B, n)
         row, ends, live = beam.first + parent, token == eos_id, top > float("-inf")

@@ -1,6 +1,7 @@
 """Forcing the first words of a translation: the model reads them as its own, as in
-teacher forcing, then goes on greedily; what it thought of each forced word, and where
-it looked, is what the website's "force a prefix" view shows.
+teacher forcing, then goes on greedily (or with beam search,
+:func:`attnlab.infer.beams.beam_translate`); what it thought of each forced word, and
+where it looked, is what the website's "force a prefix" view shows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 from attnlab.data.corpus import detokenize, tokenize
 from attnlab.data.vocab import BOS, EOS, PAD, Vocab
-from attnlab.infer.decoding import source_tokens
+from attnlab.infer.decoding import greedy_decode, read_source
 
 
 @dataclass
@@ -31,21 +32,18 @@ class ForcedTranslation:
     attention: torch.Tensor | None  # (T, S) every step's weights, forced ones first
 
 
-@torch.no_grad()
-def force_prefix(
-    model,
-    sentence: str,
-    prefix: str,
-    src_vocab: Vocab,
-    tgt_vocab: Vocab,
-    *,
-    max_len: int = 30,
-    max_src_len: int = 50,
-) -> ForcedTranslation:
-    """Translate ``sentence`` with the translation's first words forced to ``prefix``
-    (tokenised as the corpus is): the model reads them step by step as if it had
-    written them, then decodes greedily until ``<eos>`` or ``max_len`` steps in all."""
-    tokens, truncated = source_tokens(sentence, max_src_len)
+@dataclass
+class Prefix:
+    """The first words of a translation, as a model reads them (:func:`read_prefix`)."""
+
+    words: list[str]  # as the model reads them (<unk> for a word it lacks)
+    unknown: list[str]  # the words the target vocabulary lacks
+    ids: torch.Tensor  # (1, P) their ids, on the model's device
+
+
+def read_prefix(prefix: str, tgt_vocab: Vocab, max_len: int, *, model) -> Prefix:
+    """``prefix`` tokenised as the corpus is, to force on ``model``'s translation; an
+    empty prefix, a reserved token or ``max_len`` words or more are refused."""
     forced = tokenize(prefix)
     if not forced:
         raise ValueError(
@@ -62,42 +60,57 @@ def force_prefix(
             f"the forced prefix has {len(forced)} words; at most {max_len - 1} can be "
             f"forced (max_len is {max_len})"
         )
-    device = next(model.parameters()).device
-    ids = src_vocab.encode(tokens) + [src_vocab.eos_id]
-    forced_ids = tgt_vocab.encode(forced)
-    model.eval()
-    memory = model.encode(
-        torch.tensor([ids], device=device), torch.tensor([len(ids)], device=device)
+    ids = tgt_vocab.encode(forced)
+    return Prefix(
+        words=[tgt_vocab.itos[i] for i in ids],
+        unknown=[w for w in forced if w not in tgt_vocab],
+        ids=torch.tensor([ids], device=next(model.parameters()).device),
     )
-    prev = torch.tensor([tgt_vocab.bos_id], device=device)
-    state, written, forced_probs, probs, attention = None, [], [], [], []
-    for t in range(max_len):
-        step = model.decode_step(prev, memory, state)
-        distribution = torch.softmax(step.logits[0].float(), dim=-1)
-        if t < len(forced_ids):
-            token = forced_ids[t]
-            forced_probs.append(float(distribution[token]))
-        else:
-            token = int(distribution.argmax())
-            probs.append(float(distribution[token]))
-        if step.attention is not None:
-            attention.append(step.attention[0].cpu())
-        if t >= len(forced_ids) and token == tgt_vocab.eos_id:
-            break
-        written.append(token)
-        prev = torch.tensor([token], device=device)
-        state = step.state
+
+
+@torch.no_grad()
+def force_prefix(
+    model,
+    sentence: str,
+    prefix: str,
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    *,
+    max_len: int = 30,
+    max_src_len: int = 50,
+) -> ForcedTranslation:
+    """Translate ``sentence`` with the translation's first words forced to ``prefix``
+    (see :func:`read_prefix`): the model reads them step by step as if it had written
+    them, then decodes greedily until ``<eos>`` or ``max_len`` steps in all
+    (:func:`~attnlab.infer.decoding.greedy_decode` with its ``prefix``)."""
+    source = read_source(sentence, src_vocab, max_src_len, model=model)
+    forced = read_prefix(prefix, tgt_vocab, max_len, model=model)
+    out = greedy_decode(
+        model,
+        source.src,
+        source.src_len,
+        bos_id=tgt_vocab.bos_id,
+        eos_id=tgt_vocab.eos_id,
+        max_len=max_len,
+        pad_id=tgt_vocab.pad_id,
+        prefix=forced.ids,
+    )
+    n, p = int(out.lengths[0]), len(forced.words)
+    written = out.tokens[0, :n].tolist()
+    if written[-1] == tgt_vocab.eos_id:
+        written.pop()
+    probs = out.probs[0, :n].tolist()
     words = tgt_vocab.decode(written)
     return ForcedTranslation(
-        source=tokens,
-        unknown=[t for t in tokens if t not in src_vocab],
-        truncated=truncated,
-        forced=[tgt_vocab.itos[i] for i in forced_ids],
-        forced_unknown=[w for w in forced if w not in tgt_vocab],
-        forced_probs=forced_probs,
+        source=source.tokens,
+        unknown=source.unknown,
+        truncated=source.truncated,
+        forced=forced.words,
+        forced_unknown=forced.unknown,
+        forced_probs=probs[:p],
         ids=written,
         tokens=words,
         text=detokenize(words),
-        probs=probs,
-        attention=torch.stack(attention) if attention else None,
+        probs=probs[p:],
+        attention=out.attention[0, :n].cpu() if out.attention is not None else None,
     )
