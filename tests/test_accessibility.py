@@ -1,6 +1,7 @@
-"""The website for every reader: axe-core on every page in light and dark mode, the
-explorers and the live box by keyboard alone, text alternatives for every figure,
-colour maps readable without telling colours apart, and a phone-sized screen.
+"""The website for every reader: axe-core on every page in light mode and, at a phone's
+width, in dark mode; the explorers and the live box by keyboard alone, text alternatives
+for every figure, colour maps readable without telling colours apart, and a phone-sized
+screen.
 
 Runs on the smoke build of the whole book (the ``site`` fixture in conftest.py).
 """
@@ -32,26 +33,31 @@ CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("path", PAGES)
-def test_axe_finds_no_serious_violation(site, browser, path, scheme):
-    """Every page, its widgets rendered, in the reader's colour scheme: no serious or
-    critical violation. The lesser ones are printed (pytest -s shows them)."""
-    page, _, errors = open_page(browser, f"{site}/{path}", color_scheme=scheme)
-    assert page.evaluate("document.documentElement.dataset.theme") == scheme
-    show_widgets(page)
-    page.wait_for_timeout(300)
+def _assert_no_serious_axe_violation(page, where: str) -> None:
+    """axe-core on the page as it is: no serious or critical violation. The lesser ones
+    are printed (pytest -s shows them)."""
     violations = axe_violations(page)
-    page.close()
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     for v in violations:
         if v not in serious:
             print(
-                f"axe, {scheme}, {path}: {v['impact']} {v['id']} ({v['help']}) at "
-                f"{v['nodes']}"
+                f"axe, {where}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}"
             )
     assert serious == [], json.dumps(serious, indent=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAGES)
+def test_axe_finds_no_serious_violation_in_light_mode(site, browser, path):
+    """Every page, its widgets rendered, in light mode at a desktop's width (dark mode is
+    checked at a phone's width, test_phone_screen_in_dark_mode): no serious or critical
+    violation."""
+    page, _, errors = open_page(browser, f"{site}/{path}", color_scheme="light")
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+    show_widgets(page)
+    page.wait_for_timeout(300)
+    _assert_no_serious_axe_violation(page, f"light, {path}")
+    page.close()
     assert errors == []
 
 
@@ -274,9 +280,11 @@ def test_beam_heads_and_prefix_views_by_keyboard(site, browser):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAGES)
-def test_phone_screen(site, browser, path, tmp_path):
-    """At 390 x 844 the page does not scroll sideways, and every control in an explorer
-    or the live box is a touch target of at least 24 x 24 px."""
+def test_phone_screen_in_dark_mode(site, browser, path, tmp_path):
+    """At 390 x 844, in dark mode: the page does not scroll sideways, every control in an
+    explorer or the live box is a touch target of at least 24 x 24 px, and axe finds no
+    serious or critical violation (light mode: the test above). On a failure, the page's
+    screenshot is left in ``tmp_path``."""
     page, _, errors = open_page(
         browser,
         f"{site}/{path}",
@@ -284,23 +292,27 @@ def test_phone_screen(site, browser, path, tmp_path):
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
+        color_scheme="dark",
     )
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     show_widgets(page)
     page.wait_for_timeout(300)
-    page.screenshot(
-        path=str(tmp_path / (path.replace("/", "-") + ".png")), full_page=True
-    )
     width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], (
-        f"{path} is {width} px wide on a {PHONE['width']} px screen"
-    )
     small = page.evaluate("""() => Array.from(document.querySelectorAll(
             ".jupyter-widgets button, .jupyter-widgets select, .jupyter-widgets input, "
             + ".jupyter-widgets [role=slider], .attnlab-live button, .attnlab-live input"))
         .map(e => [e.outerHTML.slice(0, 80), e.getBoundingClientRect()])
         .filter(([, r]) => r.width > 0 && (r.width < 24 || r.height < 24))
         .map(([html, r]) => `${html}: ${Math.round(r.width)} x ${Math.round(r.height)}`)""")
+    if width > PHONE["width"] or small:
+        page.screenshot(
+            path=str(tmp_path / (path.replace("/", "-") + ".png")), full_page=True
+        )
+    assert width <= PHONE["width"], (
+        f"{path} is {width} px wide on a {PHONE['width']} px screen"
+    )
     assert small == []
+    _assert_no_serious_axe_violation(page, f"dark, phone, {path}")
     assert errors == []
     page.close()
 

@@ -81,3 +81,23 @@ def test_figure_widget_has_a_text_alternative():
     assert attnlab_widgets.figure_widget(fig).tooltip is None
     with pytest.raises(ValueError, match="alt is empty"):
         attnlab_widgets.figure_widget(fig, alt=" ")
+
+
+def test_a_token_table_scrolls_in_a_region_a_keyboard_can_reach():
+    from html.parser import HTMLParser
+
+    html = attnlab_widgets.token_table(
+        {"source tokens": ["don't", "<eos>"], "source ids": [7, 2]},
+        caption="Encoder <input>",
+    )
+    tags = []
+    parser = HTMLParser()
+    parser.handle_starttag = lambda tag, attrs: tags.append((tag, dict(attrs)))
+    parser.feed(html)
+    (outer, attrs), (table, _) = tags[:2]
+    assert (outer, table) == ("div", "table")
+    assert attrs["tabindex"] == "0" and attrs["role"] == "region"
+    assert attrs["aria-label"] == "Encoder <input>"  # escaped, then read back
+    assert "overflow-x:auto" in attrs["style"]
+    cells = [t for t, _ in tags if t == "td"]
+    assert len(cells) == 4 and "&lt;eos&gt;" in html and "don&#x27;t" in html

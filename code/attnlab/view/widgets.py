@@ -117,7 +117,9 @@ def live_box(
 
 
 def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
-    """HTML for a small table: one named row per entry, one cell per token or id."""
+    """HTML for a small table: one named row per entry, one cell per token or id. A
+    table wider than its box (a long sentence on a phone) scrolls in its own region,
+    which a keyboard can reach (tabindex) and a screen reader names (its caption)."""
     width = max(len(cells) for cells in rows.values())
     # color: inherit: the theme's muted caption colour is for its own background, not
     # the widget's (unreadable in dark mode).
@@ -139,10 +141,15 @@ def token_table(rows: dict[str, Sequence[object]], *, caption: str = "") -> str:
             "<tr><th style='padding:2px "
             f"8px;text-align:right'>{escape(name)}</th>{tds}</tr>"
         )
-    return (
+    table = (
         "<table class='attnlab-tokens' "
         "style='border-collapse:collapse;font-family:monospace;margin:4px "
         f"0'>{head}{''.join(body)}</table>"
+    )
+    name = escape(caption or "tokens", quote=True)
+    return (
+        f"<div class='attnlab-scroll' role='region' aria-label='{name}' tabindex='0' "
+        f"style='overflow-x:auto;max-width:100%'>{table}</div>"
     )
 
 
