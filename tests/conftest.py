@@ -38,6 +38,94 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(name)
         if needs & {"kernel", "browser"}:
             item.add_marker(pytest.mark.slow)
+    # The tests that read the built book run last, so that every other test runs while
+    # the book builds (book_build); otherwise in their files' order.
+    items.sort(key=_reads_the_book)
+
+
+def _reads_the_book(item) -> bool:
+    return "built_book" in getattr(item, "fixturenames", ())
+
+
+class BookBuild:
+    """The whole book built in the smoke profile into ``out``, as CI builds it, in a
+    process of its own: started before the first test, so that the tests that do not
+    need it run meanwhile. While it runs, it and this process take one thread each (two
+    processes with two threads each on two cores wait on each other's threads, far more
+    than twice as long); :meth:`result` waits for it and gives this process its threads
+    back."""
+
+    def __init__(self, out: Path, data_dir: Path):
+        import torch
+
+        self.out, self.threads = out, torch.get_num_threads()
+        env = {
+            **os.environ,
+            "ATTNLAB_PROFILE": "smoke",
+            "ATTNLAB_DATA_DIR": str(data_dir),
+            "ATTNLAB_BUILD_DIR": str(out / "attnlab"),
+            "OMP_NUM_THREADS": "1",
+        }
+        self.start = time.perf_counter()
+        # to files (closed here once the build has them): a pipe nobody reads until
+        # the end would fill and stop the build
+        with (
+            (out / "build.out").open("w") as stdout,
+            (out / "build.err").open("w") as err,
+        ):
+            self.process = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("jupyter-book")),
+                    "build",
+                    str(ROOT),
+                    "--all",
+                    "--path-output",
+                    str(out),
+                    "-n",
+                    "-W",
+                    "--keep-going",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=stdout,
+                stderr=err,
+            )
+        self._sharing(True)
+        self._done: subprocess.CompletedProcess | None = None
+
+    def _sharing(self, on: bool) -> None:
+        """One thread for this process and what it starts while the build runs."""
+        import torch
+
+        torch.set_num_threads(1 if on else self.threads)
+        if on:
+            self._omp = os.environ.get("OMP_NUM_THREADS")
+            os.environ["OMP_NUM_THREADS"] = "1"
+        elif self._omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = self._omp
+
+    def result(self, timeout: float = 1800) -> subprocess.CompletedProcess:
+        if self._done is None:
+            try:
+                self.process.wait(timeout=timeout)
+            finally:
+                self._sharing(False)
+            print(f"book (smoke) built in {time.perf_counter() - self.start:.1f} s")
+            self._done = subprocess.CompletedProcess(
+                self.process.args,
+                self.process.returncode,
+                (self.out / "build.out").read_text(),
+                (self.out / "build.err").read_text(),
+            )
+        return self._done
+
+    def stop(self) -> None:
+        if self._done is None:
+            self.process.kill()
+            self.process.wait()
+            self._sharing(False)
 
 
 @pytest.fixture(scope="session")
@@ -60,37 +148,26 @@ def fra_eng_pairs(fra_eng_dir):
     return tuple(corpus.load_fra_eng(fra_eng_dir))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def book_build(request, tmp_path_factory):
+    """The smoke build of the book, started before the first test where a selected test
+    reads it (and the corpus is there: otherwise built_book says what is missing)."""
+    wanted = any(_reads_the_book(item) for item in request.session.items)
+    if not wanted or not (DATA_DIR / "fra-eng.zip").is_file():
+        yield None
+        return
+    build = BookBuild(tmp_path_factory.mktemp("book"), DATA_DIR)
+    yield build
+    build.stop()
+
+
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory, fra_eng_dir):
-    """Build the whole book in the smoke profile into a fresh folder, as CI does."""
-    out = tmp_path_factory.mktemp("book")
-    env = {
-        **os.environ,
-        "ATTNLAB_PROFILE": "smoke",
-        "ATTNLAB_DATA_DIR": str(fra_eng_dir),
-        "ATTNLAB_BUILD_DIR": str(out / "attnlab"),
-    }
-    start = time.perf_counter()
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("jupyter-book")),
-            "build",
-            str(ROOT),
-            "--all",
-            "--path-output",
-            str(out),
-            "-n",
-            "-W",
-            "--keep-going",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    print(f"book (smoke) built in {time.perf_counter() - start:.1f} s")
-    return out / "_build" / "html", result
+def built_book(book_build, fra_eng_dir):
+    """The whole book built in the smoke profile into a fresh folder, as CI builds it
+    (started in the background by book_build): the site's folder and how the build
+    went."""
+    assert book_build is not None, "the book's build was not started"
+    return book_build.out / "_build" / "html", book_build.result()
 
 
 @pytest.fixture(scope="session")
