@@ -28,7 +28,14 @@ its mobile settings (a phone's screen, "slow 4G": 150 ms round trip, 1.6 Mbit/s 
 best-practices scores, and when the first and the largest content were painted (FCP,
 LCP).
 
+With ``--models FOLDER`` (a build's ``attnlab.web.export.browser_dir()``, e.g. a full
+build's ``_build/browser``), the live box is measured with those models on the site's
+own pages (a copy of the site, its ``_static/models`` replaced as the build publishes
+them): the full profile's trained models without building every page in it. The record
+says which profile the pages and the models come from.
+
     python benchmarks/bench_browser.py [--site _build/html] [--quick] [--only pages]
+        [--models _build/browser]
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ import functools
 import gzip
 import io
 import json
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -342,6 +351,13 @@ def main() -> int:
     parser.add_argument(
         "--pages-output", type=Path, default=None, help="the pages' results"
     )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="measure the live box with the models exported in this folder (a "
+        "build's _build/browser) on the site's pages",
+    )
     args = parser.parse_args()
     index = args.site / "_static" / "models" / "index.json"
     if not index.is_file():
@@ -349,6 +365,49 @@ def main() -> int:
             f"{args.site}: no published models ({index} is missing): build the "
             "book first (make book), or pass --site"
         )
+    pages_profile = sorted(
+        {m["profile"] for m in json.loads(index.read_text())["models"]}
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        if args.models is not None:
+            if args.only != "live":
+                raise SystemExit("--models measures the live box only: add --only live")
+            args.site = with_models(args.site, args.models, Path(folder) / "site")
+            index = args.site / "_static" / "models" / "index.json"
+        return measure(args, index, pages_profile)
+
+
+def with_models(site: Path, models: Path, copy: Path) -> Path:
+    """A copy of ``site`` whose ``_static/models`` holds the exports in ``models``,
+    published as the build publishes them (book/_ext/live_models.py): only exports whose
+    files match their manifest's hashes, each listed in ``index.json``."""
+    from attnlab.web import export
+
+    shutil.copytree(site, copy)
+    target = copy / "_static" / "models"
+    shutil.rmtree(target)
+    target.mkdir()
+    published = []
+    for source in sorted(
+        p for p in models.glob("*") if (p / "manifest.json").is_file()
+    ):
+        try:
+            manifest = export.load_manifest(source)  # its files must match
+        except export.ExportError as error:
+            raise SystemExit(f"--models: {error}") from None
+        (target / source.name).mkdir()
+        for file in (*export.FILES, "manifest.json"):
+            shutil.copy2(source / file, target / source.name / file)
+        published.append(
+            {key: manifest[key] for key in ("name", "kind", "profile", "test_bleu")}
+        )
+    if not published:
+        raise SystemExit(f"{models}: no exported model (no */manifest.json)")
+    (target / "index.json").write_text(json.dumps({"models": published}, indent=1))
+    return copy
+
+
+def measure(args, index: Path, pages_profile: list[str]) -> int:
     published = {m["name"]: m for m in json.loads(index.read_text())["models"]}
     presses = args.repeats or (2 if args.quick else 20)
     chromium = chromium_path()
@@ -409,6 +468,7 @@ def main() -> int:
             measurements,
             sentence=SENTENCE,
             chromium=version,
+            pages_profile=pages_profile,
         )
         if path:
             print(f"written to {path}")

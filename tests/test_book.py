@@ -1189,6 +1189,37 @@ def test_one_model_failing_leaves_the_others_translating(site, browser):
 
 
 @pytest.mark.slow
+def test_the_browser_benchmark_takes_another_build_s_models(built_book, tmp_path):
+    """bench_browser.py --models: a copy of the site with another build's exports
+    published as the build publishes them; an export whose files do not match its
+    manifest is refused, naming it."""
+    import filecmp
+    import shutil
+
+    html, _ = built_book
+    exports = html.parents[1] / "attnlab" / "browser"  # the smoke build's own
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_browser
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    copy = bench_browser.with_models(html, exports, tmp_path / "site")
+    index = json.loads((copy / "_static" / "models" / "index.json").read_text())
+    assert sorted(m["name"] for m in index["models"]) == sorted(LIVE_MODELS)
+    for name in LIVE_MODELS:
+        compared = filecmp.dircmp(exports / name, copy / "_static" / "models" / name)
+        assert not compared.diff_files and not compared.left_only, name
+    assert (copy / "chapters" / "06_comparison.html").read_bytes() == (
+        html / "chapters" / "06_comparison.html"
+    ).read_bytes()
+    tampered = tmp_path / "tampered"
+    shutil.copytree(exports, tampered)
+    (tampered / "gru-fra-eng" / "src-vocab.json").write_text("[]")
+    with pytest.raises(SystemExit, match="gru-fra-eng"):
+        bench_browser.with_models(html, tampered, tmp_path / "again")
+
+
+@pytest.mark.slow
 def test_browser_benchmark_runs_quick(built_book, tmp_path):
     """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane."""
     html, _ = built_book
