@@ -23,8 +23,8 @@ One line a subpackage:
   (corpus, vocab, batching, dataset, synthetic, subwords).
 - ``models``: the contract, and the GRU, Bahdanau, self-attention and Transformer
   models (contract, rnn, bahdanau, selfattention, transformer).
-- ``train``: the loss, the step, the trainer; resume points; the model cache
-  (training, resume, checkpoints).
+- ``train``: the loss, the step, the trainer; resume points; the model cache; several
+  processes under torchrun (training, resume, checkpoints, distributed).
 - ``infer``: greedy decoding, beam search, one sentence's beam step by step, a
   forced prefix, heads switched off, the attention behind a translation
   (decoding, beams, forcing, heads, inspection).

@@ -135,6 +135,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     Each epoch shuffles the data, sorts it by length within windows of
     ``bucket_factor`` batches, cuts the windows into batches and shuffles the
     batches. The order depends only on ``seed`` and the epoch number.
+
+    Across ``world_size`` processes (:mod:`attnlab.train.distributed`), every process
+    draws the same batches of ``batch_size`` sentences and takes every
+    ``world_size``-th sentence of each, from its ``rank`` on: the processes together
+    train on the batches one process would, each on a share of similar lengths. A batch
+    with fewer sentences than processes is left out, on every process alike.
     """
 
     def __init__(
@@ -147,9 +153,20 @@ class BucketBatchSampler(Sampler[list[int]]):
         bucket: bool = True,
         bucket_factor: int = 50,
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(
+                f"need 0 <= rank < world_size, got {rank} and {world_size}"
+            )
+        if batch_size < world_size:
+            raise ValueError(
+                f"a batch of {batch_size} cannot be shared by {world_size} processes"
+            )
+        self.rank, self.world_size = rank, world_size
         self.lengths = list(lengths)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.bucket, self.bucket_factor = bucket, bucket_factor
@@ -180,6 +197,12 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
             rng.shuffle(batches)
+        if self.world_size > 1:  # this process's share of each batch
+            batches = [
+                b[self.rank :: self.world_size]
+                for b in batches
+                if len(b) >= self.world_size
+            ]
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -199,17 +222,27 @@ def make_loader(
     seed: int = 0,
     bucket: bool = True,
     pin_memory: bool | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` objects, length-bucketed unless
     ``bucket=False``. Batches come in pinned memory (``pin_memory``, by default
-    whenever CUDA is present), so that copying them to the GPU need not wait."""
+    whenever CUDA is present), so that copying them to the GPU need not wait. With
+    ``world_size`` processes, this process's share (``rank``) of every batch of
+    ``batch_size`` (:class:`BucketBatchSampler`)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     lengths = [
         max(len(s), len(t)) for s, t in (dataset[i] for i in range(len(dataset)))
     ]
     sampler = BucketBatchSampler(
-        lengths, batch_size, shuffle=shuffle, seed=seed, bucket=bucket
+        lengths,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        bucket=bucket,
+        rank=rank,
+        world_size=world_size,
     )
     return DataLoader(
         dataset,

@@ -62,12 +62,27 @@ class Seq2SeqData:
         return PairDataset(self.split(split), self.src_vocab, self.tgt_vocab)
 
     def loader(
-        self, split: str, batch_size: int, *, shuffle: bool | None = None, seed: int = 0
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> DataLoader:
         """Length-bucketed batches of one split (shuffled for ``train`` unless told
-        otherwise)."""
+        otherwise); with ``world_size`` processes, this one's (``rank``) share of each
+        (:class:`~attnlab.data.batching.BucketBatchSampler`)."""
         shuffle = (split == "train") if shuffle is None else shuffle
-        return make_loader(self.dataset(split), batch_size, shuffle=shuffle, seed=seed)
+        return make_loader(
+            self.dataset(split),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def references(self, split: str) -> tuple[list[Tokens], list[list[str]]]:
         """Each distinct source sentence once, with every reference translation of it.

@@ -20,7 +20,9 @@ import torch
 
 from attnlab.core.files import atomic_path
 
-FORMAT = "attnlab-resume-2"
+# 3: every process's generators (``rng`` a list by rank), the gradient scaler, and how
+# many processes wrote it
+FORMAT = "attnlab-resume-3"
 
 
 class ResumeError(RuntimeError):
@@ -75,7 +77,9 @@ class ResumePoint:
     running: float  # training loss summed since the last logged step ...
     count: int  # ... over this many steps
     history: dict  # what the run has measured so far (``History.to_dict()``)
-    rng: dict  # :func:`rng_states` after the last step
+    rng: list  # :func:`rng_states` after the last step, one per process by rank
+    scaler: dict | None  # the float16 gradient scaler's state_dict (None: no scaler)
+    world_size: int  # how many processes trained together
 
     def state_dict(self) -> dict:
         """What is written to disk: plain values and tensors, tagged with the format."""
@@ -108,10 +112,16 @@ class ResumePoint:
         )
 
     def check_fits(
-        self, model: torch.nn.Module, has_scheduler: bool, max_steps: int
+        self,
+        model: torch.nn.Module,
+        has_scheduler: bool,
+        max_steps: int,
+        *,
+        world_size: int = 1,
+        scaler: bool = False,
     ) -> None:
         """Refuse a resume point written by another run: other length, other model,
-        schedule or none."""
+        schedule or none, other number of processes, gradient scaler or none."""
         own = model.state_dict()
         if self.max_steps != max_steps:
             self.refuse(
@@ -123,6 +133,15 @@ class ResumePoint:
             self.refuse(f"holds another model than {type(model).__name__}")
         if (self.scheduler is None) == has_scheduler:
             self.refuse("and this trainer disagree on having a learning-rate schedule")
+        if self.world_size != world_size or len(self.rng) != world_size:
+            self.refuse(
+                f"was written by {self.world_size} processes training together, "
+                f"not {world_size}"
+            )
+        if (self.scaler is None) == scaler:
+            self.refuse(
+                "and this trainer disagree on scaling gradients (float16 precision)"
+            )
 
 
 def save(path: str | os.PathLike, point: ResumePoint) -> Path:

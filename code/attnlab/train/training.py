@@ -6,6 +6,7 @@ The trainer needs only the models' contract (:mod:`attnlab.models.contract`):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,11 +17,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from attnlab.core.runtime import choose_device
 from attnlab.data.batching import Batch
-from attnlab.train import resume
+from attnlab.train import distributed, resume
+from attnlab.train.distributed import Ranks
+
+# What ``Trainer(precision=...)`` computes the forward pass in: float32, or bfloat16 or
+# float16 where autocast allows (float16 with a gradient scaler, so that small gradients
+# do not round to zero).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def masked_cross_entropy(
@@ -112,7 +120,9 @@ class StepResult:
     """What one optimisation step gives back, on the device and not yet read: reading
     either (``float(result.loss)``) makes the host wait for the step on a GPU."""
 
-    loss: torch.Tensor  # (): the batch's training loss (label smoothing included)
+    # (): the step's training loss (label smoothing included); across processes, this
+    # process's share times their number (their mean is the step's loss)
+    loss: torch.Tensor
     grad_norm: torch.Tensor  # (): the norm of the whole gradient, before clipping
 
 
@@ -123,6 +133,11 @@ class Trainer:
     ``optimizer`` and ``scheduler`` can be passed in to replace the defaults
     (Adam at ``lr``, 1e-3 unless given; no schedule). The scheduler is stepped
     after every step.
+
+    ``precision`` (:data:`PRECISIONS`) is what the forward pass computes in. With
+    ``ranks`` (:func:`attnlab.train.distributed.start`) of several processes, the model
+    is wrapped in ``DistributedDataParallel``; ``model`` is then the wrapper and
+    ``module`` the model itself (one process: both are the model).
     """
 
     def __init__(
@@ -136,9 +151,23 @@ class Trainer:
         device: torch.device | str | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        precision: str = "fp32",
+        ranks: Ranks = distributed.ONE,
     ):
-        self.device = torch.device(device) if device is not None else choose_device()
-        self.model = model.to(self.device)
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
+            )
+        device = torch.device(device) if device is not None else choose_device()
+        self.ranks, self.precision = ranks, precision
+        self.device = distributed.device_for(ranks, device)
+        self.module = model.to(self.device)
+        self.model = self.module
+        if ranks.active:
+            self.model = DistributedDataParallel(
+                self.module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
         if optimizer is not None and lr is not None:
             raise ValueError(
                 "give either lr (for the default Adam) or "
@@ -149,7 +178,17 @@ class Trainer:
             model.parameters(), lr=1e-3 if lr is None else lr
         )
         self.scheduler = scheduler
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
+        )
         self.clip, self.label_smoothing, self.pad_id = clip, label_smoothing, pad_id
+
+    def autocast(self):
+        """The context the forward pass runs in: autocast to :attr:`precision`."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def loss(
         self, batch: Batch, *, label_smoothing: float | None = None
@@ -159,19 +198,34 @@ class Trainer:
             self.model, batch, pad_id=self.pad_id, label_smoothing=smoothing
         )
 
-    def step(self, batch: Batch, *, gradient_scale: float = 1.0) -> StepResult:
-        """One optimisation step on ``batch``; returns its loss and gradient norm as
-        tensors on the device. Nothing here waits for the device: on a GPU the step is
-        queued and the host goes on to the next batch (read the loss only when it is
-        needed, as :meth:`fit` does every ``log_every`` steps). ``gradient_scale``
-        multiplies the gradient before it is clipped: an exploding gradient made to
-        order."""
+    def step(
+        self, batch: Batch | Sequence[Batch], *, gradient_scale: float = 1.0
+    ) -> StepResult:
+        """One optimisation step on ``batch``, or on several batches whose gradients add
+        up (gradient accumulation); returns its loss and gradient norm as tensors on
+        the device. Nothing here waits for the device: on a GPU the step is queued and
+        the host goes on to the next batch (read the loss only when it is needed, as
+        :meth:`fit` does every ``log_every`` steps). ``gradient_scale`` multiplies the
+        gradient before it is clipped: an exploding gradient made to order.
+
+        The loss is the mean over the step's target tokens, on every process together:
+        the gradient is the one a single process would get from all of the step's
+        batches at once."""
         self.model.train()
-        batch = batch.to(self.device, non_blocking=True)
-        loss = self.loss(batch)  # teacher forcing, padding masked
+        batches = [batch] if isinstance(batch, Batch) else list(batch)
+        if not batches:
+            raise ValueError("a training step needs at least one batch")
+        batches = [b.to(self.device, non_blocking=True) for b in batches]
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if len(batches) == 1 and not self.ranks.active:
+            with self.autocast():
+                loss = self.loss(batches[0])  # teacher forcing, padding masked
+            self._backward(loss)
+        else:
+            loss = self._accumulate(batches)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradient
+        parameters = [p for p in self.module.parameters() if p.grad is not None]
         if gradient_scale != 1.0:
             for p in parameters:
                 p.grad.mul_(gradient_scale)
@@ -179,10 +233,47 @@ class Trainer:
             norm = nn.utils.clip_grad_norm_(parameters, self.clip)
         else:
             norm = nn.utils.get_total_norm([p.grad for p in parameters])
-        self.optimizer.step()
+        if self.scaler is not None:  # skips a step whose gradient overflowed
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         return StepResult(loss.detach(), norm)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def _accumulate(self, batches: list[Batch]) -> torch.Tensor:
+        """The gradients of several batches, on one or several processes, added up as
+        one batch's: each token's loss is divided by the number of target tokens of the
+        whole step (counted on the device and summed over the processes, so nothing
+        waits), and times the number of processes, whose gradients
+        ``DistributedDataParallel`` averages. Only the last backward pass shares the
+        gradients between processes."""
+        tokens = sum((b.tgt_out != self.pad_id).sum() for b in batches).float()
+        scale = self.ranks.world_size / distributed.all_sum(tokens, self.ranks)
+        total = torch.zeros((), device=self.device)
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            shared = last or not self.ranks.active
+            with contextlib.nullcontext() if shared else self.model.no_sync():
+                with self.autocast():
+                    logits = self.model(
+                        src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in
+                    ).logits
+                summed = F.cross_entropy(
+                    logits.float().flatten(0, 1),
+                    batch.tgt_out.flatten(),
+                    ignore_index=self.pad_id,
+                    label_smoothing=self.label_smoothing,
+                    reduction="sum",
+                )
+                part = summed * scale
+                self._backward(part)
+            total += part.detach()
+        return total
 
     def train_step(self, batch: Batch) -> float:
         """:meth:`step`, then wait for its loss and check it is finite."""
@@ -190,11 +281,12 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> float:
-        """Mean per-token cross-entropy (no label smoothing) over ``batches``."""
-        self.model.eval()
+        """Mean per-token cross-entropy (no label smoothing) over ``batches`` (every
+        process scores all of them)."""
+        self.module.eval()
         return token_loss(
             lambda batch: (
-                self.model(
+                self.module(
                     src=batch.src, src_len=batch.src_len, tgt_in=batch.tgt_in
                 ).logits
             ),
@@ -216,9 +308,11 @@ class Trainer:
         desc: str = "training",
         resume_path: str | os.PathLike | None = None,
         save_every: int | None = None,
+        accumulate: int = 1,
     ) -> History:
         """Train for ``max_steps`` steps, cycling through ``batches`` (e.g. a
-        DataLoader).
+        DataLoader), ``accumulate`` batches a step (their gradients added up, as one
+        batch ``accumulate`` times the size would give).
 
         Every ``log_every`` steps the mean training loss is recorded and each
         callback (e.g. :class:`attnlab.view.plots.LiveLossPlot`) is called with the
@@ -228,17 +322,29 @@ class Trainer:
         With ``resume_path``, a resume point is written there every ``save_every``
         steps (default ``eval_every``) and at the end; if one is there already, training
         goes on from it and ends with the weights an uninterrupted run would have.
+
+        Across processes (``ranks``), the history is every process's together (the
+        same on each), and only rank 0 shows progress and writes the resume point,
+        which every process resumes from.
         """
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        if max_steps < 1 or accumulate < 1:
+            raise ValueError(
+                "max_steps and accumulate must be positive, got "
+                f"{max_steps} and {accumulate}"
+            )
         eval_every = eval_every or max_steps
         save_every = save_every or eval_every
         run = self._start(batches, max_steps, resume_path)  # or from a resume point
-        bar = tqdm(total=max_steps, initial=run.step, desc=desc, disable=not progress)
+        bar = tqdm(
+            total=max_steps,
+            initial=run.step,
+            desc=desc,
+            disable=not progress or not self.ranks.is_main,
+        )
         while run.step < max_steps:
-            batch = run.next_batch()
-            run.pending += self.step(batch).loss  # summed on the device: no wait
-            run.history.tokens += int(batch.tgt_len.sum())
+            step = [run.next_batch() for _ in range(accumulate)]
+            run.pending += self.step(step).loss  # summed on the device: no wait
+            run.tokens += sum(int(batch.tgt_len.sum()) for batch in step)
             run.count += 1
             run.step += 1
             bar.update(1)
@@ -248,9 +354,12 @@ class Trainer:
             if resume_path is not None and (
                 run.step % save_every == 0 or run.step == max_steps
             ):
-                run.collect()
+                run.collect(self.ranks)
                 run.history.seconds = run.clock()
-                resume.save(resume_path, self._resume_point(run, max_steps))
+                point = self._resume_point(run, max_steps)  # every process's part
+                if self.ranks.is_main:
+                    resume.save(resume_path, point)
+                distributed.barrier(self.ranks)  # written before anyone goes on
         bar.close()
         run.history.seconds = run.clock()
         for callback in callbacks:
@@ -270,18 +379,26 @@ class Trainer:
             run.start = time.perf_counter()
             return run
         point = resume.load(resume_path)
-        point.check_fits(self.model, self.scheduler is not None, max_steps)
-        self.model.load_state_dict(point.model)
+        point.check_fits(
+            self.module,
+            self.scheduler is not None,
+            max_steps,
+            world_size=self.ranks.world_size,
+            scaler=self.scaler is not None,
+        )
+        self.module.load_state_dict(point.model)
         self.optimizer.load_state_dict(point.optimizer)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(point.scheduler)
+        if self.scaler is not None:
+            self.scaler.load_state_dict(point.scaler)
         run.history = History(**point.history)
         run.step, run.epoch, run.position = point.step, point.epoch, point.position
         run.running, run.count = point.running, point.count
         run.replay()
         run.start = time.perf_counter() - run.history.seconds
         # after replaying the data, which draws a number to seed the loader
-        resume.set_rng_states(point.rng)
+        resume.set_rng_states(point.rng[self.ranks.rank])
         return run
 
     def _log(
@@ -291,7 +408,7 @@ class Trainer:
         if ``val_batches``), then call the callbacks, whose time is not training
         time."""
         history = run.history
-        run.collect()
+        run.collect(self.ranks)
         history.steps.append(run.step)
         history.train_loss.append(run.running / run.count)
         bar.set_postfix(loss=f"{run.running / run.count:.3f}")
@@ -302,17 +419,19 @@ class Trainer:
             history.val_seconds.append(run.clock())
         history.seconds = run.clock()
         began = time.perf_counter()
-        for callback in callbacks:
+        for callback in callbacks if self.ranks.is_main else ():
             callback(history)
         run.start += time.perf_counter() - began  # not training time
 
     def _resume_point(self, run: "_Run", max_steps: int) -> resume.ResumePoint:
         return resume.ResumePoint(
-            model={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            model={k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             optimizer=self.optimizer.state_dict(),
             scheduler=(
                 self.scheduler.state_dict() if self.scheduler is not None else None
             ),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            world_size=self.ranks.world_size,
             max_steps=max_steps,
             step=run.step,
             epoch=run.epoch,
@@ -320,7 +439,8 @@ class Trainer:
             running=run.running,
             count=run.count,
             history=run.history.to_dict(),
-            rng=resume.rng_states(),
+            # every process's generators, in rank order (a collective: all call it)
+            rng=distributed.gather(resume.rng_states(), self.ranks),
         )
 
 
@@ -341,6 +461,7 @@ class _Run:
     position: int = 0  # batches already taken from this pass
     running: float = 0.0  # loss summed since the last logged step
     count: int = 0
+    tokens: int = 0  # this process's target tokens since the last collect
     start: float = 0.0  # perf_counter() at the start, moved on by untimed work
     iterator: Iterator[Batch] | None = None
 
@@ -372,13 +493,20 @@ class _Run:
         for _ in range(self.position):
             next(self.iterator)
 
-    def collect(self) -> None:
-        """Add the losses summed on the device since the last call to ``running`` (one
-        wait for the device), check them and reset the sum."""
-        self.running += _finite(
-            self.pending.item(), f"the training loss (steps up to {self.step})"
-        )
+    def collect(self, ranks: Ranks) -> None:
+        """Add the losses summed on the device since the last call to ``running``, and
+        the tokens to the history's, each the mean and the sum over the processes (one
+        wait for the device), check them and reset the sums."""
+        if ranks.active:
+            shared = torch.stack([self.pending, self.pending.new_tensor(self.tokens)])
+            loss, tokens = distributed.all_sum(shared, ranks).tolist()
+            loss, tokens = loss / ranks.world_size, int(tokens)
+        else:
+            loss, tokens = self.pending.item(), self.tokens
+        self.running += _finite(loss, f"the training loss (steps up to {self.step})")
+        self.history.tokens += tokens
         self.pending.zero_()
+        self.tokens = 0
 
 
 def _finite(value: float, what: str) -> float:
