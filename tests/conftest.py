@@ -4,8 +4,10 @@ uses. Helpers that are not fixtures are in helpers.py."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -89,6 +91,7 @@ class BookBuild:
                 env=env,
                 stdout=stdout,
                 stderr=err,
+                start_new_session=True,  # stop() ends its kernels with it
             )
         self._sharing(True)
         self._done: subprocess.CompletedProcess | None = None
@@ -123,7 +126,8 @@ class BookBuild:
 
     def stop(self) -> None:
         if self._done is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self._sharing(False)
 
