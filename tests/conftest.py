@@ -40,13 +40,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(name)
         if needs & {"kernel", "browser"}:
             item.add_marker(pytest.mark.slow)
-    # The tests that read the built book run last, so that every other test runs while
-    # the book builds (book_build); otherwise in their files' order.
-    items.sort(key=_reads_the_book)
+    # The tests that read the built book run after the others, so that those run while
+    # the book builds (book_build); the ones that take every core (whole_machine) run
+    # last, once nothing else does; otherwise in their files' order.
+    items.sort(key=_when)
 
 
 def _reads_the_book(item) -> bool:
     return "built_book" in getattr(item, "fixturenames", ())
+
+
+def _when(item) -> int:
+    if item.get_closest_marker("whole_machine"):
+        return 2
+    return 1 if _reads_the_book(item) else 0
 
 
 class BookBuild:
