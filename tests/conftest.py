@@ -26,6 +26,7 @@ NEEDS = {
     "fra_eng_dir": {"corpus"},
     "fra_eng_pairs": {"corpus"},
     "built_book": {"corpus", "kernel"},
+    "colab_run": {"corpus", "kernel"},
     "site": {"corpus", "kernel"},
     "browser": {"browser"},
 }
@@ -41,8 +42,8 @@ def pytest_collection_modifyitems(config, items):
         if needs & {"kernel", "browser"}:
             item.add_marker(pytest.mark.slow)
     # The tests that read the built book run after the others, so that those run while
-    # the book builds (book_build); the ones that take every core (whole_machine) run
-    # last, once nothing else does; otherwise in their files' order.
+    # the book builds (book_build); the ones marked `last` (they wait for work started in
+    # the background) after all; otherwise in their files' order.
     items.sort(key=_when)
 
 
@@ -51,7 +52,7 @@ def _reads_the_book(item) -> bool:
 
 
 def _when(item) -> int:
-    if item.get_closest_marker("whole_machine"):
+    if item.get_closest_marker("last"):
         return 2
     return 1 if _reads_the_book(item) else 0
 
@@ -173,12 +174,25 @@ def book_build(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def built_book(book_build, fra_eng_dir):
+def built_book(book_build, fra_eng_dir, request):
     """The whole book built in the smoke profile into a fresh folder, as CI builds it
     (started in the background by book_build): the site's folder and how the build
-    went."""
+    went. Once it is built, the Colab-stack sessions start beside the browser tests,
+    where a selected test waits for them (colab_run)."""
     assert book_build is not None, "the book's build was not started"
-    return book_build.out / "_build" / "html", book_build.result()
+    result = book_build.result()
+    if any("colab_run" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("colab_run")
+    return book_build.out / "_build" / "html", result
+
+
+@pytest.fixture(scope="session")
+def colab_run(tmp_path_factory, fra_eng_dir):
+    """test_colab_stack.py's sessions on Colab's packages, in a thread of their own
+    (started by built_book, or here when no test reads the book)."""
+    from test_colab_stack import ColabRun
+
+    return ColabRun(tmp_path_factory.mktemp("colab"), fra_eng_dir)
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import venv
-from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 import pytest
@@ -145,10 +145,11 @@ def first_cell_install(notebook_path, wheel) -> list[str]:
     return args
 
 
-@pytest.mark.kernel
-@pytest.mark.whole_machine
-def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
-    start = time.perf_counter()
+def colab_sessions(tmp_path, fra_eng_dir) -> tuple[dict, dict]:
+    """Colab's packages in a fresh virtual environment, attnlab installed by the
+    chapters' own first cell (which must change none of them), then every chapter in a
+    session of its own there: the snapshot's pins, and what the probe reported of each
+    chapter. conftest.py starts this in the background once the book is built."""
     snapshot = pins(SNAPSHOT)
     assert snapshot["ipywidgets"].startswith("7."), (
         "this test proves the ipywidgets 7 path"
@@ -230,11 +231,52 @@ def test_chapters_on_colabs_packages(tmp_path, fra_eng_dir):
         }
         return {**json.loads(lines["PROBE"]), "redrawn": json.loads(lines["REDRAWN"])}
 
-    # The sessions are independent: one a core, each on one thread (two threads each
-    # on two cores would wait on each other's).
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as sessions:
-        reports = dict(zip((c.stem for c in CHAPTERS), sessions.map(session, CHAPTERS)))
+    # One session after another, each on one thread: this runs beside the browser
+    # tests, on the core they leave free.
+    reports = {chapter.stem: session(chapter) for chapter in CHAPTERS}
+    return snapshot, reports
 
+
+class ColabRun:
+    """:func:`colab_sessions` in a thread of its own: what it returns, or what it
+    raised, once :meth:`result` has waited for it."""
+
+    def __init__(self, tmp_path, fra_eng_dir):
+        import torch
+
+        # Its sessions take one thread each; this process too, meanwhile.
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self.start = time.perf_counter()
+        self.outcome: tuple | BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(tmp_path, fra_eng_dir), daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, tmp_path, fra_eng_dir) -> None:
+        try:
+            self.outcome = colab_sessions(tmp_path, fra_eng_dir)
+        except BaseException as error:  # re-raised in the test that waits for it
+            self.outcome = error
+
+    def result(self, timeout: float = 3600) -> tuple[dict, dict]:
+        import torch
+
+        self.thread.join(timeout)
+        torch.set_num_threads(self.threads)
+        if self.thread.is_alive():
+            pytest.fail(f"the Colab sessions did not finish in {timeout:.0f} s")
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.kernel
+@pytest.mark.last
+def test_chapters_on_colabs_packages(colab_run):
+    snapshot, reports = colab_run.result()
+    start = colab_run.start
     moved = {
         name: [(m["control"], m["description"]) for m in report["moved"]]
         for name, report in reports.items()
