@@ -425,11 +425,24 @@ def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
         assert "NVIDIA" in text and "device busy" in text
     assert "01_sentences_to_tensors" in text and "d2l.AdditiveAttention" in text
     assert "no results committed yet" not in text
-    if (ROOT / "benchmarks" / "results" / "browser-cpu.json").exists():
+    live = ROOT / "benchmarks" / "results" / "browser-cpu.json"
+    if live.exists():
         assert (
             "Live translation in the browser" in text
             and "per translation, once loaded" in text
         )
+        # Each model's beam search, as recorded, against its 150 ms goal; and which
+        # profile the pages came from when it is not the models'.
+        record = json.loads(live.read_text())
+        pages = {m["chapter"]: m for m in record["measurements"]}
+        for beam in pages["06_comparison"].get("beam_ms", {}).values():
+            assert f"{beam['median']:.0f} ms ({beam['steps']} steps)" in text
+        if pages["06_comparison"].get("beam_ms"):
+            assert "beam of 5, per search (median)" in text and "under 150 ms" in text
+        models = sorted({p for m in pages.values() for p in m["profile"]})
+        built = record.get("pages_profile")
+        if built and built != models:
+            assert f"pages: {', '.join(built)} profile" in text
     assert_offline_and_clean(site, page, requests, errors)
     page.close()
 
