@@ -222,6 +222,100 @@ def test_the_book_refuses_cdns_under_ci(tmp_path, monkeypatch):
     offline_assets._configure(None, Config())  # a local build goes on, with CDNs
 
 
+# A stand-in for Node.js's KaTeX server: it creates its socket file (bind), and only after
+# ``delay`` seconds accepts connections (listen), as Node.js does on a loaded machine;
+# a negative delay never listens, and "exit" quits at once.
+FAKE_KATEX_SERVER = """
+import socket, sys, time
+path, delay = sys.argv[1], sys.argv[2]
+if delay == "exit":
+    sys.exit(3)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(path)
+if float(delay) < 0:
+    time.sleep(600)
+time.sleep(float(delay))
+server.listen()
+client, _ = server.accept()
+client.sendall(b"ok")
+time.sleep(600)
+"""
+
+
+def _fake_katex(tmp_path, delay):
+    script = tmp_path / "server.py"
+    script.write_text(FAKE_KATEX_SERVER, encoding="utf-8")
+
+    class Server:
+        @staticmethod
+        def build_command(socket=None, port=None):
+            return [sys.executable, str(script), str(socket), delay]
+
+    return Server
+
+
+def test_the_katex_server_is_waited_for_until_it_listens(tmp_path):
+    """The build connects to the KaTeX server even when the server's socket file appears
+    well before it accepts connections (the build once failed there with "Connection
+    refused" on a loaded machine)."""
+    start = _ext("offline_assets").start_katex_server
+    process, sock = start(_fake_katex(tmp_path, "0.5"), tmp_path, timeout=30)
+    try:
+        assert sock.recv(2) == b"ok"
+    finally:
+        sock.close()
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(
+    ("delay", "message"),
+    [("-1", "did not answer within 1 s"), ("exit", "exited with status 3")],
+)
+def test_a_katex_server_that_never_answers_is_stopped_with_a_message(
+    tmp_path, monkeypatch, delay, message
+):
+    """A server that never listens, or dies, fails the build with a message, and is not
+    left running: left running, it held the build's standard error open, so a test that
+    waited for the build's output hung for its whole timeout."""
+    from sphinx.errors import ExtensionError
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with pytest.raises(ExtensionError, match=message):
+        _ext("offline_assets").start_katex_server(
+            _fake_katex(tmp_path, delay), tmp_path, timeout=1
+        )
+    assert len(started) == 1 and started[0].poll() is not None
+
+
+def test_the_book_starts_katex_with_the_waiting_server(tmp_path):
+    """Loading the book's extension puts the waiting start in sphinxcontrib-katex's place,
+    with a startup allowance for a busy machine."""
+    import sphinxcontrib.katex as katex
+
+    offline_assets = _ext("offline_assets")
+
+    class App:
+        def setup_extension(self, name):
+            assert name == "sphinxcontrib.katex"
+
+        def connect(self, *args, **kwargs):
+            pass
+
+    offline_assets.setup(App())
+    assert katex.KaTeXServer.start_server_process.__func__ is (
+        offline_assets.start_katex_server
+    )
+    assert katex.STARTUP_TIMEOUT == offline_assets.KATEX_STARTUP_S
+
+
 # --- What the browser checks: the runtime's hashes and the Content-Security-Policy ------
 
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
 from sphinx.util import logging
+from sphinxcontrib import katex
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,9 @@ KATEX_CSS = "vendor/katex/katex.min.css"
 # The KaTeX that typesets at build time: the same release as the style sheet served.
 KATEX_JS = VENDOR / "node_modules" / "katex" / "dist" / "katex.min.js"
 OWN_STATIC = Path(__file__).resolve().parent / "static"
+# How long the KaTeX server may take to answer: Node.js starting on a busy 2-core machine
+# (a test run builds the book beside other work) has taken more than the default 5 s.
+KATEX_STARTUP_S = 60.0
 
 
 def vendored() -> bool:
@@ -64,6 +71,58 @@ def _configure(app: Sphinx, config: Config) -> None:
     config.katex_prerender = True
     config.katex_js_path = str(KATEX_JS)
     config.katex_css_path = KATEX_CSS
+
+
+def start_katex_server(
+    server_class: type, rundir: Path, timeout: float
+) -> tuple[subprocess.Popen, socket.socket]:
+    """Start sphinxcontrib-katex's render server and connect to it, or fail and stop it.
+
+    Stands in for ``KaTeXServer.start_server_process`` (sphinxcontrib-katex 0.9.11),
+    which has two faults that show on a loaded machine: it connects as soon as the
+    socket file exists, but Node.js creates the file (bind) a moment before it accepts
+    connections (listen), so the connection can be refused and the build fails; and when
+    it fails it leaves the server running, holding the build's standard error open, so
+    whoever waits for the build's output waits forever. This one retries a refused
+    connection until ``timeout`` and stops the server before raising.
+    """
+    path = rundir / "katex.sock"
+    process = subprocess.Popen(
+        server_class.build_command(socket=path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=rundir,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if process.poll() is not None:
+                raise ExtensionError(
+                    f"offline_assets: the KaTeX server (Node.js) exited with status "
+                    f"{process.returncode} before it answered"
+                )
+            if path.is_socket():
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                    sock.connect(str(path))
+                    sock.settimeout(None)
+                    return process, sock
+                except (ConnectionRefusedError, FileNotFoundError):
+                    sock.close()  # bound, not listening yet: try again
+                except BaseException:
+                    sock.close()
+                    raise
+            if time.monotonic() > deadline:
+                raise ExtensionError(
+                    f"offline_assets: the KaTeX server (Node.js) did not answer within "
+                    f"{timeout:g} s"
+                )
+            time.sleep(0.01)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
 
 
 def _check_equations(
@@ -115,6 +174,8 @@ def _clean_page(
 
 def setup(app: Sphinx) -> dict:
     app.setup_extension("sphinxcontrib.katex")
+    katex.STARTUP_TIMEOUT = KATEX_STARTUP_S
+    katex.KaTeXServer.start_server_process = classmethod(start_katex_server)
     app.connect("config-inited", _configure)
     app.connect("html-page-context", _check_equations)
     app.connect("html-page-context", _clean_page, priority=900)
