@@ -15,7 +15,7 @@ import sys
 
 import common
 
-SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
+SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "distributed", "chapters"]
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -16,7 +17,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM_FLAGS, DATA_DIR, ROOT, TOY_SRC, TOY_TGT, chromium_path
+from helpers import (
+    CHROMIUM_FLAGS,
+    DATA_DIR,
+    LIGHTHOUSE_PAGES,
+    ROOT,
+    TOY_SRC,
+    TOY_TGT,
+    chromium_path,
+    lighthouse,
+)
 
 # What a test needs, read from the fixtures it uses (and its own marks): the corpus
 # (fra-eng.zip), a Jupyter kernel (the book's build executes every chapter), Chromium. A
@@ -27,7 +37,10 @@ NEEDS = {
     "fra_eng_pairs": {"corpus"},
     "built_book": {"corpus", "kernel"},
     "colab_run": {"corpus", "kernel"},
+    "served": {"corpus", "kernel"},
     "site": {"corpus", "kernel"},
+    "lighthouse_audits": {"corpus", "kernel", "browser"},
+    "browser_benchmark": {"corpus", "kernel", "browser"},
     "browser": {"browser"},
 }
 
@@ -177,8 +190,8 @@ def book_build(request, tmp_path_factory):
 def built_book(book_build, fra_eng_dir, request):
     """The whole book built in the smoke profile into a fresh folder, as CI builds it
     (started in the background by book_build): the site's folder and how the build
-    went. Once it is built, the Colab-stack sessions start beside the browser tests,
-    where a selected test waits for them (colab_run)."""
+    went. Once it is built, the Colab-stack sessions start beside the browser tests
+    (colab_run), where a selected test waits for them."""
     assert book_build is not None, "the book's build was not started"
     result = book_build.result()
     if any("colab_run" in item.fixturenames for item in request.session.items):
@@ -186,17 +199,98 @@ def built_book(book_build, fra_eng_dir, request):
     return book_build.out / "_build" / "html", result
 
 
+class Job:
+    """One piece of :class:`Beside`'s work: :meth:`result` waits for it and gives what it
+    returned, or raises what it raised."""
+
+    def __init__(self, name: str, work):
+        self.name, self.work = name, work
+        self.start: float | None = None  # perf_counter() when it began
+        self.seconds: float | None = None
+        self.outcome = None
+        self.done = threading.Event()
+
+    def result(self, timeout: float = 3600):
+        if not self.done.wait(timeout):
+            pytest.fail(f"{self.name} did not finish in {timeout:.0f} s")
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+class Beside:
+    """Work done in one thread beside the browser tests, one job after another, from the
+    moment the book is built: the Colab-stack sessions, the Lighthouse audits and the
+    browser benchmark's quick run, each a process of its own, on the core the browser
+    tests leave free. The tests that check them are marked ``last`` and wait for their
+    jobs. Meanwhile this process computes on one thread."""
+
+    def __init__(self):
+        import torch
+
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self.jobs: list[Job] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def submit(self, name: str, work) -> Job:
+        job = Job(name, work)
+        self.jobs.append(job)
+        self._queue.put(job)
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            job.start = time.perf_counter()
+            try:
+                job.outcome = job.work()
+            except BaseException as error:  # re-raised in the test that waits for it
+                job.outcome = error
+            job.seconds = time.perf_counter() - job.start
+            job.done.set()
+
+    def close(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+BESIDE: list[Beside] = []  # the session's, for the summary at the end
+
+
 @pytest.fixture(scope="session")
-def colab_run(tmp_path_factory, fra_eng_dir):
-    """test_colab_stack.py's sessions on Colab's packages, in a thread of their own
+def beside():
+    work = Beside()
+    BESIDE.append(work)
+    yield work
+    work.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    for work in BESIDE:
+        times = ", ".join(
+            f"{job.name} {job.seconds:.0f} s"
+            for job in work.jobs
+            if job.seconds is not None
+        )
+        terminalreporter.write_line(f"done beside the browser tests: {times}")
+
+
+@pytest.fixture(scope="session")
+def colab_run(beside, tmp_path_factory, fra_eng_dir) -> Job:
+    """test_colab_stack.py's sessions on Colab's packages, beside the other tests
     (started by built_book, or here when no test reads the book)."""
-    from test_colab_stack import ColabRun
+    from test_colab_stack import colab_sessions
 
-    return ColabRun(tmp_path_factory.mktemp("colab"), fra_eng_dir)
+    folder = tmp_path_factory.mktemp("colab")
+    return beside.submit("Colab sessions", lambda: colab_sessions(folder, fra_eng_dir))
 
 
 @pytest.fixture(scope="session")
-def site(built_book):
+def served(built_book):
+    """The built book served over HTTP on a free port: its address."""
     html, result = built_book
     assert result.returncode == 0, "the book did not build"
     handler = functools.partial(QuietHandler, directory=str(html))
@@ -205,6 +299,63 @@ def site(built_book):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def site(served, request):
+    """The served book's address; serving it starts the work that selected tests wait
+    for beside the browser tests (lighthouse_audits, browser_benchmark)."""
+    for name in ("lighthouse_audits", "browser_benchmark"):
+        if any(name in item.fixturenames for item in request.session.items):
+            request.getfixturevalue(name)
+    return served
+
+
+@pytest.fixture(scope="session")
+def lighthouse_audits(beside, served) -> dict[str, Job]:
+    """Lighthouse's accessibility and best-practices audits of each page of
+    ``LIGHTHOUSE_PAGES``, beside the other tests, by page."""
+    return {
+        path: beside.submit(
+            f"Lighthouse {path}",
+            functools.partial(
+                lighthouse,
+                f"{served}/{path}",
+                categories=("accessibility", "best-practices"),
+            ),
+        )
+        for path in LIGHTHOUSE_PAGES
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_benchmark(beside, built_book, tmp_path_factory) -> Job:
+    """benchmarks/bench_browser.py --quick on the built site, beside the other tests: the
+    finished process and the two files it wrote."""
+    html, _ = built_book
+    folder = tmp_path_factory.mktemp("browser-benchmark")
+    output, pages_output = folder / "browser.json", folder / "pages.json"
+
+    def run():
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "bench_browser.py"),
+                "--site",
+                str(html),
+                "--quick",
+                "--output",
+                str(output),
+                "--pages-output",
+                str(pages_output),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        return done, output, pages_output
+
+    return beside.submit("browser benchmark (quick)", run)
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

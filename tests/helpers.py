@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,12 @@ def book_pages() -> list[str]:
     for part in toc["parts"]:
         walk(part["chapters"])
     return [f"{page}.html" for page in pages]
+
+
+# The chapters and the closing chapter, which Lighthouse scores.
+LIGHTHOUSE_PAGES = [
+    p for p in book_pages() if re.fullmatch(r"chapters/0\d_\w+\.html", p)
+] + ["book/after.html"]
 
 
 def page_weight(browser, site, html, path):

@@ -14,10 +14,10 @@ import re
 import numpy as np
 import pytest
 from helpers import (
+    LIGHTHOUSE_PAGES,
     ROOT,
     axe_violations,
     book_pages,
-    lighthouse,
     open_page,
     show_widgets,
 )
@@ -27,10 +27,6 @@ from attnlab.view import plots
 
 PAGES = book_pages()
 PHONE = {"width": 390, "height": 844}
-# The chapters and the closing chapter, which Lighthouse scores.
-CHAPTERS = [p for p in PAGES if re.fullmatch(r"chapters/0\d_\w+\.html", p)] + [
-    "book/after.html"
-]
 
 
 def _assert_no_serious_axe_violation(page, where: str) -> None:
@@ -318,13 +314,13 @@ def test_phone_screen_in_dark_mode(site, browser, path, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", CHAPTERS)
-def test_lighthouse_accessibility_and_best_practices(site, path):
+@pytest.mark.last
+@pytest.mark.parametrize("path", LIGHTHOUSE_PAGES)
+def test_lighthouse_accessibility_and_best_practices(lighthouse_audits, path):
     """Lighthouse, with its phone settings, on every chapter: accessibility and best
     practices at least 95. (Its performance score is a timing: benchmarks/bench_browser.py
-    records it with the other scores, and the appendix shows them.)"""
-    report = lighthouse(
-        f"{site}/{path}", categories=("accessibility", "best-practices")
-    )
+    records it with the other scores, and the appendix shows them.) The audits run beside
+    the browser tests (conftest.lighthouse_audits)."""
+    report = lighthouse_audits[path].result()
     scores = report["scores"]
     assert scores["accessibility"] >= 95 and scores["best-practices"] >= 95, report

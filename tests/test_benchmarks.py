@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import ROOT
 
-SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "chapters"]
+SCRIPTS = ["d2l", "torch", "decoding", "peak", "steps", "distributed", "chapters"]
 
 
 @pytest.mark.slow
@@ -68,6 +68,23 @@ def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
         assert all(
             m["profile"]["host_reads_per_step"] == {} for m in record["measurements"]
         )
+    if name == "distributed":
+        # one process, then two under torchrun (gloo) sharing the same batches
+        one, two = record["measurements"]
+        assert (one["processes"], two["processes"]) == (1, 2)
+        assert "speedup" not in one and two["peer"] == one["name"]
+        assert two["speedup"] == pytest.approx(
+            one["step"]["median"] / two["step"]["median"]
+        )
+        for m in (one, two):
+            assert m["target_tokens_per_second"] > 0 and m["flop_per_step"] > 0
+            assert m["fraction_of_peak"] == pytest.approx(
+                m["gflops"] / record["peak_gflops"]
+            )
+        # the same batches, so the same tokens and nearly the same arithmetic (each
+        # process pads its share of a batch to that share's longest sentence)
+        assert one["target_tokens"] == two["target_tokens"]
+        assert two["flop_per_step"] == pytest.approx(one["flop_per_step"], rel=0.1)
 
 
 def test_all_pages_are_every_notebook_of_the_book_in_its_order():

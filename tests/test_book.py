@@ -425,6 +425,12 @@ def test_speed_appendix_shows_the_committed_benchmarks(site, browser):
         assert "NVIDIA" in text and "device busy" in text
     assert "01_sentences_to_tensors" in text and "d2l.AdditiveAttention" in text
     assert "no results committed yet" not in text
+    scaled = ROOT / "benchmarks" / "results" / "distributed-cpu.json"
+    if scaled.exists():
+        assert "Training on several processes" in text
+        for m in json.loads(scaled.read_text())["measurements"]:
+            assert m["name"] in text
+            assert f"{m['target_tokens_per_second']:,.0f}" in text
     live = ROOT / "benchmarks" / "results" / "browser-cpu.json"
     if live.exists():
         assert (
@@ -1233,26 +1239,11 @@ def test_the_browser_benchmark_takes_another_build_s_models(built_book, tmp_path
 
 
 @pytest.mark.slow
-def test_browser_benchmark_runs_quick(built_book, tmp_path):
-    """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane."""
-    html, _ = built_book
-    output, pages_output = tmp_path / "browser.json", tmp_path / "pages.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_browser.py"),
-            "--site",
-            str(html),
-            "--quick",
-            "--output",
-            str(output),
-            "--pages-output",
-            str(pages_output),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+@pytest.mark.last
+def test_browser_benchmark_runs_quick(browser_benchmark):
+    """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane.
+    It runs beside the browser tests (conftest.browser_benchmark)."""
+    result, output, pages_output = browser_benchmark.result()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text())
     pages = {m["chapter"]: m for m in record["measurements"]}

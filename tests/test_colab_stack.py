@@ -18,7 +18,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 import time
 import venv
 
@@ -235,41 +234,6 @@ def colab_sessions(tmp_path, fra_eng_dir) -> tuple[dict, dict]:
     # tests, on the core they leave free.
     reports = {chapter.stem: session(chapter) for chapter in CHAPTERS}
     return snapshot, reports
-
-
-class ColabRun:
-    """:func:`colab_sessions` in a thread of its own: what it returns, or what it
-    raised, once :meth:`result` has waited for it."""
-
-    def __init__(self, tmp_path, fra_eng_dir):
-        import torch
-
-        # Its sessions take one thread each; this process too, meanwhile.
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        self.start = time.perf_counter()
-        self.outcome: tuple | BaseException | None = None
-        self.thread = threading.Thread(
-            target=self._run, args=(tmp_path, fra_eng_dir), daemon=True
-        )
-        self.thread.start()
-
-    def _run(self, tmp_path, fra_eng_dir) -> None:
-        try:
-            self.outcome = colab_sessions(tmp_path, fra_eng_dir)
-        except BaseException as error:  # re-raised in the test that waits for it
-            self.outcome = error
-
-    def result(self, timeout: float = 3600) -> tuple[dict, dict]:
-        import torch
-
-        self.thread.join(timeout)
-        torch.set_num_threads(self.threads)
-        if self.thread.is_alive():
-            pytest.fail(f"the Colab sessions did not finish in {timeout:.0f} s")
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return self.outcome
 
 
 @pytest.mark.kernel
