@@ -214,8 +214,12 @@ def main() -> None:
         }
         if measurements:
             peer = measurements[0]
-            entry["peer"] = peer["name"]
-            entry["speedup"] = peer["step"]["median"] / step["median"]
+            entry.update(
+                peer=peer["name"],
+                ours=step,
+                theirs=peer["step"],
+                speedup=peer["step"]["median"] / step["median"],
+            )
         measurements.append(entry)
         print(
             f"{name:<34}{1000 * step['median']:8.1f} ms/step (±{1000 * step['spread']:.1f})"

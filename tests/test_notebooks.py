@@ -213,7 +213,9 @@ def test_comparison_chapter_shows_the_recorded_results(built_book):
     cells = notebooks.read(
         out / "_build" / "jupyter_execute" / "chapters" / "06_comparison.ipynb"
     ).cells
-    outputs = json.dumps([cell.get("outputs", []) for cell in cells], default=str)
+    outputs = json.dumps(
+        [cell.get("outputs", []) for cell in cells], default=str, ensure_ascii=False
+    )
     provenance = f"recorded by 05_transformer on {record['recorded_at'][:10]}"
     assert provenance in outputs
     assert "measured now" not in outputs, "chapter 6 did not read chapter 5's record"
