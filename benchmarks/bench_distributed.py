@@ -160,9 +160,10 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--steps", type=int, default=None, help="steps a stretch")
-    parser.add_argument("--stretches", type=int, default=None)
+    parser.add_argument(
+        "--stretches", type=int, default=None, help="timed stretches of steps"
+    )
     parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.worker:
@@ -173,18 +174,10 @@ def main() -> None:
     args.stretches = args.stretches or (1 if args.quick else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
     torch.manual_seed(0)
-    square = (
-        [64]
-        if args.quick
-        else [2048, 4096, 8192]
-        if device.type == "cuda"
-        else [512, 1024, 2048]
-    )
+    sizes = bench_peak.square_sizes(device, args.quick)
     peak = max(
         p["gflops"]
-        for p in bench_peak.matmul_peak(
-            device, square, 1 if args.quick else 15
-        ).values()
+        for p in bench_peak.matmul_peak(device, sizes, 1 if args.quick else 15).values()
     )
     measurements = []
     for config in configurations(device):

@@ -33,18 +33,19 @@ def matmul_peak(device, sizes, repeats, dtype=torch.float32):
     return best
 
 
+def square_sizes(device, quick: bool) -> list[int]:
+    """The matrix sizes whose best multiply is taken as the machine's peak."""
+    if quick:
+        return [64]
+    return [2048, 4096, 8192] if device.type == "cuda" else [512, 1024, 2048]
+
+
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0])
     device = common.device_of(args)
     torch.manual_seed(0)
     repeats = args.repeats or (1 if args.quick else 15)
-    square = (
-        [64]
-        if args.quick
-        else [2048, 4096, 8192]
-        if device.type == "cuda"
-        else [512, 1024, 2048]
-    )
+    square = square_sizes(device, args.quick)
     peak = matmul_peak(device, square, repeats)  # float32 (no TF32), as the step
     best = max(p["gflops"] for p in peak.values())
     # bfloat16, the matrix units' format on a GPU: what the same chip does at its fastest.
