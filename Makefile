@@ -32,8 +32,9 @@ $(VENDOR): book/vendor/package.json book/vendor/package-lock.json book/vendor/in
 
 vendor: $(VENDOR)
 
+# -n -W --keep-going: a broken reference or any warning fails the build, after listing them all.
 book: $(STAMP) $(VENDOR)
-	$(BIN)/jupyter-book build . --all
+	$(BIN)/jupyter-book build . --all -n -W --keep-going
 	@echo
 	@echo "The book is built. Open: $(CURDIR)/_build/html/index.html"
 

@@ -25,6 +25,9 @@ from helpers import (
     TOY_SRC,
     TOY_TGT,
     chromium_path,
+    copy_checkout,
+    job_script,
+    job_steps,
     lighthouse,
 )
 
@@ -71,51 +74,72 @@ def _when(item) -> int:
 
 
 class BookBuild:
-    """The whole book built in the smoke profile into ``out``, as CI builds it, in a
-    process of its own: started before the first test, so that the tests that do not
-    need it run meanwhile. While it runs, it and this process take one thread each (two
-    processes with two threads each on two cores wait on each other's threads, far more
-    than twice as long); :meth:`result` waits for it and gives this process its threads
-    back."""
+    """The whole book built in the smoke profile by the workflow's own build job: its
+    ``run`` steps (the model cache's key, ``make book``, the site's check) run as a runner
+    runs them (helpers.job_script) in ``out``, a copy of this checkout, so the book the
+    tests read is the one the workflow builds and checks before it publishes. They run in
+    a process of their own, started before the first test, so that the tests that do not
+    need the book run meanwhile. While it runs, it and this process take one thread each
+    (two processes with two threads each on two cores wait on each other's threads, far
+    more than twice as long); :meth:`result` waits for it and gives this process its
+    threads back. The workflow's own ``env`` (where GitHub keeps the corpus and Chrome) is
+    this session's."""
+
+    JOB = "build"
 
     def __init__(self, out: Path, data_dir: Path):
         import torch
 
-        self.out, self.threads = out, torch.get_num_threads()
+        self.out, self.threads = copy_checkout(out), torch.get_num_threads()
+        self.runner = out / ".workflow"
+        self.runner.mkdir()
+        self.steps = job_steps(self.JOB)
+        script = job_script(self.JOB, self.runner)
         env = {
             **os.environ,
             "ATTNLAB_PROFILE": "smoke",
             "ATTNLAB_DATA_DIR": str(data_dir),
             "ATTNLAB_BUILD_DIR": str(out / "attnlab"),
             "OMP_NUM_THREADS": "1",
+            "GITHUB_OUTPUT": str(self.runner / "github_output"),
+            "GITHUB_WORKSPACE": str(out),
         }
         self.start = time.perf_counter()
-        # to files (closed here once the build has them): a pipe nobody reads until
-        # the end would fill and stop the build
-        with (
-            (out / "build.out").open("w") as stdout,
-            (out / "build.err").open("w") as err,
-        ):
-            self.process = subprocess.Popen(
-                [
-                    str(Path(sys.executable).with_name("jupyter-book")),
-                    "build",
-                    str(ROOT),
-                    "--all",
-                    "--path-output",
-                    str(out),
-                    "-n",
-                    "-W",
-                    "--keep-going",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=stdout,
-                stderr=err,
-                start_new_session=True,  # stop() ends its kernels with it
-            )
+        self.process = subprocess.Popen(
+            ["bash", str(script)],
+            cwd=out,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # each step's output goes to its own files
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # stop() ends its kernels with it
+        )
         self._sharing(True)
         self._done: subprocess.CompletedProcess | None = None
+
+    def step(self, command: str) -> subprocess.CompletedProcess:
+        """How the job's step whose script holds ``command`` went (once :meth:`result`
+        has waited for the job): its output, and its exit status, -1 if the job stopped
+        before it."""
+        found = [n for n, s in enumerate(self.steps) if command in s["run"]]
+        if len(found) != 1:
+            pytest.fail(
+                f"the workflow's {self.JOB} job has {len(found)} steps running "
+                f"{command!r}, not one"
+            )
+        (n,) = found
+        status = self.runner / f"step-{n}.rc"
+        return subprocess.CompletedProcess(
+            self.steps[n]["run"],
+            int(status.read_text()) if status.is_file() else -1,
+            *(
+                path.read_text() if path.is_file() else ""
+                for path in (
+                    self.runner / f"step-{n}.out",
+                    self.runner / f"step-{n}.err",
+                )
+            ),
+        )
 
     def _sharing(self, on: bool) -> None:
         """One thread for this process and what it starts while the build runs."""
@@ -131,18 +155,14 @@ class BookBuild:
             os.environ["OMP_NUM_THREADS"] = self._omp
 
     def result(self, timeout: float = 1800) -> subprocess.CompletedProcess:
+        """The job's ``make book`` step, once the job is done."""
         if self._done is None:
             try:
                 self.process.wait(timeout=timeout)
             finally:
                 self._sharing(False)
             print(f"book (smoke) built in {time.perf_counter() - self.start:.1f} s")
-            self._done = subprocess.CompletedProcess(
-                self.process.args,
-                self.process.returncode,
-                (self.out / "build.out").read_text(),
-                (self.out / "build.err").read_text(),
-            )
+            self._done = self.step("make book")
         return self._done
 
     def stop(self) -> None:

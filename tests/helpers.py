@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,101 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The folder holding fra-eng.zip: ATTNLAB_DATA_DIR as the tests start, else ../shared/data.
 DATA_DIR = Path(os.environ.get("ATTNLAB_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+# The Actions workflow, whose build job's steps build the book the tests read (conftest).
+WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+
+# The folders a checkout lacks until it is installed (`make test` installs them first):
+# a copy of the checkout links them instead of copying them.
+INSTALLED = (".venv", "book/vendor/static", "book/vendor/node_modules")
+
+# How a GitHub runner on Linux runs a `run` step (its script in a file, ``{0}``), by the
+# step's ``shell``; unspecified is ``bash -e``, without pipefail.
+RUNNER_SHELLS = {
+    None: "bash -e {0}",
+    "bash": "bash --noprofile --norc -eo pipefail {0}",
+    "sh": "sh -e {0}",
+}
+
+
+def workflow() -> dict:
+    """The workflow, with ``on`` under its name (YAML 1.1 reads the key as True)."""
+    import yaml
+
+    loaded = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    loaded["on"] = loaded.pop(True, loaded.get("on"))
+    return loaded
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The working tree as a fresh clone of it would hold it, uncommitted changes included
+    (what git tracks or would track, modification times kept, so that make sees what it
+    saw here), with the installed folders (``INSTALLED``) linked: a place to run the
+    workflow's steps that writes nothing into this checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a tracked file deleted here is not copied
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for name in INSTALLED:
+        if not (ROOT / name).exists():
+            pytest.fail(f"{ROOT / name} is missing: run `make test`, which installs it")
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).symlink_to(ROOT / name)
+    return dest
+
+
+def job_steps(job: str, config: dict | None = None) -> list[dict]:
+    """The ``run`` steps of workflow job ``job`` (of WORKFLOW, or of ``config``), in
+    order. Its ``uses`` steps are left out:
+    they are GitHub's actions (checkout, caches, Pages) and the setup action, whose work
+    (the locked packages, Chromium, the corpus) the test session has already done."""
+    config = workflow() if config is None else config
+    steps = [s for s in config["jobs"][job]["steps"] if "run" in s]
+    for step in steps:
+        text = step["run"] + str(step.get("env", "")) + step.get("working-directory", "")
+        if "${{" in text:
+            pytest.fail(
+                f"{job}: the step {step.get('name', step['run'])!r} holds an expression "
+                "(${{ }}), which only GitHub evaluates"
+            )
+        if step.get("shell") not in RUNNER_SHELLS:
+            pytest.fail(f"{job}: shell {step['shell']!r} is not one a runner here has")
+    return steps
+
+
+def job_script(job: str, folder: Path, config: dict | None = None) -> Path:
+    """A bash script that runs workflow job ``job``'s ``run`` steps (job_steps) in the
+    folder it starts in, as a runner does: each in its own shell (RUNNER_SHELLS), with
+    the step's ``env`` and ``working-directory``, stopping at the first that fails. Step
+    N's output goes to ``folder/step-N.out`` and ``.err``, its exit status to
+    ``step-N.rc``; a step not reached has no ``.rc``. ``config``: another workflow's
+    contents than WORKFLOW's."""
+    lines = ["set -u", 'start="$PWD"']
+    for n, step in enumerate(job_steps(job, config)):
+        script = folder / f"step-{n}.sh"
+        script.write_text(step["run"])
+        command = RUNNER_SHELLS[step.get("shell")].replace("{0}", shlex.quote(str(script)))
+        env = " ".join(
+            f"{key}={shlex.quote(str(value))}" for key, value in step.get("env", {}).items()
+        )
+        where = shlex.quote(step.get("working-directory", "."))
+        out = shlex.quote(str(folder / f"step-{n}"))
+        lines += [
+            f'(cd "$start" && cd {where} && env {env} {command}) > {out}.out 2> {out}.err',
+            f"rc=$?; echo $rc > {out}.rc; [ $rc -eq 0 ] || exit $rc",
+        ]
+    path = folder / f"{job}.sh"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def chromium_path() -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT
+from helpers import ROOT, WORKFLOW, job_script, job_steps, workflow
 
 import attnlab
 from attnlab.train import checkpoints
@@ -22,7 +22,6 @@ import notebooks  # noqa: E402
 import release  # noqa: E402
 
 BIN = Path(sys.executable).parent
-WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 SETUP = ROOT / ".github" / "actions" / "setup" / "action.yml"
 
 
@@ -33,14 +32,6 @@ def _schema_check(schema: str, *paths: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
-
-
-def _workflow() -> dict:
-    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    workflow["on"] = workflow.pop(
-        True, workflow.get("on")
-    )  # YAML 1.1 reads `on` as True
-    return workflow
 
 
 def _steps(job: dict) -> list[dict]:
@@ -80,61 +71,86 @@ def test_the_schema_check_catches_a_broken_workflow(tmp_path):
     assert _schema_check("vendor.citation-file-format", cff).returncode != 0
 
 
-def test_the_workflow_tests_pull_requests_and_publishes_main():
-    workflow = _workflow()
-    assert (
-        workflow["on"]["push"]["branches"] == ["main"]
-        and "pull_request" in workflow["on"]
-    )
-    jobs = workflow["jobs"]
-    runs = {
-        name: " ".join(step.get("run", "") for step in _steps(job))
-        for name, job in jobs.items()
-    }
-    # Pull requests: the smoke build and every test, as CI runs them.
-    assert "pull_request" in jobs["test"]["if"] and "make test" in runs["test"]
-    # main: the full build (no smoke profile anywhere), then Pages with the official actions.
-    assert "refs/heads/main" in jobs["build"]["if"] and "make book" in runs["build"]
-    assert "ATTNLAB_PROFILE" not in WORKFLOW.read_text(encoding="utf-8")
-    assert {"actions/configure-pages", "actions/upload-pages-artifact"} <= set(
-        _uses(jobs["build"])
-    )
-    steps = _steps(jobs["build"])
-    upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
-    assert upload["with"]["path"] == "_build/html"
-    # The site is checked after it is built and before anything is uploaded (a failing
-    # step stops the job): book/check_site.py, on the folder that is uploaded.
-    at = {
-        key: next(
-            i
-            for i, s in enumerate(steps)
-            if key in s.get("run", "") + s.get("uses", "")
-        )
-        for key in (
-            "make book",
-            "check_site.py",
-            "configure-pages",
-            "upload-pages-artifact",
-        )
-    }
-    assert (
-        at["make book"]
-        < at["check_site.py"]
-        < at["configure-pages"]
-        < at["upload-pages-artifact"]
-    )
-    check = steps[at["check_site.py"]]
-    assert check["run"].split() == [
-        ".venv/bin/python",
-        "book/check_site.py",
-        "_build/html",
+def test_a_job_s_steps_run_as_a_runner_runs_them(tmp_path):
+    """helpers.job_script, which builds the tests' book from the build job: each step in
+    its own `bash -e` with its env and working directory, in order, the job stopping at
+    the first that fails; `uses` steps left out; an expression refused."""
+    (tmp_path / "sub").mkdir()
+    steps = [
+        {"uses": "actions/checkout@v4"},
+        {"run": 'echo one; echo "$LEFT" > left', "env": {"LEFT": "kept"}},
+        {"run": "pwd > here", "working-directory": "sub"},
+        {"run": "false\necho after false > after"},
+        {"run": "echo never > never"},
     ]
-    assert not check.get("continue-on-error") and "if" not in check
+    config = {"jobs": {"demo": {"steps": steps}}}
+    script = job_script("demo", tmp_path, config)
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert [(tmp_path / f"step-{n}.rc").read_text().strip() for n in range(3)] == [
+        "0",
+        "0",
+        "1",
+    ]
+    assert not (tmp_path / "step-3.rc").exists() and not (tmp_path / "never").exists()
+    assert (tmp_path / "step-0.out").read_text() == "one\n"
+    assert (tmp_path / "left").read_text() == "kept\n"
+    assert Path((tmp_path / "sub" / "here").read_text().strip()) == tmp_path / "sub"
+    assert not (tmp_path / "after").exists()  # -e: the step stopped at `false`
+    config["jobs"]["demo"]["steps"] = [{"run": "echo ${{ github.sha }}"}]
+    with pytest.raises(pytest.fail.Exception, match="only GitHub evaluates"):
+        job_steps("demo", config)
+
+
+@pytest.mark.slow
+def test_the_workflow_s_build_job_builds_checks_and_uploads_the_book(
+    book_build, built_book
+):
+    """The book every book test reads was built by the build job's own steps, run in
+    order in a copy of the checkout (conftest.BookBuild): each passed, the site's check
+    among them, after the build and on the folder the Pages step uploads; the smoke
+    profile came from this session alone."""
+    html, result = built_book
+    steps = [book_build.step(s["run"]) for s in job_steps("build")]
+    assert [s.returncode for s in steps] == [0] * len(steps), [
+        (s.args, s.stdout[-2000:], s.stderr[-2000:]) for s in steps if s.returncode
+    ]
+    commands = [s.args for s in steps]
+    book = next(n for n, c in enumerate(commands) if "make book" in c)
+    check = next(n for n, c in enumerate(commands) if "check_site.py" in c)
+    assert book < check and "three models verified" in steps[check].stdout
+    upload = next(
+        s
+        for s in _steps(workflow()["jobs"]["build"])
+        if "upload-pages-artifact" in s.get("uses", "")
+    )
+    assert (book_build.out / upload["with"]["path"]).resolve() == html.resolve()
+    assert (html / "index.html").is_file()
+    assert "ATTNLAB_PROFILE" not in WORKFLOW.read_text(encoding="utf-8")
+
+
+def test_the_workflow_tests_pull_requests_and_publishes_main():
+    """What only GitHub runs, read from the workflow: which job an event starts, the
+    Pages actions after the job's own steps, the permissions, a time limit on each job
+    (the steps themselves are run by the test above and by `make test` itself)."""
+    config = workflow()
+    assert config["on"]["push"]["branches"] == ["main"]
+    assert "pull_request" in config["on"]
+    jobs = config["jobs"]
+    assert "pull_request" in jobs["test"]["if"]
+    assert [s["run"] for s in job_steps("test")] == ["make test"]
+    assert "refs/heads/main" in jobs["build"]["if"]
+    steps = _steps(jobs["build"])
+    last_run = max(n for n, s in enumerate(steps) if "run" in s)
+    assert [s["uses"].split("@")[0] for s in steps[last_run + 1 :]] == [
+        "actions/configure-pages",
+        "actions/upload-pages-artifact",
+    ]
+    assert not any(s.get("continue-on-error") or "if" in s for s in steps)
     deploy = jobs["deploy"]
     assert deploy["needs"] == "build" and _uses(deploy) == ["actions/deploy-pages"]
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
-    assert workflow["permissions"] == {"contents": "read"}
-    # Every job sets up the same way, and none can run for ever.
+    assert config["permissions"] == {"contents": "read"}
     for name in ("test", "build"):
         assert _uses(jobs[name])[:2] == ["actions/checkout", "./.github/actions/setup"]
     assert all("timeout-minutes" in job for job in jobs.values())
@@ -146,13 +162,13 @@ def test_the_workflow_names_no_machine_path_and_no_repository():
     text = WORKFLOW.read_text(encoding="utf-8") + SETUP.read_text(encoding="utf-8")
     assert "/usr/bin/chromium" not in text and "/work/" not in text
     assert notebooks.repository_url() not in text
-    assert set(_workflow()["env"]) >= {"ATTNLAB_DATA_DIR", "ATTNLAB_CHROMIUM"}
+    assert set(workflow()["env"]) >= {"ATTNLAB_DATA_DIR", "ATTNLAB_CHROMIUM"}
 
 
 def test_the_workflow_caches_models_under_the_model_cache_key(tmp_path):
     """The cache key step prints attnlab.train.checkpoints.code_hash(): the key the library
     files its trained models under, so models are reused exactly when they are valid."""
-    build = _workflow()["jobs"]["build"]
+    build = workflow()["jobs"]["build"]
     (key_step,) = [s for s in _steps(build) if s.get("id") == "models"]
     output = tmp_path / "github_output"
     env = {**os.environ, "GITHUB_OUTPUT": str(output)}
@@ -347,7 +363,7 @@ def test_third_party_actions_are_pinned_by_commit_and_checkout_keeps_no_token():
     # Every checkout leaves no credentials in the clone's git config.
     checkouts = [
         step
-        for job in _workflow()["jobs"].values()
+        for job in workflow()["jobs"].values()
         for step in job["steps"]
         if step.get("uses", "").startswith("actions/checkout@")
     ]
