@@ -94,7 +94,9 @@ def job_steps(job: str, config: dict | None = None) -> list[dict]:
     config = workflow() if config is None else config
     steps = [s for s in config["jobs"][job]["steps"] if "run" in s]
     for step in steps:
-        text = step["run"] + str(step.get("env", "")) + step.get("working-directory", "")
+        text = (
+            step["run"] + str(step.get("env", "")) + step.get("working-directory", "")
+        )
         if "${{" in text:
             pytest.fail(
                 f"{job}: the step {step.get('name', step['run'])!r} holds an expression "
@@ -116,9 +118,12 @@ def job_script(job: str, folder: Path, config: dict | None = None) -> Path:
     for n, step in enumerate(job_steps(job, config)):
         script = folder / f"step-{n}.sh"
         script.write_text(step["run"])
-        command = RUNNER_SHELLS[step.get("shell")].replace("{0}", shlex.quote(str(script)))
+        command = RUNNER_SHELLS[step.get("shell")].replace(
+            "{0}", shlex.quote(str(script))
+        )
         env = " ".join(
-            f"{key}={shlex.quote(str(value))}" for key, value in step.get("env", {}).items()
+            f"{key}={shlex.quote(str(value))}"
+            for key, value in step.get("env", {}).items()
         )
         where = shlex.quote(step.get("working-directory", "."))
         out = shlex.quote(str(folder / f"step-{n}"))
