@@ -1,7 +1,8 @@
-"""Trains a small Transformer on the reversal task for tests/test_distributed.py, as one
-process or under ``torchrun``: the same script either way, as a reader's would be. Its
-batches are not bucketed by length, so that the processes' shares of a batch hold
-different numbers of tokens.
+"""Trains a small model (``--model``: the Transformer, the GRU encoder-decoder or
+Bahdanau's) on the reversal task for tests/test_distributed.py, as one process or under
+``torchrun``: the same script either way, as a reader's would be. Its batches are not
+bucketed by length, so that the processes' shares of a batch hold different numbers of
+tokens; with ``--max-tokens``, they are bucketed and cut to that token budget.
 
 Rank 0 writes the weights and the history to OUT; every rank writes its own weights to
 OUT.rank<r> (they must agree). With --stop-after N, the run stops (on every rank) when
@@ -20,6 +21,8 @@ import torch
 from attnlab.core import runtime
 from attnlab.data import synthetic
 from attnlab.data.batching import make_loader
+from attnlab.models.bahdanau import AttentionEncoderDecoder
+from attnlab.models.rnn import EncoderDecoder
 from attnlab.models.transformer import Transformer
 from attnlab.train import distributed
 from attnlab.train.training import Trainer
@@ -58,6 +61,10 @@ def main() -> int:
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     parser.add_argument("--resume", default=None)
     parser.add_argument("--stop-after", type=int, default=None)
+    parser.add_argument(
+        "--model", choices=["transformer", "gru", "bahdanau"], default="transformer"
+    )
+    parser.add_argument("--max-tokens", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     ranks = distributed.start("cpu")
@@ -65,15 +72,24 @@ def main() -> int:
     task = synthetic.reversal_task(
         n_train=256, n_val=32, n_test=32, min_len=3, max_len=12, seed=0
     )
-    model = Transformer(
-        len(task.src_vocab),
-        len(task.tgt_vocab),
-        d_model=32,
-        num_heads=2,
-        num_layers=2,
-        d_ff=64,
-        dropout=0.0,  # the same sentences on 1 or 2 processes give the same gradient
-    )
+    # No dropout: the same sentences on 1 or 2 processes give the same gradient.
+    vocabs = len(task.src_vocab), len(task.tgt_vocab)
+    model = {
+        "transformer": lambda: Transformer(
+            *vocabs, d_model=32, num_heads=2, num_layers=2, d_ff=64, dropout=0.0
+        ),
+        "gru": lambda: EncoderDecoder(
+            *vocabs, embed_size=16, hidden_size=32, proj_size=16, dropout=0.0
+        ),
+        "bahdanau": lambda: AttentionEncoderDecoder(
+            *vocabs,
+            embed_size=16,
+            hidden_size=32,
+            attention_size=16,
+            proj_size=16,
+            dropout=0.0,
+        ),
+    }[args.model]()
     sgd = (
         torch.optim.SGD(model.parameters(), lr=0.5) if args.optimizer == "sgd" else None
     )
@@ -89,9 +105,10 @@ def main() -> int:
     loader = make_loader(
         task.dataset("train"),
         args.batch // args.accumulate,
-        bucket=False,
+        bucket=args.max_tokens is not None,
         rank=ranks.rank,
         world_size=ranks.world_size,
+        max_tokens=args.max_tokens,
     )
     try:
         history = trainer.fit(

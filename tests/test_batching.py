@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from attnlab.data.batching import (
@@ -41,6 +42,33 @@ def test_bucketing_reduces_padding_and_covers_each_item_once():
     # Same seed and epoch, same batches; the next epoch differs.
     assert list(BucketBatchSampler(lengths, 32, seed=1)) == batches
     assert list(sampler) != batches
+
+
+def test_a_token_budget_caps_each_batch_and_covers_each_item_once():
+    """max_tokens: no batch holds more positions padded than the budget (but a
+    sentence longer than it, alone), at most batch_size sentences, every item once an
+    epoch; long sentences come in smaller batches, so steps see similar token counts."""
+    lengths = [(i * 7919) % 37 + 1 for i in range(1000)] + [300]
+    sampler = BucketBatchSampler(lengths, 64, seed=1, max_tokens=256)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1001))
+    padded = {tuple(b): len(b) * max(lengths[i] for i in b) for b in batches}
+    assert [b for b, n in padded.items() if n > 256] == [(1000,)]
+    assert max(len(b) for b in batches) == 64  # the 4-token sentences: 64 * 4 = 256
+    short = [len(b) for b in batches if max(lengths[i] for i in b) <= 8]
+    long = [len(b) for b in batches if 30 <= max(lengths[i] for i in b) <= 37]
+    assert min(short) > max(long)
+    # Most batches come close to the budget: bucketing keeps lengths alike.
+    full = [n for b, n in padded.items() if n <= 256]
+    assert sum(full) / len(full) > 0.8 * 256
+    assert list(BucketBatchSampler(lengths, 64, seed=1, max_tokens=256)) == batches
+
+
+def test_a_token_budget_refuses_what_it_cannot_keep():
+    with pytest.raises(ValueError, match="max_tokens must be positive, got 0"):
+        BucketBatchSampler([3, 4], 8, max_tokens=0)
+    with pytest.raises(ValueError, match="drop_last keeps only full batches"):
+        BucketBatchSampler([3, 4], 8, max_tokens=64, drop_last=True)
 
 
 def test_loader_yields_batches(fra_eng_pairs):

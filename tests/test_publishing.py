@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import re
@@ -12,7 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, WORKFLOW, job_script, job_steps, workflow
+from helpers import (
+    ROOT,
+    RUNNER_SHELLS,
+    WORKFLOW,
+    job_script,
+    job_steps,
+    workflow,
+)
 
 import attnlab
 from attnlab.train import checkpoints
@@ -326,6 +334,45 @@ def test_every_install_checks_hashes_and_the_setup_action_caches_the_corpus():
     assert cache["with"]["key"].endswith(corpus.FRA_ENG_SHA1)
 
 
+def test_the_setup_action_downloads_the_corpus_when_the_cache_has_none(
+    tmp_path, fra_eng_dir
+):
+    """The setup action's download step, run as a runner runs it (its ``env``'s
+    ``${{ env.ATTNLAB_DATA_DIR }}`` a fresh folder here): with no corpus there, the
+    library downloads it (from a file:// copy: ATTNLAB_FRA_ENG_URL) and checks it; with
+    one, the step does nothing."""
+    from attnlab.data import corpus
+
+    (step,) = [
+        s
+        for s in yaml.safe_load(SETUP.read_text(encoding="utf-8"))["runs"]["steps"]
+        if "fra_eng_text" in s.get("run", "")
+    ]
+    folder = tmp_path / "corpus"
+    env = {
+        **os.environ,
+        "ATTNLAB_DATA_DIR": str(folder),
+        "ATTNLAB_FRA_ENG_URL": (fra_eng_dir / "fra-eng.zip").as_uri(),
+        **{
+            key: value.replace("${{ env.ATTNLAB_DATA_DIR }}", str(folder))
+            for key, value in step["env"].items()
+        },
+    }
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    shell = RUNNER_SHELLS[step["shell"]].replace("{0}", str(script)).split()
+    run = functools.partial(
+        subprocess.run, shell, cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    done = run(timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert corpus.fra_eng_text(folder)  # its fra.txt checked against FRA_ENG_SHA1
+    made = (folder / "fra-eng.zip").stat().st_mtime_ns
+    again = run(timeout=60)
+    assert again.returncode == 0 and again.stderr == ""
+    assert (folder / "fra-eng.zip").stat().st_mtime_ns == made
+
+
 PINNED = re.compile(
     r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)"
     r"(?:\s+# (?P<tag>v\d+(?:\.\d+)*))?\s*$"
@@ -455,6 +502,38 @@ def test_the_docs_name_only_files_and_make_targets_that_exist():
             ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert dry.returncode == 0, f"make {target}: {dry.stderr}"
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``dotted`` (``attnlab.a.b.name``) is a module or a name in one."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+def test_the_docs_name_only_library_code_that_exists():
+    """Every ``from attnlab... import x`` and every ``attnlab.a.b`` the README,
+    CONTRIBUTING and the unreleased changes give resolves in the library as it is."""
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    unreleased = changelog.split("## [Unreleased]", 1)[1].split("\n## [", 1)[0]
+    text = unreleased + "\n".join(
+        (ROOT / doc).read_text(encoding="utf-8") for doc in DOCS
+    )
+    names = {
+        f"{module}.{name}"
+        for module, name in re.findall(r"from (attnlab[\w.]*) import (\w+)", text)
+    } | {n.rstrip(".") for n in re.findall(r"`(attnlab(?:\.\w+)+)", text)}
+    assert len(names) > 20
+    assert sorted(n for n in names if not _resolves(n)) == []
 
 
 def test_the_readme_and_preface_say_what_a_fork_changes():

@@ -141,6 +141,15 @@ class BucketBatchSampler(Sampler[list[int]]):
     ``world_size``-th sentence of each, from its ``rank`` on: the processes together
     train on the batches one process would, each on a share of similar lengths. A batch
     with fewer sentences than processes is left out, on every process alike.
+
+    With ``max_tokens``, a batch is cut where one more sentence would make it hold
+    more than ``max_tokens`` positions padded (its sentences times its longest
+    length), and at ``batch_size`` sentences at most: batches of long sentences are
+    smaller, so that every step sees about the same number of tokens (Vaswani et al.
+    batched by tokens, as fairseq's ``--max-tokens`` does). The budget is the whole
+    batch's, before it is shared out, so the step size is the same for any number of
+    processes; with gradient accumulation of ``k`` batches a step takes at most
+    ``k * max_tokens`` positions. A sentence longer than the budget is a batch alone.
     """
 
     def __init__(
@@ -155,9 +164,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        max_tokens: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        if max_tokens is not None and drop_last:
+            raise ValueError(
+                "drop_last keeps only full batches of batch_size, which a token budget "
+                "(max_tokens) does not make: use one or the other"
+            )
         if not 0 <= rank < world_size:
             raise ValueError(
                 f"need 0 <= rank < world_size, got {rank} and {world_size}"
@@ -170,8 +187,28 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.lengths = list(lengths)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.bucket, self.bucket_factor = bucket, bucket_factor
-        self.drop_last = drop_last
+        self.drop_last, self.max_tokens = drop_last, max_tokens
         self.epoch = 0
+
+    def _cut(self, chunk: list[int]) -> list[list[int]]:
+        """``chunk`` (sorted by length when bucketing) cut into batches, in order."""
+        if self.max_tokens is None:
+            return [
+                chunk[i : i + self.batch_size]
+                for i in range(0, len(chunk), self.batch_size)
+            ]
+        batches, batch, longest = [], [], 0
+        for i in chunk:
+            grown = max(longest, self.lengths[i])
+            if batch and (
+                len(batch) == self.batch_size
+                or (len(batch) + 1) * grown > self.max_tokens
+            ):
+                batches.append(batch)
+                batch, grown = [], self.lengths[i]
+            batch.append(i)
+            longest = grown
+        return batches + ([batch] if batch else [])
 
     def _batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + epoch)
@@ -189,10 +226,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             chunk = order[start : start + window]
             if self.bucket:
                 chunk.sort(key=lambda i: self.lengths[i])
-            batches += [
-                chunk[i : i + self.batch_size]
-                for i in range(0, len(chunk), self.batch_size)
-            ]
+            batches += self._cut(chunk)
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
@@ -224,12 +258,14 @@ def make_loader(
     pin_memory: bool | None = None,
     rank: int = 0,
     world_size: int = 1,
+    max_tokens: int | None = None,
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` objects, length-bucketed unless
     ``bucket=False``. Batches come in pinned memory (``pin_memory``, by default
     whenever CUDA is present), so that copying them to the GPU need not wait. With
     ``world_size`` processes, this process's share (``rank``) of every batch of
-    ``batch_size`` (:class:`BucketBatchSampler`)."""
+    ``batch_size``; with ``max_tokens``, batches of at most that many positions
+    padded, counted by each pair's longer side (:class:`BucketBatchSampler`)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     lengths = [
@@ -243,6 +279,7 @@ def make_loader(
         bucket=bucket,
         rank=rank,
         world_size=world_size,
+        max_tokens=max_tokens,
     )
     return DataLoader(
         dataset,

@@ -8,7 +8,8 @@ and tatoeba.org, CC-BY 2.0), the same file d2l downloads as ``fra-eng.zip``.
    holding ``fra.txt`` (directly or in ``fra-eng/``);
 2. the folder named by the environment variable ``ATTNLAB_DATA_DIR``;
 3. the download cache (``ATTNLAB_CACHE_DIR``, default ``~/.cache/attnlab``);
-4. a download from d2l's address into that cache.
+4. a download from d2l's address (or from ``ATTNLAB_FRA_ENG_URL``: a mirror, or a
+   ``file://`` copy) into that cache.
 
 Whatever the source, the SHA-1 of ``fra.txt`` is checked, so the book's
 numbers always come from the same text. Any other parallel corpus can be read
@@ -323,10 +324,13 @@ def _download(url: str, destination: Path) -> None:
 def fra_eng_text(
     path: str | os.PathLike | None = None,
     *,
-    url: str = FRA_ENG_URL,
+    url: str | None = None,
     download: bool = True,
 ) -> str:
-    """The verified text of ``fra.txt``, found as the module docstring describes."""
+    """The verified text of ``fra.txt``, found as the module docstring describes;
+    ``url``, else ``ATTNLAB_FRA_ENG_URL``, else :data:`FRA_ENG_URL` is where it is
+    downloaded from."""
+    url = url or os.environ.get("ATTNLAB_FRA_ENG_URL") or FRA_ENG_URL
     if path is None and os.environ.get("ATTNLAB_DATA_DIR"):
         path = os.environ["ATTNLAB_DATA_DIR"]
         origin = f"ATTNLAB_DATA_DIR={path}"
@@ -348,7 +352,7 @@ def fra_eng_text(
 def load_fra_eng(
     path: str | os.PathLike | None = None,
     *,
-    url: str = FRA_ENG_URL,
+    url: str | None = None,
     download: bool = True,
 ) -> list[Pair]:
     """All 167,130 English–French pairs of the Tatoeba corpus, as raw text."""

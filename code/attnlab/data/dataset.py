@@ -70,9 +70,11 @@ class Seq2SeqData:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        max_tokens: int | None = None,
     ) -> DataLoader:
         """Length-bucketed batches of one split (shuffled for ``train`` unless told
-        otherwise); with ``world_size`` processes, this one's (``rank``) share of each
+        otherwise); with ``world_size`` processes, this one's (``rank``) share of each;
+        with ``max_tokens``, batches cut to a token budget
         (:class:`~attnlab.data.batching.BucketBatchSampler`)."""
         shuffle = (split == "train") if shuffle is None else shuffle
         return make_loader(
@@ -82,6 +84,7 @@ class Seq2SeqData:
             seed=seed,
             rank=rank,
             world_size=world_size,
+            max_tokens=max_tokens,
         )
 
     def references(self, split: str) -> tuple[list[Tokens], list[list[str]]]:
