@@ -26,6 +26,7 @@ from helpers import (
     TOY_TGT,
     chromium_path,
     copy_checkout,
+    first_visit,
     job_script,
     job_steps,
     lighthouse,
@@ -45,6 +46,7 @@ NEEDS = {
     "lighthouse_audits": {"corpus", "kernel", "browser"},
     "browser_benchmark": {"corpus", "kernel", "browser"},
     "browser": {"browser"},
+    "first_visits": {"corpus", "kernel", "browser"},
 }
 
 
@@ -376,6 +378,25 @@ def browser_benchmark(beside, built_book, tmp_path_factory) -> Job:
         return done, output, pages_output
 
     return beside.submit("browser benchmark (quick)", run)
+
+
+class FirstVisits(dict):
+    """Each page's first visit (helpers.first_visit), made when a test first asks for
+    it and then shared: the byte budget, the figures' names and axe-core in light mode
+    read the same visit, as one reader's."""
+
+    def __init__(self, browser, site: str, html: Path):
+        super().__init__()
+        self.browser, self.site, self.html = browser, site, html
+
+    def __missing__(self, path: str) -> dict:
+        self[path] = first_visit(self.browser, self.site, self.html, path)
+        return self[path]
+
+
+@pytest.fixture(scope="session")
+def first_visits(site, browser, built_book) -> FirstVisits:
+    return FirstVisits(browser, site, built_book[0])
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

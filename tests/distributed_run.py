@@ -24,29 +24,9 @@ from attnlab.data.batching import make_loader
 from attnlab.models.bahdanau import AttentionEncoderDecoder
 from attnlab.models.rnn import EncoderDecoder
 from attnlab.models.transformer import Transformer
+from attnlab.recipes.scale import StopAfter, Stopped
 from attnlab.train import distributed
 from attnlab.train.training import Trainer
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopAfter:
-    """A loader that raises :class:`Interrupted` instead of its ``left``-th batch; a
-    resumed run replays it through ``batch_sampler`` as it would the loader."""
-
-    def __init__(self, loader, left: int | None):
-        self.loader, self.left = loader, left
-        self.batch_sampler = loader.batch_sampler
-
-    def __iter__(self):
-        for batch in self.loader:
-            if self.left == 0:
-                raise Interrupted
-            if self.left is not None:
-                self.left -= 1
-            yield batch
 
 
 def main() -> int:
@@ -123,7 +103,7 @@ def main() -> int:
             resume_path=args.resume,
             save_every=args.stop_after,
         )
-    except Interrupted:
+    except Stopped:
         distributed.stop()
         return 0
     weights = {k: v.detach().clone() for k, v in trainer.module.state_dict().items()}

@@ -160,12 +160,15 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def open_page(browser, url, **options):
+def open_page(browser, url, on_request_finished=None, **options):
     """Open ``url`` in a new page (``options`` for ``browser.new_page``: a colour scheme,
-    a viewport); return the page, every request it made and every console error."""
+    a viewport); return the page, every request it made and every console error.
+    ``on_request_finished`` is called with each request that finished."""
     page = browser.new_page(**options)
     requests, errors = [], []
     page.on("request", lambda request: requests.append(request.url))
+    if on_request_finished is not None:
+        page.on("requestfinished", on_request_finished)
     page.on(
         "console",
         lambda message: message.type == "error" and errors.append(message.text),
@@ -227,10 +230,7 @@ LIGHTHOUSE_PAGES = [
 
 def page_weight(browser, site, html, path):
     """What a first visit to ``path`` costs before the reader does anything: every
-    request, in a fresh profile, until the network is idle. Returns the number of
-    requests, and bytes as served (raw) and with gzip (level 6, as a web server
-    compresses; files that gzip does not shrink, such as fonts and images, count as
-    they are), with the largest files."""
+    request, in a fresh profile, until the network is idle (:func:`weight_of`)."""
     context = browser.new_context()
     page = context.new_page()
     urls = []
@@ -239,6 +239,14 @@ def page_weight(browser, site, html, path):
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(300)
     context.close()
+    return weight_of(urls, site, html, path)
+
+
+def weight_of(urls, site, html, path):
+    """The number of requests ``urls`` (a visit to ``path`` of ``site``, served from the
+    folder ``html``), and their bytes as served (raw) and with gzip (level 6, as a web
+    server compresses; files that gzip does not shrink, such as fonts and images, count
+    as they are), with the largest files."""
     files = []
     for url in urls:
         if not url.startswith(site):
@@ -255,6 +263,50 @@ def page_weight(browser, site, html, path):
         "gzip": sum(f[2] for f in files),
         "largest": files[:5],
     }
+
+
+# Every image in a page's text and its name for a screen reader (alt text or title).
+FIGURE_NAMES = """() => Array.from(document.querySelectorAll("article img"))
+    .map(img => [img.getAttribute("src"), img.getAttribute("alt") || img.title || ""])"""
+
+
+def first_visit(browser, site, html, path) -> dict:
+    """A reader's first visit to ``path`` in light mode at a desktop's width, in a fresh
+    profile, measured once for the tests that read it (conftest.first_visits): what it
+    cost before the reader did anything (``weight``, :func:`weight_of`); then, with its
+    widgets rendered, the theme, axe-core's violations, every figure's name
+    (``figures``: source and name) and the console's errors."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    urls = []
+    page, _, errors = open_page(
+        browser,
+        f"{site}/{path}",
+        color_scheme="light",
+        on_request_finished=lambda request: urls.append(request.url),
+    )
+    page.wait_for_timeout(300)
+    weight = weight_of(list(urls), site, html, path)
+    show_widgets(page)
+    # An image widget's alt text is read from inside its PNG once it has rendered: give
+    # the page a few seconds to finish, then look.
+    try:
+        page.wait_for_function(
+            FIGURE_NAMES + ".every(([, name]) => name.split(/\\s+/).length >= 3)",
+            timeout=10_000,
+        )
+    except PlaywrightTimeout:  # what is still missing, the test reports
+        pass
+    page.wait_for_timeout(300)
+    visit = {
+        "weight": weight,
+        "theme": page.evaluate("document.documentElement.dataset.theme"),
+        "violations": axe_violations(page),
+        "figures": page.evaluate(FIGURE_NAMES),
+        "errors": errors,
+    }
+    page.close()
+    return visit
 
 
 LIGHTHOUSE = ROOT / "book" / "vendor" / "node_modules" / ".bin" / "lighthouse"

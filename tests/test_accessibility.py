@@ -30,62 +30,47 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _assert_no_serious_axe_violation(page, where: str) -> None:
-    """axe-core on the page as it is: no serious or critical violation. The lesser ones
-    are printed (pytest -s shows them)."""
-    violations = axe_violations(page)
+    """axe-core on the page as it is: no serious or critical violation."""
+    serious = _serious(axe_violations(page), where)
+    assert serious == [], json.dumps(serious, indent=1)
+
+
+def _serious(violations, where: str) -> list[dict]:
+    """The serious and critical ones of axe-core's ``violations``; the lesser ones are
+    printed (pytest -s shows them)."""
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     for v in violations:
         if v not in serious:
             print(
                 f"axe, {where}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}"
             )
-    assert serious == [], json.dumps(serious, indent=1)
+    return serious
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAGES)
-def test_axe_finds_no_serious_violation_in_light_mode(site, browser, path):
+def test_axe_finds_no_serious_violation_in_light_mode(first_visits, path):
     """Every page, its widgets rendered, in light mode at a desktop's width (dark mode is
     checked at a phone's width, test_phone_screen_in_dark_mode): no serious or critical
     violation."""
-    page, _, errors = open_page(browser, f"{site}/{path}", color_scheme="light")
-    assert page.evaluate("document.documentElement.dataset.theme") == "light"
-    show_widgets(page)
-    page.wait_for_timeout(300)
-    _assert_no_serious_axe_violation(page, f"light, {path}")
-    page.close()
-    assert errors == []
+    visit = first_visits[path]
+    assert visit["theme"] == "light"
+    serious = _serious(visit["violations"], f"light, {path}")
+    assert serious == [], json.dumps(serious, indent=1)
+    assert visit["errors"] == []
 
 
 @pytest.mark.slow
-def test_every_figure_has_a_text_alternative(site, browser):
+def test_every_figure_has_a_text_alternative(first_visits):
     """Every image in every page's text (figures, diagrams, a widget's figure) has a
     name a screen reader can say: words, not its file name."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    missing = []
-    for path in PAGES:
-        page, _, _ = open_page(browser, f"{site}/{path}")
-        show_widgets(page)
-        # An image widget's alt text is read from inside its PNG once it has rendered:
-        # give the page a few seconds to finish, then look.
-        try:
-            page.wait_for_function(
-                """() => Array.from(document.querySelectorAll("article img"))
-                .every(img => (img.getAttribute("alt") || img.title || "").split(/\\s+/).length >= 3)""",
-                timeout=10_000,
-            )
-        except PlaywrightTimeout:  # what is still missing is reported below
-            pass
-        names = page.evaluate("""() => Array.from(document.querySelectorAll("article img"))
-            .map(img => [img.getAttribute("src"), img.getAttribute("alt") || img.title || ""])""")
-        page.close()
-        for src, name in names:
-            words = name.split()
-            if len(words) < 3 or any(
-                part in name for part in ("_images", ".png", ".svg")
-            ):
-                missing.append((path, src[:60], name[:60]))
+    missing = [
+        (path, src[:60], name[:60])
+        for path in PAGES
+        for src, name in first_visits[path]["figures"]
+        if len(name.split()) < 3
+        or any(part in name for part in ("_images", ".png", ".svg"))
+    ]
     assert missing == []
 
 

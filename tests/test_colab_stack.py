@@ -173,8 +173,13 @@ def colab_sessions(tmp_path, fra_eng_dir) -> tuple[dict, dict]:
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    # Colab's packages (not what this test checks) without compiling their modules to
+    # bytecode as pip installs them, which took half of this step: Python compiles the
+    # modules a session imports when it first imports them.
     run(
-        pip + ["install", "--quiet", "torch==2.13.0", "-r", str(SNAPSHOT)], timeout=1200
+        pip
+        + ["install", "--quiet", "--no-compile", "torch==2.13.0", "-r", str(SNAPSHOT)],
+        timeout=1200,
     )
     before = freeze(python)
     assert {name: before.get(name) for name in snapshot} == snapshot

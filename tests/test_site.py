@@ -16,7 +16,6 @@ from helpers import (
     ROOT,
     book_pages,
     open_page,
-    page_weight,
     show_widgets,
     sphinx_project,
 )
@@ -346,13 +345,13 @@ def test_widgets_load_when_they_come_near(site, browser):
 
 
 @pytest.mark.slow
-def test_every_page_is_within_its_byte_budget(site, browser, built_book):
+def test_every_page_is_within_its_byte_budget(first_visits, built_book):
     """A first visit, before the reader does anything, transfers at most 1.0 MB with
     gzip, and at most 0.5 MB on a page without widgets."""
     html, _ = built_book
     over = []
     for path in book_pages():
-        weight = page_weight(browser, site, html, path)
+        weight = first_visits[path]["weight"]
         has_widgets = "widget-view+json" in (html / path).read_text(encoding="utf-8")
         budget = 1.0 * MB if has_widgets else 0.5 * MB
         print(

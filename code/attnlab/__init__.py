@@ -30,7 +30,8 @@ One line a subpackage:
   (decoding, beams, forcing, heads, inspection).
 - ``measure``: timing, BLEU, held-out evaluation, analyses, recorded results
   (timing, metrics, evaluation, analysis, results).
-- ``recipes``: the shared settings, budgets and model factories (experiments).
+- ``recipes``: the shared settings, budgets and model factories; the training command,
+  on one process or under torchrun (experiments, scale).
 - ``view``: figures, widgets, explorers, a chapter's setup cell, the only users of
   matplotlib, ipywidgets and IPython (plots, widgets, explorer, notebook).
 - ``course``: the comparisons of chapters 5 and 6, the exercise checkers, the
