@@ -53,6 +53,40 @@ def test_split_is_deterministic_and_order_independent():
         split_by_source(pairs, n_val=20, n_test=20)
 
 
+def test_a_split_by_length_holds_out_sources_of_every_length():
+    """With edges, the test split takes n_test sources of each length bucket, half of
+    a bucket that has fewer than twice that, none longer than the last edge, and the
+    rest is split as before: disjoint, complete, the same in any order."""
+    raw = [
+        (" ".join(["w"] * n + [str(i)]), f"p {i}")
+        for n in range(1, 9)
+        for i in range(n * 6)
+    ]
+    raw += [("a b c d e f g h i j", "long")] * 2  # 10 tokens, beyond the last edge
+    pairs = [(corpus.tokenize(s), corpus.tokenize(t)) for s, t in raw]
+    train, val, test = split_by_source(
+        pairs, n_val=4, n_test=10, seed=0, edges=(3, 6, 9)
+    )
+    lengths = [len(s) for s, _ in test]
+    # bucket 1-3: lengths 2-3 hold 6 + 12 sources (9 held out: half, < 2 x 10);
+    # 4-6: 18 + 24 + 30 (10); 7-9: 36 + 42 (10).
+    assert [
+        sum(low <= n <= high for n in lengths) for low, high in ((1, 3), (4, 6), (7, 9))
+    ] == [9, 10, 10]
+    assert not any(len(s) == 10 for s, _ in test)
+    assert len(train) + len(val) + len(test) == len(pairs)
+    key = lambda split: {" ".join(s) for s, _ in split}  # noqa: E731
+    assert (
+        not key(train) & key(test) and not key(val) & key(test) and len(key(val)) == 4
+    )
+    again = split_by_source(
+        list(reversed(pairs)), n_val=4, n_test=10, seed=0, edges=(3, 6, 9)
+    )
+    assert key(again[2]) == key(test)
+    with pytest.raises(ValueError, match="increasing positive"):
+        split_by_source(pairs, n_val=4, n_test=10, edges=(6, 3))
+
+
 def test_translation_data_on_the_real_corpus(fra_eng_pairs):
     pairs = list(fra_eng_pairs)
     small = translation_data(pairs, max_len=10, n_train=2_000, n_val=100, n_test=200)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attnlab.core import runtime
-from attnlab.data import synthetic
+from attnlab.data import corpus, synthetic
 from attnlab.measure import evaluation
 from attnlab.models import rnn
 from attnlab.recipes import experiments
@@ -274,3 +274,37 @@ def test_the_data_key_follows_the_corpus_the_settings_and_the_data_code(tmp_path
         edited("training", "clip: float | None = 1.0", "clip: float | None = 5.0")
         == key
     )
+
+
+def test_the_real_lengths_data_keeps_every_length_and_tests_each(
+    fra_eng_dir, monkeypatch
+):
+    """Chapter 7's data (smoke profile): the corpus unfiltered by length, in subwords
+    learnt on the training split, its test split held out by source length (at most
+    n_test sources a bucket, all buckets there), words again once detokenised."""
+    monkeypatch.setenv("ATTNLAB_DATA_DIR", str(fra_eng_dir))
+    profile = runtime.get_profile("smoke")
+    settings = experiments.real_lengths_settings(profile)
+    data = experiments.real_lengths_data(profile)
+    assert (
+        data.units == "subwords" and data.info["pairs_kept"] == data.info["pairs_read"]
+    )
+    words = [len(corpus.join_pieces(s)) for s, _ in data.test]
+    edges, low = settings["length_edges"], 1
+    for high in edges:
+        count = len(
+            {
+                " ".join(s)
+                for s, _ in data.test
+                if low <= len(corpus.join_pieces(s)) <= high
+            }
+        )
+        assert 0 < count <= settings["n_test"], (low, high)
+        low = high + 1
+    assert max(words) > 20  # long sentences are held out too
+    train = {tuple(s) for s, _ in data.train}
+    assert not train & {tuple(s) for s, _ in data.test}
+    assert len(data.train) == settings["n_train"]
+    sources, references = data.references("test")
+    assert all("@@" not in r for refs in references for r in refs)
+    assert experiments.real_lengths_data(profile) is data  # prepared once a session

@@ -8,6 +8,7 @@ in training, even with another translation.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
 import json
@@ -116,7 +117,12 @@ def _rank(key: str, seed: int) -> str:
 
 
 def split_by_source(
-    pairs: Sequence[TokenPair], *, n_val: int, n_test: int, seed: int = 0
+    pairs: Sequence[TokenPair],
+    *,
+    n_val: int,
+    n_test: int,
+    seed: int = 0,
+    edges: Sequence[int] | None = None,
 ) -> tuple[list[TokenPair], list[TokenPair], list[TokenPair]]:
     """Split pairs into train / validation / test by **source sentence**.
 
@@ -124,21 +130,48 @@ def split_by_source(
     first ``n_test`` go to test, the next ``n_val`` to validation, the rest to
     train, each with all of its pairs. The result depends only on the pairs and
     the seed, not on their order in the corpus.
+
+    With ``edges`` (source lengths at which buckets end, e.g. ``(5, 10, 20)``: 1-5,
+    6-10, 11-20), the test split takes ``n_test`` sources *of each bucket* instead,
+    or half of a bucket's sources where it has fewer than ``2 * n_test``, so that
+    scores by length rest on as many sentences at every length as the corpus allows
+    while training still sees every length. Sources longer than the last edge go to
+    training.
     """
+    if n_val < 0 or n_test < 0:
+        raise ValueError(f"n_val and n_test cannot be negative: {n_val}, {n_test}")
     sources = sorted({" ".join(src) for src, _ in pairs}, key=lambda s: _rank(s, seed))
-    if n_val < 0 or n_test < 0 or n_val + n_test >= len(sources):
+    if edges is None:
+        test = sources[:n_test]
+    else:
+        if list(edges) != sorted(set(edges)) or not edges or edges[0] < 1:
+            raise ValueError(f"edges must be increasing positive lengths, got {edges}")
+        buckets: dict[int, list[str]] = {}
+        for source in sources:  # in hash order within each bucket
+            bucket = bisect.bisect_left(edges, source.count(" ") + 1)
+            buckets.setdefault(bucket, []).append(source)
+        test = [
+            source
+            for bucket, members in buckets.items()
+            if bucket < len(edges)
+            for source in members[: min(n_test, len(members) // 2)]
+        ]
+    test_keys = set(test)
+    rest = [s for s in sources if s not in test_keys]
+    if len(test) + n_val >= len(sources):
         raise ValueError(
-            f"cannot hold out {n_val} + {n_test} "
+            f"cannot hold out {n_val} + {len(test) if edges else n_test} "
             f"of {len(sources)} distinct source sentences "
             "and keep some for training"
         )
-    test_keys = set(sources[:n_test])
-    val_keys = set(sources[n_test : n_test + n_val])
-    train, val, test = [], [], []
+    val_keys = set(rest[:n_val])
+    train, val, held_out = [], [], []
     for pair in pairs:
         key = " ".join(pair[0])
-        (test if key in test_keys else val if key in val_keys else train).append(pair)
-    return train, val, test
+        (held_out if key in test_keys else val if key in val_keys else train).append(
+            pair
+        )
+    return train, val, held_out
 
 
 def translation_data(
@@ -152,6 +185,7 @@ def translation_data(
     n_test: int = 1000,
     seed: int = 0,
     length_edges: Sequence[int] | None = None,
+    test_by_length: bool = False,
 ) -> Seq2SeqData:
     """Tokenise raw pairs, keep those of at most ``max_len`` tokens a side, split, build
     vocabularies.
@@ -159,8 +193,13 @@ def translation_data(
     ``n_train`` (if given) keeps a seeded random subset of the training pairs
     (the test split is the same whatever ``n_train`` is). Vocabularies are built
     on the training pairs only, keeping tokens seen at least ``min_freq`` times.
-    ``length_edges`` default to quarters of ``max_len``.
+    ``length_edges`` default to quarters of ``max_len``; with ``test_by_length``, the
+    test split holds ``n_test`` sources of each of their buckets
+    (:func:`split_by_source`'s ``edges``).
     """
+    length_edges = tuple(
+        length_edges or sorted({max(1, max_len * q // 4) for q in (1, 2, 3, 4)})
+    )
     tokenised = [(tokenize(src), tokenize(tgt)) for src, tgt in pairs]
     kept = [
         (s, t) for s, t in tokenised if 0 < len(s) <= max_len and 0 < len(t) <= max_len
@@ -169,7 +208,13 @@ def translation_data(
         raise ValueError(
             f"no pair has both sides between 1 and max_len={max_len} tokens"
         )
-    train, val, test = split_by_source(kept, n_val=n_val, n_test=n_test, seed=seed)
+    train, val, test = split_by_source(
+        kept,
+        n_val=n_val,
+        n_test=n_test,
+        seed=seed,
+        edges=length_edges if test_by_length else None,
+    )
     if n_train is not None and n_train < len(train):
         train = random.Random(seed).sample(train, n_train)
     return Seq2SeqData(
@@ -185,11 +230,10 @@ def translation_data(
             "seed": seed,
             "pairs_read": len(pairs),
             "pairs_kept": len(kept),
+            **({"test_by_length": True} if test_by_length else {}),
         },
         units="words",
-        length_edges=tuple(
-            length_edges or sorted({max(1, max_len * q // 4) for q in (1, 2, 3, 4)})
-        ),
+        length_edges=length_edges,
     )
 
 

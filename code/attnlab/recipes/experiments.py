@@ -23,6 +23,7 @@ from attnlab import __version__
 from attnlab.core.runtime import Profile, build_dir, choose_device
 from attnlab.data.corpus import fra_eng_text, parse_tsv
 from attnlab.data.dataset import Seq2SeqData, cached_data, translation_data
+from attnlab.data.subwords import subword_data
 from attnlab.data.synthetic import reversal_task
 from attnlab.measure.evaluation import evaluate_translation
 from attnlab.models.bahdanau import AttentionEncoderDecoder
@@ -159,6 +160,52 @@ def fra_eng_data(profile: Profile) -> Seq2SeqData:
     read from the build folder's ``data/`` (:func:`data_dir`), under a name that
     changes with the corpus, the settings and the code that prepares them."""
     return _fra_eng(tuple(sorted(fra_eng_settings(profile).items())))
+
+
+def real_lengths_settings(profile: Profile) -> dict:
+    """The English-French pairs at every length the corpus has (no pair in it is longer
+    than 60 tokens a side), held out by source length: 300 test sources of each bucket
+    of 1-5, 6-10, 11-15, 16-20 and 21-60 words, or half of a bucket's where it has
+    fewer (the corpus has few sentences of over 20 words), so that BLEU by length rests
+    on as many long sentences as there are; subwords from a BPE of 4,000 merges a side
+    learnt on the training split."""
+    shared = dict(max_len=60, min_freq=1, seed=0, test_by_length=True)
+    return profile.pick(
+        smoke=dict(
+            n_train=4_000, n_val=100, n_test=30, length_edges=(5, 10, 20, 60), **shared
+        ),
+        full=dict(
+            n_train=None,
+            n_val=1_000,
+            n_test=300,
+            length_edges=(5, 10, 15, 20, 60),
+            **shared,
+        ),
+    ) | {"merges": profile.pick(smoke=300, full=4_000)}
+
+
+@functools.lru_cache(maxsize=2)
+def _real_lengths(settings: tuple) -> Seq2SeqData:
+    text, settings = fra_eng_text(), dict(settings)
+    merges = settings.pop("merges")
+    key = fra_eng_key(text, {**settings, "merges": merges})
+    return cached_data(
+        data_dir() / f"fra-eng-bpe-{key}.json.gz",
+        lambda: subword_data(
+            translation_data(
+                parse_tsv(text, origin="fra.txt"), name="fra-eng-all", **settings
+            ),
+            src_merges=merges,
+            tgt_merges=merges,
+        ),
+    )
+
+
+def real_lengths_data(profile: Profile) -> Seq2SeqData:
+    """English-French at the corpus's own lengths, in subwords
+    (:func:`real_lengths_settings`), prepared once and then read from :func:`data_dir`
+    as :func:`fra_eng_data` is."""
+    return _real_lengths(tuple(sorted(real_lengths_settings(profile).items())))
 
 
 def reversal_settings(profile: Profile) -> dict:
