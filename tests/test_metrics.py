@@ -136,6 +136,28 @@ def test_paired_bootstrap_gives_intervals_and_a_paired_test():
     assert again == found, "seeded: the same hypotheses give the same numbers"
 
 
+def test_paired_bootstrap_by_length_tests_each_bucket_on_its_own_sentences():
+    """Within each length bucket, the same numbers as paired_bootstrap on that bucket's
+    sentences alone; lengths must be one a sentence."""
+    references, good, poor = _systems()
+    lengths = [1 + i % 7 for i in range(len(references))]
+    found = metrics.paired_bootstrap_by_length(
+        {"poor": poor, "good": good}, references, lengths, edges=(3, 7)
+    )
+    assert list(found) == ["1-3", "4-7"]
+    short = [i for i, n in enumerate(lengths) if n <= 3]
+    alone = metrics.paired_bootstrap(
+        {"poor": [poor[i] for i in short], "good": [good[i] for i in short]},
+        [references[i] for i in short],
+    )
+    assert found["1-3"] == alone
+    assert found["4-7"]["good"].p_value < 0.01
+    with pytest.raises(ValueError, match="lengths but"):
+        metrics.paired_bootstrap_by_length(
+            {"poor": poor}, references, lengths[:-1], (7,)
+        )
+
+
 def test_paired_bootstrap_refuses_what_it_cannot_compare():
     references, good, poor = _systems()
     with pytest.raises(ValueError, match="same sentences"):

@@ -177,6 +177,33 @@ def bleu_by_length(
     ]
 
 
+def paired_bootstrap_by_length(
+    systems: Mapping[str, Sequence[str]],
+    references: Sequence[Sequence[str]],
+    lengths: Sequence[int],
+    edges: Sequence[int],
+    *,
+    start: int = 1,
+    samples: int = 1000,
+) -> dict[str, dict[str, Bootstrapped]]:
+    """:func:`paired_bootstrap` within each source-length bucket
+    (:func:`length_buckets` of ``lengths``, one a test sentence): for each bucket's
+    label, every system's BLEU on the bucket's sentences with its 95 % interval and its
+    paired test against the first system. A bucket of few sentences gets a wide
+    interval: that is what it can say."""
+    if len(lengths) != len(references):
+        raise ValueError(f"{len(lengths)} lengths but {len(references)} test sentences")
+    named = {name: list(hyps) for name, hyps in systems.items()}
+    return {
+        label: paired_bootstrap(
+            {name: [hyps[i] for i in members] for name, hyps in named.items()},
+            [references[i] for i in members],
+            samples=samples,
+        )
+        for label, members in length_buckets(lengths, edges, start)
+    }
+
+
 def exact_match_by_length(
     predictions: Sequence[Sequence[str]],
     targets: Sequence[Sequence[str]],
