@@ -142,6 +142,26 @@ def test_learning_curves_plot_each_run_against_steps_and_seconds():
         plots.learning_curves({**runs, "old": History(val_steps=[100])})
 
 
+def test_bucket_figure_draws_a_bar_per_bucket_and_the_intervals_it_is_given():
+    rows = {
+        "gru": [{"bucket": "1-5", "bleu": 10.0}, {"bucket": "6-10", "bleu": 8.0}],
+        "attention": [
+            {"bucket": "1-5", "bleu": 12.0, "low": 11.0, "high": 14.0},
+            {"bucket": "6-10", "bleu": 15.0, "low": 13.5, "high": 16.0},
+        ],
+    }
+    fig = plots.bucket_figure(rows, key="bleu", title="BLEU", ylabel="BLEU")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1-5", "6-10"]
+    assert [bar.get_height() for bar in ax.patches] == [10.0, 8.0, 12.0, 15.0]
+    (bars,) = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
+    (segments,) = bars.lines[2]
+    assert [tuple(seg[:, 1]) for seg in segments.get_segments()] == [
+        (11.0, 14.0),
+        (13.5, 16.0),
+    ]
+
+
 def test_describe_says_what_a_figure_shows():
     """The text alternative of a heatmap names its title, axes and tokens; a chart's
     names its curves; a figure with nothing in it is refused."""

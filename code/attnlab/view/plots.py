@@ -265,7 +265,8 @@ def bucket_figure(
     """Grouped bars: one group per length bucket, one bar per named series.
 
     Each series is a list of ``{"bucket": label, key: value}`` rows, as
-    :func:`attnlab.measure.metrics.bleu_by_length` returns.
+    :func:`attnlab.measure.metrics.bleu_by_length` returns; a row that also has
+    ``low`` and ``high`` (a 95 % interval) gets an error bar from one to the other.
     """
     fig, ax = _figure()
     labels = list(
@@ -279,6 +280,25 @@ def bucket_figure(
             xs, [values.get(label, np.nan) for label in labels], width, label=name
         )
         ax.bar_label(bars, fmt="%.2g", fontsize=7, padding=1)
+        ranged = [
+            (x, row)
+            for x, label in zip(xs, labels)
+            for row in rows
+            if row["bucket"] == label and "low" in row and "high" in row
+        ]
+        if ranged:
+            ax.errorbar(
+                [x for x, _ in ranged],
+                [row[key] for _, row in ranged],
+                yerr=[
+                    [row[key] - row["low"] for _, row in ranged],
+                    [row["high"] - row[key] for _, row in ranged],
+                ],
+                fmt="none",
+                ecolor="0.2",
+                elinewidth=0.8,
+                capsize=2,
+            )
     ax.set_xticks(range(len(labels)), labels)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if len(series) > 1:
