@@ -72,6 +72,7 @@ def test_every_budget_setting_enters_the_cache_key():
         betas=(0.9, 0.98),
         decay=True,
         cooldown=2,
+        max_tokens=64,
     )
     assert set(changed) == {f.name for f in dataclasses.fields(plain)}
     for name, value in changed.items():
@@ -151,6 +152,18 @@ def test_train_model_caches_the_experiment():
     right = sum(list(t) == list(y) for t, y in zip(translated, targets))
     assert scores["exact_match"] == right / len(targets)
     assert scores["by_length"][0]["bucket"] == "3-5"
+    # A token budget: each step of at most 40 positions padded (strings of 3-8
+    # letters and <eos>: 4 to 13 sentences), so fewer target tokens than batches of 32.
+    budgeted, meta3 = experiments.train_model(
+        "tiny-rev",
+        build,
+        data,
+        dataclasses.replace(plan, max_tokens=40),
+        profile=profile,
+        device="cpu",
+    )
+    assert not meta3["from_cache"]
+    assert meta3["history"]["tokens"] <= 12 * 40 < meta["history"]["tokens"]
 
 
 def test_translation_models_record_validation_bleu_at_every_evaluation():

@@ -56,6 +56,9 @@ class Budget:
     decay: bool = False  # then a linear decay to zero at the last step (False: the peak
     #                      rate is held to the end, or to the last ``cooldown`` steps)
     cooldown: int = 0  # with decay=False: the last steps, over which it falls to 0
+    # With a token budget: positions padded a step (its batches cut to them, at most
+    # batch_size sentences each), the same on any number of processes.
+    max_tokens: int | None = None
 
     def spec(self) -> dict:
         """The budget as it enters a model's cache key: every field."""
@@ -399,7 +402,9 @@ def train_model(
             device=device,
         )
         history = trainer.fit(
-            data.loader("train", plan.batch_size, seed=seed),
+            data.loader(
+                "train", plan.batch_size, seed=seed, max_tokens=plan.max_tokens
+            ),
             max_steps=plan.steps,
             val_batches=data.loader("val", 256),
             eval_every=plan.eval_every,

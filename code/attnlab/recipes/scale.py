@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="positions padded a step, all processes and batches together "
-        "(default: batches of the budget's number of sentences)",
+        "(default: the budget's, if it has one, else batches of its number of "
+        "sentences)",
     )
     options.add_argument(
         "--accumulate", type=int, default=1, help="batches a step (default 1)"
@@ -128,11 +129,11 @@ def settings(args: argparse.Namespace, profile: Profile) -> experiments.Budget:
     return plan
 
 
-def max_tokens(args: argparse.Namespace) -> int | None:
-    """Positions padded a batch: the step's, shared by its batches."""
-    if args.tokens_per_step is None:
-        return None
-    return args.tokens_per_step // args.accumulate
+def max_tokens(args: argparse.Namespace, plan: experiments.Budget) -> int | None:
+    """Positions padded a batch: the step's (the command's, else the budget's), shared
+    by its batches."""
+    tokens = args.tokens_per_step or plan.max_tokens
+    return None if tokens is None else tokens // args.accumulate
 
 
 class StopAfter:
@@ -181,12 +182,12 @@ def train(
     )
     loader = data.loader(
         "train",
-        # with a token budget, no more sentences than positions
-        plan.batch_size if args.tokens_per_step is None else max_tokens(args),
+        # with the command's token budget, no more sentences than positions
+        plan.batch_size if args.tokens_per_step is None else max_tokens(args, plan),
         seed=args.seed,
         rank=ranks.rank,
         world_size=ranks.world_size,
-        max_tokens=max_tokens(args),
+        max_tokens=max_tokens(args, plan),
     )
     left = None if args.stop_after is None else args.stop_after * args.accumulate
     try:
