@@ -232,6 +232,16 @@ class Job:
         self.outcome = None
         self.done = threading.Event()
 
+    def run(self) -> None:
+        """Do the work here and now, keeping what it returned or raised."""
+        self.start = time.perf_counter()
+        try:
+            self.outcome = self.work()
+        except BaseException as error:  # re-raised in the test that waits for it
+            self.outcome = error
+        self.seconds = time.perf_counter() - self.start
+        self.done.set()
+
     def result(self, timeout: float = 3600):
         if not self.done.wait(timeout):
             pytest.fail(f"{self.name} did not finish in {timeout:.0f} s")
@@ -242,10 +252,10 @@ class Job:
 
 class Beside:
     """Work done in one thread beside the browser tests, one job after another, from the
-    moment the book is built: the Colab-stack sessions, the Lighthouse audits and the
-    browser benchmark's quick run, each a process of its own, on the core the browser
-    tests leave free. The tests that check them are marked ``last`` and wait for their
-    jobs. Meanwhile this process computes on one thread."""
+    moment the book is built: the Colab-stack sessions and the Lighthouse audits, each a
+    process of its own, on the core the browser tests leave free. The tests that check
+    them are marked ``last`` and wait for their jobs. Meanwhile this process computes on
+    one thread."""
 
     def __init__(self):
         import torch
@@ -264,14 +274,7 @@ class Beside:
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            job.start = time.perf_counter()
-            try:
-                job.outcome = job.work()
-            except BaseException as error:  # re-raised in the test that waits for it
-                job.outcome = error
-            job.seconds = time.perf_counter() - job.start
-            job.done.set()
+            self._queue.get().run()
 
     def close(self) -> None:
         import torch
@@ -280,6 +283,7 @@ class Beside:
 
 
 BESIDE: list[Beside] = []  # the session's, for the summary at the end
+FOREGROUND: list[Job] = []  # work a fixture did itself, for the same summary
 
 
 @pytest.fixture(scope="session")
@@ -298,6 +302,8 @@ def pytest_terminal_summary(terminalreporter):
             if job.seconds is not None
         )
         terminalreporter.write_line(f"done beside the browser tests: {times}")
+    for job in FOREGROUND:
+        terminalreporter.write_line(f"{job.name}: {job.seconds:.0f} s")
 
 
 @pytest.fixture(scope="session")
@@ -326,7 +332,8 @@ def served(built_book):
 @pytest.fixture(scope="session")
 def site(served, request):
     """The served book's address; serving it starts the work that selected tests wait
-    for beside the browser tests (lighthouse_audits, browser_benchmark)."""
+    for beside the browser tests (lighthouse_audits) and runs the browser benchmark
+    (browser_benchmark) first."""
     for name in ("lighthouse_audits", "browser_benchmark"):
         if any(name in item.fixturenames for item in request.session.items):
             request.getfixturevalue(name)
@@ -351,8 +358,9 @@ def lighthouse_audits(beside, served) -> dict[str, Job]:
 
 
 @pytest.fixture(scope="session")
-def browser_benchmark(beside, built_book, tmp_path_factory) -> Job:
-    """benchmarks/bench_browser.py --quick on the built site, beside the other tests: the
+def browser_benchmark(built_book, tmp_path_factory) -> Job:
+    """benchmarks/bench_browser.py --quick on the built site, run here as the browser
+    tests begin (beside them, it made the work beside them the longer part): the
     finished process and the two files it wrote."""
     html, _ = built_book
     folder = tmp_path_factory.mktemp("browser-benchmark")
@@ -377,7 +385,10 @@ def browser_benchmark(beside, built_book, tmp_path_factory) -> Job:
         )
         return done, output, pages_output
 
-    return beside.submit("browser benchmark (quick)", run)
+    job = Job("browser benchmark (quick)", run)
+    job.run()
+    FOREGROUND.append(job)
+    return job
 
 
 class FirstVisits(dict):

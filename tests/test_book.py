@@ -1239,10 +1239,9 @@ def test_the_browser_benchmark_takes_another_build_s_models(built_book, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.last
 def test_browser_benchmark_runs_quick(browser_benchmark):
     """benchmarks/bench_browser.py on the smoke site: what it measures is there and sane.
-    It runs beside the browser tests (conftest.browser_benchmark)."""
+    It runs as the browser tests begin (conftest.browser_benchmark)."""
     result, output, pages_output = browser_benchmark.result()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text())
