@@ -4,6 +4,7 @@ install and the book refuse, under CI, to fall back to CDNs."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import json
@@ -319,6 +320,33 @@ def test_the_book_starts_katex_with_the_waiting_server(tmp_path):
 
 
 # --- What the browser checks: the runtime's hashes and the Content-Security-Policy ------
+
+
+def test_merging_streams_leaves_the_executed_notebook_as_the_kernel_sent_it():
+    """A cell whose printing came in two messages renders as one output, and the
+    notebook saved for nbval keeps its two outputs, unmerged (myst-nb 1.4.0 merged them
+    into the saved notebook's first output, and nbval's replay showed a line twice)."""
+    from myst_nb.core import render
+    from nbformat import NotebookNode
+
+    stream_outputs = _ext("stream_outputs")
+    outputs = [
+        NotebookNode(output_type="stream", name="stdout", text="first"),
+        NotebookNode(output_type="stream", name="stdout", text="\nsecond\n"),
+    ]
+    saved = copy.deepcopy(outputs)
+    upstream = render.coalesce_streams
+    try:
+        stream_outputs.setup(None)
+        merged = render.coalesce_streams(outputs)
+    finally:
+        render.coalesce_streams = upstream
+    assert [o["text"] for o in merged] == ["first\n\nsecond\n"]  # myst-nb's merge
+    assert outputs == saved
+    # Without the extension, the outputs given are changed: when myst-nb no longer does
+    # this, the extension can go.
+    upstream(outputs)
+    assert outputs[0]["text"] == "first\n\nsecond\n"
 
 
 def _ext(name):
