@@ -130,6 +130,8 @@ def machine(device: torch.device) -> dict:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "cpu_count": os.cpu_count(),
+        # the cores this process may run on (fewer under `taskset`, as Colab's 2)
+        "cores_allowed": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": str(device),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The course on a GPU machine, measured in one go: every chapter in the full profile from
-# an empty model cache (device chosen automatically), then the benchmarks, each written
-# as benchmarks/results/NAME-cuda.json (or into RESULTS_DIR).
+# an empty model cache (device chosen automatically), with the whole host and then pinned
+# to 2 CPU cores (chapters-cuda-2-cores.json), then the benchmarks, each written as
+# benchmarks/results/NAME-cuda.json (or into RESULTS_DIR).
 #
 #   benchmarks/run_gpu.sh [RESULTS_DIR]
 #   DRY_RUN=1 benchmarks/run_gpu.sh /tmp/out    # the same steps, smoke profile and --quick,
@@ -51,7 +52,12 @@ PROFILE=full QUICK=()
 [ -n "${DRY_RUN:-}" ] && PROFILE=smoke QUICK=(--quick)
 step "${CHAPTERS_LIMIT:-500}" chapters python3 benchmarks/bench_chapters.py --profiles $PROFILE \
     --passes cold --keep-going --build-dir "$BUILD" --output "$RESULTS/chapters-cuda.json"
-for name in steps:60 peak:45 decoding:45 torch:45 d2l:60; do
+# Again from an empty cache, pinned to 2 CPU cores: the stand-in for Colab's 2-core host.
+rm -rf "$BUILD"
+step "${CHAPTERS_2CORES_LIMIT:-500}" chapters-2-cores taskset -c 0,1 python3 \
+    benchmarks/bench_chapters.py --profiles $PROFILE --passes cold --keep-going \
+    --build-dir "$BUILD" --output "$RESULTS/chapters-cuda-2-cores.json"
+for name in steps:60 peak:45 decoding:45 torch:45 d2l:60 distributed:90; do
     step "${name#*:}" "${name%:*}" python3 "benchmarks/bench_${name%:*}.py" "${QUICK[@]}" \
         --output "$RESULTS/${name%:*}-cuda.json"
 done

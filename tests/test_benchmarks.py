@@ -36,7 +36,10 @@ def test_benchmark_runs_quick(name, tmp_path, fra_eng_dir):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads(output.read_text(encoding="utf-8"))
     assert record["benchmark"] == name and record["quick"] is True
-    assert {"torch", "device", "threads", "cpu_count"} <= set(record["machine"])
+    assert {"torch", "device", "threads", "cpu_count", "cores_allowed"} <= set(
+        record["machine"]
+    )
+    assert 1 <= record["machine"]["cores_allowed"] <= record["machine"]["cpu_count"]
     assert record["measurements"]
     for m in record["measurements"]:
         timing = m.get("ours") or m.get("step")
