@@ -209,7 +209,7 @@ def train(
 
 def main(argv: Sequence[str] | None = None, profile: Profile | None = None) -> int:
     args = parser().parse_args(argv)
-    ranks = distributed.from_environment()
+    ranks, finished = distributed.from_environment(), False
     try:
         trained = train(args, profile)
         if trained is not None and args.out is not None and ranks.is_main:
@@ -227,8 +227,9 @@ def main(argv: Sequence[str] | None = None, profile: Profile | None = None) -> i
                     "world_size": ranks.world_size,
                 },
             )
+        finished = True
     finally:
-        distributed.stop()
+        distributed.stop(wait=finished)
     return 0
 
 

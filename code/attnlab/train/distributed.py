@@ -80,9 +80,14 @@ def start(device: torch.device | str | None = None) -> Ranks:
     return ranks
 
 
-def stop() -> None:
-    """Leave the group (at the end of a script started by ``torchrun``)."""
+def stop(*, wait: bool = True) -> None:
+    """Leave the group (at the end of a script started by ``torchrun``), once every
+    process is here (``wait``): a process that leaves while the others' last messages
+    to it are still on their way can abort them (gloo: "terminate called without an
+    active exception"). After a failure, ``wait=False``: the others may never come."""
     if dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
